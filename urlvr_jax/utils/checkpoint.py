@@ -1,0 +1,229 @@
+"""Orbax checkpoints of the training state: params, optimizer state, step, RNG and the data position.
+
+Each checkpoint step directory holds two orbax items:
+  * ``state``: the training-state pytree (``StandardSave``). Typed PRNG keys are stored as their raw
+    ``uint32`` key data and rebuilt with ``jax.random.wrap_key_data`` on restore.
+  * ``meta``: JSON with the step, the data-iterator state and the PRNG implementation of each key leaf.
+
+Saving is synchronous (``save`` returns only when the step is committed on disk), so a process killed
+right after a step never leaves the latest checkpoint half-written. ``restore_latest`` walks the steps
+newest-first and skips (with a warning) any step that fails to restore. A skipped step is never deleted:
+if training later has to write the same or an earlier step number, the skipped directory is moved to
+``<directory>/_corrupt/`` first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import warnings
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+CORRUPT_SUBDIR = "_corrupt"
+
+
+def _is_key(x: Any) -> bool:
+    """Whether ``x`` is a typed PRNG key array (or its abstract description)."""
+    dtype = getattr(x, "dtype", None)
+    return dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+
+
+def _path_str(path: tuple) -> str:
+    return jax.tree_util.keystr(path)
+
+
+def _split_keys(state: Any) -> tuple[Any, dict[str, str]]:
+    """Replace typed PRNG keys by their uint32 key data; return the impl name of each key leaf."""
+    impls: dict[str, str] = {}
+
+    def convert(path: tuple, x: Any) -> Any:
+        if _is_key(x):
+            impls[_path_str(path)] = str(jax.random.key_impl(x))
+            return jax.random.key_data(x)
+        return x
+
+    return jax.tree_util.tree_map_with_path(convert, state), impls
+
+
+def _key_data_sharding(sharding: Any, extra_dims: int) -> Any:
+    """Sharding for key data: the key's sharding with the trailing key dimensions replicated."""
+    if isinstance(sharding, jax.sharding.NamedSharding):
+        spec = tuple(sharding.spec) + (None,) * extra_dims
+        return jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec(*spec))
+    return sharding
+
+
+def _abstract_leaf(x: Any) -> Any:
+    """Abstract restore target for one leaf (keys become their uint32 key data)."""
+    if _is_key(x):
+        data = jax.eval_shape(jax.random.key_data, x)
+        sharding = getattr(x, "sharding", None)
+        if sharding is not None:
+            sharding = _key_data_sharding(sharding, len(data.shape) - len(x.shape))
+        return jax.ShapeDtypeStruct(data.shape, data.dtype, sharding=sharding)
+    if isinstance(x, jax.Array):
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+    return x  # ShapeDtypeStruct, numpy array or Python scalar: orbax handles it as is.
+
+
+def _rewrap_keys(abstract_state: Any, restored: Any, impls: dict[str, str]) -> Any:
+    """Rebuild typed PRNG keys wherever ``abstract_state`` has one."""
+
+    def convert(path: tuple, target: Any, value: Any) -> Any:
+        if not _is_key(target):
+            return value
+        name = _path_str(path)
+        if name not in impls:
+            raise ValueError(f"checkpoint has raw data, not a typed PRNG key, at state{name}")
+        return jax.random.wrap_key_data(value, impl=impls[name])
+
+    return jax.tree_util.tree_map_with_path(convert, abstract_state, restored)
+
+
+class CheckpointManager:
+    """Keeps the last ``keep`` checkpoints of the training state under ``directory``.
+
+    Args:
+      directory: checkpoint root (created if missing); one sub-directory per step.
+      keep: how many of the newest checkpoints to keep (older ones are deleted by orbax).
+      save_every: ``save`` writes only when ``step % save_every == 0`` unless ``force=True``.
+    """
+
+    def __init__(self, directory: str | os.PathLike, keep: int = 3, save_every: int = 1):
+        if int(keep) < 1:
+            raise ValueError(f"checkpoint keep must be >= 1, got {keep!r}")
+        if int(save_every) < 1:
+            raise ValueError(f"checkpoint save_every must be >= 1, got {save_every!r}")
+        self.directory = os.path.abspath(os.fspath(directory))
+        self.keep = int(keep)
+        self.save_every = int(save_every)
+        self._failed: set[int] = set()
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=self.keep,
+            save_interval_steps=1,
+            enable_async_checkpointing=False,
+            create=True,
+        )
+        self._mgr = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
+
+    # ------------------------------------------------------------------ queries
+    def all_steps(self) -> list[int]:
+        """All step numbers present on disk (restorable or not), ascending."""
+        return sorted(int(s) for s in self._mgr.all_steps())
+
+    def latest_step(self) -> int | None:
+        """Newest step on disk, or None. It may still fail to restore; see ``restore_latest``."""
+        steps = self.all_steps()
+        return steps[-1] if steps else None
+
+    def step_dir(self, step: int) -> str:
+        """Directory holding checkpoint ``step``."""
+        return os.path.join(self.directory, str(step))
+
+    # --------------------------------------------------------------------- save
+    def should_save(self, step: int, force: bool = False) -> bool:
+        return force or step % self.save_every == 0
+
+    def save(self, step: int, state: Any, data_state: dict, force: bool = False) -> bool:
+        """Write checkpoint ``step`` and wait until it is committed. Returns whether it was written.
+
+        ``state`` is any pytree of arrays / Python scalars (typically ``params``, ``opt_state``,
+        ``step`` and ``rng``); ``data_state`` must be JSON-serialisable.
+        """
+        step = int(step)
+        if not self.should_save(step, force):
+            return False
+        self._move_failed_aside(min_step=step)
+        if any(s >= step for s in self.all_steps()):
+            return False  # a healthy checkpoint at this step (or later) already exists
+        saveable, impls = _split_keys(state)
+        meta = {"step": step, "data_state": data_state, "key_impls": impls}
+        try:
+            json.dumps(meta, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"checkpoint data_state must be JSON-serialisable: {err}") from None
+        self._mgr.save(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardSave(saveable), meta=ocp.args.JsonSave(meta)),
+            force=True,
+        )
+        self._mgr.wait_until_finished()
+        return True
+
+    def _move_failed_aside(self, min_step: int) -> None:
+        """Move skipped (unrestorable) step dirs >= ``min_step`` to ``_corrupt/`` so they can be rewritten."""
+        moved = False
+        for step in sorted(s for s in self._failed if s >= min_step):
+            src = self.step_dir(step)
+            if os.path.exists(src):
+                dst_root = os.path.join(self.directory, CORRUPT_SUBDIR)
+                os.makedirs(dst_root, exist_ok=True)
+                dst = os.path.join(dst_root, f"{step}.{time.strftime('%Y%m%d-%H%M%S')}.{os.getpid()}")
+                shutil.move(src, dst)
+                warnings.warn(f"moved unrestorable checkpoint step {step} from {src} to {dst}", stacklevel=3)
+                moved = True
+            self._failed.discard(step)
+        if moved:
+            self._mgr.reload()
+
+    # ------------------------------------------------------------------ restore
+    def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
+        """Restore checkpoint ``step`` into the structure, dtypes and shardings of ``abstract_state``."""
+        target = jax.tree.map(_abstract_leaf, abstract_state)
+        restored = self._mgr.restore(
+            int(step),
+            args=ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()),
+        )
+        meta = restored.meta
+        if not isinstance(meta, dict) or "data_state" not in meta:
+            raise ValueError(f"checkpoint meta of step {step} has no 'data_state' field")
+        state = _rewrap_keys(abstract_state, restored.state, meta.get("key_impls", {}))
+        return state, meta["data_state"]
+
+    def restore_latest(self, abstract_state: Any) -> tuple[Any, dict] | None:
+        """Restore the newest checkpoint that loads; None (with a warning) if there is none that does.
+
+        Steps that raise while restoring (missing or truncated files, no commit marker, ...) are skipped
+        with a ``warnings.warn`` naming the step, its directory and the error; nothing is deleted.
+        """
+        self._mgr.reload()
+        steps = self.all_steps()
+        if not steps:
+            return None
+        for step in reversed(steps):
+            try:
+                result = self.restore(step, abstract_state)
+            except Exception as err:  # noqa: BLE001 - any failure means "try the previous step"
+                self._failed.add(step)
+                warnings.warn(
+                    f"skipping checkpoint step {step} at {self.step_dir(step)}: could not restore it "
+                    f"({type(err).__name__}: {str(err)[:500]}); trying the previous one",
+                    stacklevel=2,
+                )
+                continue
+            return result
+        warnings.warn(
+            f"no restorable checkpoint in {self.directory} (tried steps {steps}); starting from scratch",
+            stacklevel=2,
+        )
+        return None
+
+    def close(self) -> None:
+        self._mgr.close()
+
+    def __enter__(self) -> "CheckpointManager":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def to_numpy_tree(tree: Any) -> Any:
+    """Host copy of a pytree (typed keys become key data): handy for bit-for-bit comparisons."""
+    return jax.tree.map(lambda x: np.asarray(jax.random.key_data(x) if _is_key(x) else x), tree)
