@@ -1,0 +1,255 @@
+"""Experiment configs: ``get_config()`` files under ``configs/``, ``key=value`` overrides, CLI parsing.
+
+A config file is a Python module with ``get_config(arg=None) -> ml_collections.ConfigDict``. It is
+selected by path (``configs/cpu_default.py``) or by bare name (``cpu_default``, looked up in the repo's
+``configs/`` folder); ``name:arg`` passes ``arg`` to ``get_config``. Configs come back locked, so a new
+(misspelt) field can neither be added by an override nor by code.
+
+Override values are parsed as Python literals (``ast.literal_eval``, else the raw string) and coerced to
+the type of the field they replace: int -> float is fine; bools accept true/false/yes/no/1/0; a None
+field accepts anything; tuple/list fields accept a literal or ``a,b,c``; str fields keep the raw text.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import difflib
+import importlib.util
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import ml_collections
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIGS_DIR = REPO_ROOT / "configs"
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def available_configs(configs_dir: str | os.PathLike | None = None) -> list[str]:
+    """Names of the config files in ``configs_dir`` (default: the repo's ``configs/``), without ``.py``."""
+    folder = Path(CONFIGS_DIR if configs_dir is None else configs_dir)
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith("_"))
+
+
+def _resolve(name_or_path: str, configs_dir: Path) -> Path:
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".py" or os.sep in name_or_path or "/" in name_or_path:
+        path = candidate if candidate.is_absolute() or candidate.exists() else REPO_ROOT / candidate
+    else:
+        path = configs_dir / f"{name_or_path}.py"
+    if not path.is_file():
+        names = available_configs(configs_dir)
+        hint = difflib.get_close_matches(candidate.stem, names, n=1)
+        raise FileNotFoundError(
+            f"config '{name_or_path}' not found (looked for {path}); available configs in "
+            f"{configs_dir}: {', '.join(names) or '(none)'}" + (f". Did you mean '{hint[0]}'?" if hint else "")
+        )
+    return path
+
+
+def load_config(path_or_name: str, configs_dir: str | os.PathLike | None = None) -> ml_collections.ConfigDict:
+    """Load ``get_config()`` from a config file path or a name in ``configs_dir``; returns it locked."""
+    spec_str, _, arg = str(path_or_name).partition(":")
+    path = _resolve(spec_str, Path(CONFIGS_DIR if configs_dir is None else configs_dir))
+    module_name = f"_urlvr_config_{path.stem}_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import config file {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    get_config = getattr(module, "get_config", None)
+    if not callable(get_config):
+        raise AttributeError(f"config file {path} defines no get_config() function")
+    cfg = get_config(arg) if arg else get_config()
+    if isinstance(cfg, dict) and not isinstance(cfg, ml_collections.ConfigDict):
+        cfg = ml_collections.ConfigDict(cfg)
+    if not isinstance(cfg, ml_collections.ConfigDict):
+        raise TypeError(f"get_config() in {path} returned {type(cfg).__name__}, expected an ml_collections.ConfigDict")
+    cfg.lock()
+    return cfg
+
+
+def _parse_literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+def _coerce_scalar(key: str, text: str, current: Any) -> Any:
+    """Coerce override text to the type of the scalar ``current``; raise ValueError naming ``key``."""
+    value = _parse_literal(text)
+    expected = type(current)
+
+    def mismatch() -> ValueError:
+        return ValueError(f"config key '{key}' expects {expected.__name__} (current value {current!r}); got {text!r}")
+
+    if isinstance(current, bool):
+        if isinstance(value, bool):
+            return value
+        low = text.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise mismatch()
+    if isinstance(current, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise mismatch()
+    if isinstance(current, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        try:
+            return float(text)  # also "nan", "inf", "-inf"
+        except ValueError:
+            raise mismatch() from None
+    if isinstance(current, str):
+        return value if isinstance(value, str) else text
+    if current is None:
+        return value
+    raise ValueError(f"config key '{key}' has type {expected.__name__}, which cannot be set from the command line")
+
+
+def _coerce_sequence(key: str, text: str, current: tuple | list) -> tuple | list:
+    value = _parse_literal(text)
+    if isinstance(value, (tuple, list)):
+        items = list(value)
+    elif text.strip() == "":
+        items = []
+    elif "," in text:
+        items = [_parse_literal(part.strip()) for part in text.split(",")]
+    else:
+        items = [value]
+    element_types = {type(x) for x in current}
+    if len(element_types) == 1 and current[0] is not None:
+        prototype = current[0]
+        if isinstance(prototype, (bool, int, float, str)):
+            items = [_coerce_scalar(f"{key}[{i}]", x if isinstance(x, str) else repr(x), prototype)
+                     for i, x in enumerate(items)]
+    return type(current)(items)
+
+
+def _unknown_key(full_key: str, part: str, level: str, valid: list[str]) -> ValueError:
+    hint = difflib.get_close_matches(part, valid, n=1)
+    where = f"'{level}'" if level else "the top level"
+    return ValueError(
+        f"unknown config key '{full_key}': '{part}' is not a field of {where}; valid keys there: "
+        f"{', '.join(sorted(valid))}" + (f". Did you mean '{hint[0]}'?" if hint else "")
+    )
+
+
+def set_override(cfg: ml_collections.ConfigDict, key: str, text: str) -> None:
+    """Set the dotted ``key`` of ``cfg`` from override text (see module docstring)."""
+    parts = key.split(".")
+    node = cfg
+    for depth, part in enumerate(parts):
+        level = ".".join(parts[:depth])
+        if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+            valid = list(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+            raise _unknown_key(key, part, level, valid)
+        if depth < len(parts) - 1:
+            node = node[part]
+    current = node[parts[-1]]
+    if isinstance(current, ml_collections.ConfigDict):
+        raise ValueError(f"config key '{key}' is a group, not a value; set one of its fields: "
+                         f"{', '.join(f'{key}.{k}' for k in sorted(current.keys()))}")
+    if isinstance(current, (tuple, list)):
+        value = _coerce_sequence(key, text, current)
+    else:
+        value = _coerce_scalar(key, text, current)
+    try:
+        node[parts[-1]] = value
+    except (TypeError, ValueError, AttributeError) as err:
+        raise ValueError(f"config key '{key}': cannot set it to {text!r} ({err})") from None
+
+
+def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Sequence[str]) -> ml_collections.ConfigDict:
+    """Apply ``dotted.key=value`` overrides to a copy of ``cfg``; the copy is returned locked.
+
+    All overrides are checked before any takes effect: on an error the input config is unchanged.
+    """
+    out = copy.deepcopy(cfg)
+    out.lock()
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip().removeprefix("--")
+        if not sep or not key:
+            raise ValueError(f"override {item!r} is not of the form dotted.key=value")
+        set_override(out, key, text)
+    return out
+
+
+def parse_cli(
+    argv: Sequence[str] | None = None, default_config: str | None = None
+) -> tuple[ml_collections.ConfigDict, list[str]]:
+    """Parse ``--config NAME_OR_PATH [key=value | --key=value]... [--flag]...``.
+
+    Returns the overridden, locked config and the bare ``--flag`` arguments (no ``=``) for the caller
+    to interpret. Any other argument is an error.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    config_name = default_config
+    overrides: list[str] = []
+    extra: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--config":
+            if i + 1 >= len(args):
+                raise ValueError("--config needs a value: a config name or a path to a .py file")
+            config_name = args[i + 1]
+            i += 2
+            continue
+        if arg.startswith("--config="):
+            config_name = arg.split("=", 1)[1]
+        elif "=" in arg:
+            overrides.append(arg)
+        elif arg.startswith("--"):
+            extra.append(arg)
+        else:
+            raise ValueError(f"unexpected argument {arg!r}: overrides are written key=value (or --key=value)")
+        i += 1
+    if config_name is None:
+        raise ValueError(f"no --config given; available configs: {', '.join(available_configs()) or '(none)'}")
+    return apply_overrides(load_config(config_name), overrides), extra
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    return repr(value)
+
+
+def config_to_dict(cfg: ml_collections.ConfigDict) -> dict:
+    """Plain JSON-able dict of ``cfg`` (tuples become lists; other objects their repr)."""
+    return _jsonable(cfg.to_dict())
+
+
+def save_config(cfg: ml_collections.ConfigDict, path: str | os.PathLike) -> str:
+    """Write ``cfg`` as indented JSON to ``path`` atomically (temp file + rename); returns the path."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(config_to_dict(cfg), f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
