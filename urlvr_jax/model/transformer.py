@@ -1,0 +1,231 @@
+"""Decoder-only transformer (Llama-3 / SmolLM2, Qwen2, Qwen3) as pure functions over a params pytree.
+
+Params tree (L layers stacked on the leading axis so the layers run under one ``lax.scan``)::
+
+    embed      [V, D]            final_norm [D]           lm_head [D, V]   (absent when tied)
+    layers/attn_norm [L, D]      layers/mlp_norm [L, D]
+    layers/q   [L, D, H, Dh]     layers/k, v [L, D, Hkv, Dh]   layers/o [L, H, Dh, D]
+    layers/q_bias [L, H, Dh]     layers/k_bias, v_bias [L, Hkv, Dh]    (attention_bias)
+    layers/q_norm, k_norm [L, Dh]                                     (qk_norm, Qwen3)
+    layers/gate, up [L, D, F]    layers/down [L, F, D]
+
+The KV cache (:class:`KVCache`) is preallocated: ``k``/``v`` [L, B, S, Hkv, Dh], a per-slot validity mask
+[B, S] and one write index shared by the batch. Prompts are left-padded, so every row writes decode step t
+into the same slot; padded slots are masked out of attention. Positions (for RoPE) are per row.
+"""
+
+from __future__ import annotations
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from urlvr_jax.model.config import ModelConfig
+
+Params = dict
+_MASKED = -1e30
+
+
+@flax.struct.dataclass(frozen=True)
+class KVCache:
+    k: jax.Array  # [L, B, S, Hkv, Dh]
+    v: jax.Array  # [L, B, S, Hkv, Dh]
+    key_mask: jax.Array  # [B, S] bool: slot holds a real token
+    index: jax.Array  # [] int32: next slot to write
+
+    @property
+    def length(self) -> int:
+        return self.k.shape[2]
+
+
+def init_cache(cfg: ModelConfig, batch: int, length: int, dtype=None) -> KVCache:
+    shape = (cfg.num_layers, batch, length, cfg.num_kv_heads, cfg.head_dim)
+    dtype = dtype or cfg.compute_dtype
+    return KVCache(k=jnp.zeros(shape, dtype), v=jnp.zeros(shape, dtype),
+                   key_mask=jnp.zeros((batch, length), bool), index=jnp.zeros((), jnp.int32))
+
+
+def param_shapes(cfg: ModelConfig) -> dict:
+    """The params tree as shapes (no dtype); the single source of truth for init, import and sharding."""
+    L, D, H, K, Dh, F, V = (cfg.num_layers, cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads,
+                            cfg.head_dim, cfg.intermediate_size, cfg.vocab_size)
+    layers = {"attn_norm": (L, D), "q": (L, D, H, Dh), "k": (L, D, K, Dh), "v": (L, D, K, Dh),
+              "o": (L, H, Dh, D), "mlp_norm": (L, D), "gate": (L, D, F), "up": (L, D, F), "down": (L, F, D)}
+    if cfg.attention_bias:
+        layers.update(q_bias=(L, H, Dh), k_bias=(L, K, Dh), v_bias=(L, K, Dh))
+    if cfg.qk_norm:
+        layers.update(q_norm=(L, Dh), k_norm=(L, Dh))
+    shapes = {"embed": (V, D), "layers": layers, "final_norm": (D,)}
+    if not cfg.tie_embeddings:
+        shapes["lm_head"] = (D, V)
+    return shapes
+
+
+def abstract_params(cfg: ModelConfig) -> dict:
+    dtype = cfg.weight_dtype
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s, dtype), param_shapes(cfg),
+                        is_leaf=lambda x: isinstance(x, tuple))
+
+
+def init_params(cfg: ModelConfig, rng: jax.Array, scale: float = 0.02) -> Params:
+    """Random parameters: N(0, scale²) matrices, unit norms, zero biases."""
+    shapes = param_shapes(cfg)
+    leaves, treedef = jax.tree.flatten(shapes, is_leaf=lambda x: isinstance(x, tuple))
+    paths = [jax.tree_util.keystr(p) for p, _ in
+             jax.tree_util.tree_flatten_with_path(shapes, is_leaf=lambda x: isinstance(x, tuple))[0]]
+    keys = jax.random.split(rng, len(leaves))
+    out = []
+    for path, shape, key in zip(paths, leaves, keys):
+        if "norm" in path:
+            out.append(jnp.ones(shape, cfg.weight_dtype))
+        elif "bias" in path:
+            out.append(jnp.zeros(shape, cfg.weight_dtype))
+        else:
+            out.append((scale * jax.random.normal(key, shape, jnp.float32)).astype(cfg.weight_dtype))
+    return jax.tree.unflatten(treedef, out)
+
+
+def rope_inv_freq(cfg: ModelConfig) -> np.ndarray:
+    """RoPE inverse frequencies [Dh/2], with Llama-3 scaling when configured (float32, as transformers)."""
+    dim = cfg.head_dim
+    inv_freq = (1.0 / (cfg.rope_theta ** (np.arange(0, dim, 2, dtype=np.int64).astype(np.float32) / dim)))
+    inv_freq = inv_freq.astype(np.float32)
+    scaling = cfg.rope_scaling_dict
+    if not scaling:
+        return inv_freq
+    factor, low, high = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"]
+    old_ctx = scaling["original_max_position_embeddings"]
+    wavelen = 2 * np.pi / inv_freq
+    scaled = np.where(wavelen > old_ctx / low, inv_freq / factor, inv_freq)
+    smooth = (old_ctx / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = (wavelen >= old_ctx / high) & (wavelen <= old_ctx / low)
+    return np.where(medium, smoothed, scaled).astype(np.float32)
+
+
+def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: np.ndarray) -> jax.Array:
+    """Rotates x [B, S, H, Dh] by positions [B, S] (the rotate-half convention of transformers)."""
+    freqs = positions.astype(jnp.float32)[..., None] * jnp.asarray(inv_freq)  # [B, S, Dh/2]
+    emb = jnp.concatenate([freqs, freqs], axis=-1)[:, :, None, :]
+    cos, sin = jnp.cos(emb).astype(x.dtype), jnp.sin(emb).astype(x.dtype)
+    half = x.shape[-1] // 2
+    rotated = jnp.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+    return x * cos + rotated * sin
+
+
+def rms_norm(x: jax.Array, weight: jax.Array, eps: float) -> jax.Array:
+    xf = x.astype(jnp.float32)
+    xf = xf * jax.lax.rsqrt(jnp.mean(xf * xf, axis=-1, keepdims=True) + eps)
+    return weight.astype(x.dtype) * xf.astype(x.dtype)
+
+
+def positions_from_mask(token_mask: jax.Array) -> jax.Array:
+    """Per-row positions of a left-padded batch: 0 at the first real token (pads get 0)."""
+    return jnp.maximum(jnp.cumsum(token_mask.astype(jnp.int32), axis=-1) - 1, 0)
+
+
+def _attention(q, k, v, mask, cfg: ModelConfig):
+    """q [B,S,H,Dh], k/v [B,K,Hkv,Dh], mask [B,S,K] -> [B,S,H,Dh]."""
+    B, S, H, Dh = q.shape
+    groups = H // cfg.num_kv_heads
+    q = q.reshape(B, S, cfg.num_kv_heads, groups, Dh)
+    scores = jnp.einsum("bshgd,bkhd->bhgsk", q, k, preferred_element_type=jnp.float32) / np.sqrt(Dh)
+    scores = jnp.where(mask[:, None, None, :, :], scores, _MASKED)
+    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+    out = jnp.einsum("bhgsk,bkhd->bshgd", probs, v, preferred_element_type=jnp.float32)
+    return out.reshape(B, S, H, Dh).astype(q.dtype)
+
+
+def _project_qkv(x, w, positions, inv_freq, cfg: ModelConfig):
+    q = jnp.einsum("bsd,dhk->bshk", x, w["q"].astype(x.dtype))
+    k = jnp.einsum("bsd,dhk->bshk", x, w["k"].astype(x.dtype))
+    v = jnp.einsum("bsd,dhk->bshk", x, w["v"].astype(x.dtype))
+    if cfg.attention_bias:
+        q, k, v = (t + w[name].astype(x.dtype) for t, name in ((q, "q_bias"), (k, "k_bias"), (v, "v_bias")))
+    if cfg.qk_norm:
+        q = rms_norm(q, w["q_norm"], cfg.rms_norm_eps)
+        k = rms_norm(k, w["k_norm"], cfg.rms_norm_eps)
+    return apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq), v
+
+
+def _mlp(x, w):
+    gate = jnp.einsum("bsd,df->bsf", x, w["gate"].astype(x.dtype))
+    up = jnp.einsum("bsd,df->bsf", x, w["up"].astype(x.dtype))
+    return jnp.einsum("bsf,fd->bsd", jax.nn.silu(gate) * up, w["down"].astype(x.dtype))
+
+
+def forward_hidden(params: Params, tokens: jax.Array, positions: jax.Array | None = None,
+                   token_mask: jax.Array | None = None, *, cfg: ModelConfig, cache: KVCache | None = None,
+                   remat: bool = False) -> tuple[jax.Array, KVCache | None]:
+    """Final normed hidden states [B, S, D] (compute dtype) and the updated cache.
+
+    Args:
+      tokens: [B, S] int token ids (left-padded when rows have different lengths).
+      positions: [B, S] RoPE positions; default ``positions_from_mask(token_mask)`` (offset by the
+        number of real tokens already in the cache when ``cache`` is given).
+      token_mask: [B, S] bool, True on real tokens; default all True.
+      cache: a :class:`KVCache`; the S new keys/values are written at slots [index, index + S).
+      remat: rematerialise each layer in the backward pass (saves activation memory in training).
+    """
+    B, S = tokens.shape
+    if token_mask is None:
+        token_mask = jnp.ones((B, S), bool)
+    if positions is None:
+        positions = positions_from_mask(token_mask)
+        if cache is not None:
+            positions = positions + jnp.sum(cache.key_mask, axis=-1, keepdims=True).astype(positions.dtype)
+    inv_freq = rope_inv_freq(cfg)
+    x = params["embed"].astype(cfg.compute_dtype)[tokens]
+
+    if cache is None:
+        causal = jnp.tril(jnp.ones((S, S), bool))
+        mask = causal[None] & token_mask[:, None, :]
+        key_mask = None
+    else:
+        key_mask = jax.lax.dynamic_update_slice(cache.key_mask, token_mask, (0, cache.index))
+        slots = jnp.arange(cache.length)
+        visible = slots[None, :] <= cache.index + jnp.arange(S)[:, None]  # [S, K]
+        mask = visible[None] & key_mask[:, None, :]
+
+    def layer(carry, w):
+        x, ks, vs, i = carry
+        h = rms_norm(x, w["attn_norm"], cfg.rms_norm_eps)
+        q, k, v = _project_qkv(h, w, positions, inv_freq, cfg)
+        if cache is None:
+            keys, values = k, v
+        else:
+            ks = jax.lax.dynamic_update_slice(ks, k[None].astype(ks.dtype), (i, 0, cache.index, 0, 0))
+            vs = jax.lax.dynamic_update_slice(vs, v[None].astype(vs.dtype), (i, 0, cache.index, 0, 0))
+            keys, values = ks[i].astype(x.dtype), vs[i].astype(x.dtype)
+        attn = _attention(q, keys, values, mask, cfg)
+        x = x + jnp.einsum("bshk,hkd->bsd", attn, w["o"].astype(x.dtype))
+        x = x + _mlp(rms_norm(x, w["mlp_norm"], cfg.rms_norm_eps), w)
+        return (x, ks, vs, i + 1), None
+
+    if remat:
+        layer = jax.checkpoint(layer, policy=jax.checkpoint_policies.nothing_saveable)
+    ks, vs = (cache.k, cache.v) if cache is not None else (None, None)
+    (x, ks, vs, _), _ = jax.lax.scan(layer, (x, ks, vs, jnp.zeros((), jnp.int32)), params["layers"])
+    x = rms_norm(x, params["final_norm"], cfg.rms_norm_eps)
+    if cache is not None:
+        cache = KVCache(k=ks, v=vs, key_mask=key_mask, index=cache.index + S)
+    return x, cache
+
+
+def lm_head_weight(params: Params) -> jax.Array:
+    """[D, V] output projection (the transposed embedding when tied)."""
+    return params["lm_head"] if "lm_head" in params else params["embed"].T
+
+
+def logits_from_hidden(params: Params, hidden: jax.Array) -> jax.Array:
+    """The LM head, always in float32."""
+    return jnp.einsum("...d,dv->...v", hidden.astype(jnp.float32), lm_head_weight(params).astype(jnp.float32))
+
+
+def forward(params: Params, tokens: jax.Array, positions: jax.Array | None = None,
+            token_mask: jax.Array | None = None, *, cfg: ModelConfig, cache: KVCache | None = None,
+            remat: bool = False) -> tuple[jax.Array, KVCache | None]:
+    """Float32 logits [B, S, V] and the updated cache; arguments as :func:`forward_hidden`."""
+    hidden, cache = forward_hidden(params, tokens, positions, token_mask, cfg=cfg, cache=cache, remat=remat)
+    return logits_from_hidden(params, hidden), cache
