@@ -1,0 +1,91 @@
+"""Multi-step integer arithmetic with a worked solution and an exact integer verifier.
+
+Two surface formats:
+
+* ``compact`` (for tiny character-level models): prompt ``7+5*3=``, solution ``7+15=22``, answer ``22``.
+  The response's answer is the text after its last ``=``.
+* ``boxed`` (math style): prompt ``Compute 7 + 5 * 3.``, a worked solution whose last line is
+  ``The answer is \\boxed{22}.``; the response's answer is the content of its last ``\\boxed{}``.
+
+Either way the answer must be a plain integer literal equal to the true value: an unevaluated
+expression such as ``14+33`` does not count as ``47``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import ClassVar
+
+from urlvr_jax.tasks.base import Example, extract_last_boxed, parse_int_literal, register_task
+from urlvr_jax.tasks.expr import Node, evaluate, flat_tree, random_tree, reduction_steps, render
+
+FORMATS = ("compact", "boxed")
+
+
+@dataclasses.dataclass(frozen=True)
+class ArithmeticTask:
+    """Expressions of ``min_ops``..``max_ops`` operations on operands in ``[1, 10**digits - 1]``.
+
+    ``parens=False`` draws a flat expression read with the usual precedence; ``parens=True`` draws a
+    random tree, written with the parentheses it needs. ``show_steps=False`` gives answer-only solutions.
+    """
+
+    name: ClassVar[str] = "arithmetic"
+    digits: int = 1
+    min_ops: int = 2
+    max_ops: int = 4
+    ops: str = "+-*"
+    parens: bool = False
+    fmt: str = "compact"
+    show_steps: bool = True
+
+    def __post_init__(self):
+        if self.fmt not in FORMATS:
+            raise ValueError(f"arithmetic fmt must be one of {FORMATS}, got {self.fmt!r}")
+        if not 1 <= self.digits <= 6:
+            raise ValueError(f"arithmetic digits must be in 1..6, got {self.digits}")
+        if not 1 <= self.min_ops <= self.max_ops:
+            raise ValueError(f"need 1 <= min_ops <= max_ops, got {self.min_ops}, {self.max_ops}")
+        if not self.ops or set(self.ops) - set("+-*"):
+            raise ValueError(f"arithmetic ops must be a non-empty subset of '+-*', got {self.ops!r}")
+
+    def sample_tree(self, rng: random.Random) -> Node:
+        n_ops = rng.randint(self.min_ops, self.max_ops)
+        values = [rng.randint(1, 10**self.digits - 1) for _ in range(n_ops + 1)]
+        if self.parens:
+            return random_tree(rng, values, self.ops)
+        return flat_tree(values, [rng.choice(self.ops) for _ in range(n_ops)])
+
+    def make_example(self, tree: Node) -> Example:
+        """The example (prompt, worked solution, answer) for one expression tree."""
+        answer = str(int(evaluate(tree)))
+        steps = reduction_steps(tree)[1:]
+        info = {"task": self.name, "format": self.fmt, "expression": render(tree),
+                "n_ops": tree.n_ops, "answer_type": "number"}
+        if self.fmt == "compact":
+            solution = "=".join(render(s) for s in steps) if self.show_steps else answer
+            return Example(prompt=render(tree) + "=", answer=answer, solution=solution, info=info)
+        lines = [render(tree, spaced=True)] + [f"= {render(s, spaced=True)}" for s in steps]
+        worked = "\n".join(lines) + "\n" if self.show_steps else ""
+        solution = f"{worked}The answer is \\boxed{{{answer}}}."
+        return Example(prompt=f"Compute {render(tree, spaced=True)}.", answer=answer,
+                       solution=solution, info=info)
+
+    def generate(self, n: int, seed: int) -> list[Example]:
+        rng = random.Random(seed)
+        return [self.make_example(self.sample_tree(rng)) for _ in range(n)]
+
+    def extract_answer(self, response_text: str, example: Example | None = None) -> str | None:
+        fmt = example.info.get("format", self.fmt) if example is not None else self.fmt
+        if fmt == "compact":
+            text = response_text.rsplit("=", 1)[-1].strip()
+            return text or None
+        return extract_last_boxed(response_text)
+
+    def verify(self, response_text: str, example: Example) -> float:
+        predicted = parse_int_literal(self.extract_answer(response_text, example))
+        return float(predicted is not None and predicted == int(example.answer))
+
+
+register_task(ArithmeticTask.name, ArithmeticTask)
