@@ -1,0 +1,209 @@
+"""Metric logging: JSONL (the source of truth), TensorBoard scalars and a tqdm progress bar.
+
+``run_dir/metrics.jsonl`` holds one JSON object per ``log`` call: ``{"step": 12, "train/loss": 0.31, ...}``.
+Lines are flushed as they are written. Non-finite floats are written as the strings ``"NaN"``,
+``"Infinity"`` and ``"-Infinity"`` (strict JSON has no such numbers); ``read_metrics`` turns them back
+into floats. Floats are written with ``repr`` precision, so values read back are bit-identical.
+
+Resuming: log a step's metrics *before* saving its checkpoint, and on restart pass the restored
+checkpoint step as ``resume_step`` (or call ``truncate_after``): lines with a larger step are moved to
+``metrics.dropped.jsonl`` so the resumed run does not duplicate them, and TensorBoard purges them too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import warnings
+from typing import Any, Iterable, Mapping
+
+from tqdm.auto import tqdm
+
+METRICS_FILE = "metrics.jsonl"
+DROPPED_FILE = "metrics.dropped.jsonl"
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _to_number(key: str, value: Any) -> int | float | bool:
+    """Python scalar for a metric value (numpy / jax scalars included); TypeError naming ``key``."""
+    if hasattr(value, "item") and getattr(value, "size", 1) == 1:
+        value = value.item()
+    if isinstance(value, (bool, int, float)):
+        return value
+    raise TypeError(f"metric '{key}' must be a number, got {type(value).__name__}: {value!r:.80}")
+
+
+def _encode(value: int | float | bool) -> int | float | bool | str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return value
+
+
+def _decode(record: dict) -> dict:
+    return {k: _NONFINITE.get(v, v) if isinstance(v, str) else v for k, v in record.items()}
+
+
+def _parse_lines(path: str) -> tuple[list[dict], list[str], str]:
+    """Parse a metrics file into (records, raw lines, half-written tail); the tail is ignored with a warning."""
+    with open(path) as f:
+        text = f.read()
+    lines = text.split("\n")
+    complete, tail = lines[:-1], lines[-1]  # ``tail`` is "" when the file ends with a newline
+    records, raw = [], []
+    for number, line in enumerate(complete, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{number}: not a JSON line ({err})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+            raise ValueError(f"{path}:{number}: expected an object with an integer 'step', got {line[:120]!r}")
+        records.append(_decode(record))
+        raw.append(line)
+    if tail.strip():
+        warnings.warn(f"{path}: ignoring a half-written last line ({len(tail)} chars, no newline)", stacklevel=3)
+    return records, raw, tail
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict]:
+    """All records of a metrics JSONL file (or of ``run_dir/metrics.jsonl`` if given a directory)."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        path = os.path.join(path, METRICS_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"metrics file {path} does not exist")
+    return _parse_lines(path)[0]
+
+
+def _summary_writer_cls() -> type:
+    """``tensorboardX.SummaryWriter``, imported without dragging in torch (an optional ~4 s import).
+
+    tensorboardX's writer module does ``try: import torch`` only to accept torch tensors, which we never
+    pass; if torch is not loaded yet, it is hidden during that import (``sys.modules`` entry None makes
+    ``import torch`` raise ImportError) and restored right after, so later imports of torch still work.
+    """
+    if "tensorboardX" in sys.modules or "torch" in sys.modules:
+        from tensorboardX import SummaryWriter
+
+        return SummaryWriter
+    sys.modules["torch"] = None  # type: ignore[assignment]
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        del sys.modules["torch"]
+    return SummaryWriter
+
+
+class MetricsLogger:
+    """Writes metrics to ``run_dir/metrics.jsonl``, TensorBoard (``run_dir/tb``) and a tqdm bar.
+
+    Args:
+      run_dir: the run directory (created if missing).
+      use_tensorboard: also write TensorBoard event files.
+      progress_total: total steps for the progress bar (None: no total).
+      progress_keys: metric keys shown in the bar's postfix, full (``train/loss``) or bare (``loss``).
+      resume_step: if given, drop logged entries with ``step > resume_step`` first (see module doc).
+      show_progress: False disables the bar (e.g. in tests or non-interactive jobs).
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        use_tensorboard: bool = True,
+        progress_total: int | None = None,
+        progress_keys: Iterable[str] = ("train/loss", "train/reward_mean"),
+        resume_step: int | None = None,
+        show_progress: bool = True,
+    ):
+        self.run_dir = os.fspath(run_dir)
+        os.makedirs(self.run_dir, exist_ok=True)
+        self.path = os.path.join(self.run_dir, METRICS_FILE)
+        if resume_step is not None:
+            self.truncate_after(resume_step)
+        self._file = open(self.path, "a")
+        self._writer = None
+        if use_tensorboard:
+            purge = None if resume_step is None else resume_step + 1
+            self._writer = _summary_writer_cls()(os.path.join(self.run_dir, "tb"), purge_step=purge, flush_secs=10)
+        self.progress_keys = tuple(progress_keys)
+        self._postfix: dict[str, str] = {}
+        self._bar = tqdm(
+            total=progress_total,
+            initial=max(resume_step or 0, 0),
+            disable=not show_progress,
+            dynamic_ncols=True,
+            file=sys.stderr,
+            desc=os.path.basename(os.path.normpath(self.run_dir)),
+        )
+
+    def log(self, step: int, metrics: Mapping[str, Any], prefix: str | None = "train") -> dict:
+        """Append one record ``{"step": step, "<prefix>/<name>": value, ...}``; returns it (decoded)."""
+        value = _to_number("step", step)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"metrics step must be an int, got {step!r}")
+        step = value
+        record: dict[str, Any] = {"step": step}
+        for name, value in metrics.items():
+            key = f"{prefix}/{name}" if prefix else str(name)
+            if key == "step":
+                raise ValueError("metric name 'step' is reserved; use a prefix or another name")
+            record[key] = _to_number(key, value)
+        self._file.write(json.dumps({k: _encode(v) for k, v in record.items()}, allow_nan=False) + "\n")
+        self._file.flush()
+        if self._writer is not None:
+            for key, value in record.items():
+                if key != "step":
+                    self._writer.add_scalar(key, float(value), global_step=step)
+        self._update_bar(step, record)
+        return record
+
+    def _update_bar(self, step: int, record: dict) -> None:
+        for key, value in record.items():
+            bare = key.rsplit("/", 1)[-1]
+            shown = key if key in self.progress_keys else (bare if bare in self.progress_keys else None)
+            if shown is not None and key != "step":
+                self._postfix[shown] = f"{value:.4g}" if isinstance(value, float) else str(value)
+        if step > self._bar.n:
+            self._bar.update(step - self._bar.n)
+        if self._postfix:
+            self._bar.set_postfix(self._postfix, refresh=False)
+
+    def truncate_after(self, step: int) -> int:
+        """Drop entries with ``step > step`` from metrics.jsonl (atomic rewrite); returns how many.
+
+        Dropped lines (and a half-written last line) are appended to ``metrics.dropped.jsonl``.
+        """
+        if not os.path.exists(self.path):
+            return 0
+        records, raw, tail = _parse_lines(self.path)
+        keep = [line for rec, line in zip(records, raw) if rec["step"] <= step]
+        dropped = [line for rec, line in zip(records, raw) if rec["step"] > step]
+        if tail.strip():
+            dropped.append(tail)
+        if not dropped:
+            return 0
+        with open(os.path.join(self.run_dir, DROPPED_FILE), "a") as f:
+            f.writelines(line + "\n" for line in dropped)
+        tmp = f"{self.path}.tmp.{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.writelines(line + "\n" for line in keep)
+        os.replace(tmp, self.path)
+        return len(dropped)
+
+    def close(self) -> None:
+        """Flush and close the file, the TensorBoard writer and the bar (idempotent)."""
+        if not self._file.closed:
+            self._file.close()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._bar.close()
+
+    def __enter__(self) -> "MetricsLogger":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
