@@ -1,0 +1,167 @@
+"""Final-answer extraction and normalisation for math-style responses.
+
+Extraction order (as in the Qwen2.5-Math parser used by TTRL, simplified):
+
+1. the content of the last complete ``\\boxed{...}`` / ``\\fbox{...}`` (brace matching, any depth);
+2. the text after the last "final answer is" / "the answer is" up to the end of that sentence;
+3. the last number literal in the text (integers, decimals, ``a/b``, thousands separators).
+
+Every function here is linear in the input length, pure Python, and never raises on ``str`` input.
+A result of ``None`` means "no answer". :func:`normalize_answer` maps spellings that differ only in
+formatting (``$``, ``\\left``, ``\\dfrac``, units markup, ``x = ``, ``1,000``, a trailing period) to one
+string; real equivalence (``1/2`` vs ``0.5``) is :mod:`urlvr_jax.rewards.grading`'s job.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+# Integers longer than this are never converted with int() (CPython refuses > 4300 digits by default).
+MAX_NUMBER_DIGITS = 1000
+
+_BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_BOX_BARE = re.compile(r"\\boxed\s+([^\s${}]+)")
+_ANSWER_IS = re.compile(r"(?:final answer|the answer)\s+is\s*:?\s*", re.IGNORECASE)
+_NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?|-?\.\d+")
+_INT_OR_DEC = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
+_SLASH_FRAC = re.compile(r"(-?\d+)/(\d+)")
+_TEX_FRAC = re.compile(r"(-?)\\frac\{(-?\d+)\}\{(\d+)\}")
+_THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_TEXT_WRAP = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
+_ASSIGN = re.compile(r"^[a-zA-Z]\s*=\s*(?=\S)")
+_DROP = (
+    "\\left", "\\right", "\\displaystyle", "\\!", "\\,", "\\;", "\\:", "\\ ", "\\$", "$",
+    "^{\\circ}", "^\\circ", "\\%", "%", "\\degree",
+)
+
+
+def _matching_brace(text: str, open_index: int, end: int | None = None) -> int | None:
+    """Index of the ``}`` closing the ``{`` at ``open_index`` (before ``end``), or None."""
+    depth = 0
+    for i in range(open_index, len(text) if end is None else end):
+        ch = text[i]
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+    return None
+
+
+def extract_boxed(text: str) -> str | None:
+    """Content of the last complete ``\\boxed{...}`` (or ``\\fbox{...}``, ``\\boxed 5``); None if none.
+
+    Openers are tried from the last one backwards; the first that closes wins (for nested boxes
+    that is the innermost, as in TTRL), so a truncated trailing ``\\boxed{`` falls back to an earlier
+    complete box. An unclosed opener bounds the scan of earlier ones (they cannot close past it),
+    so the total work is linear in the text length.
+    """
+    search_end = len(text)
+    for match in reversed(list(_BOX_OPEN.finditer(text))):
+        brace = match.end() - 1
+        close = _matching_brace(text, brace, search_end)
+        if close is not None:
+            return text[brace + 1 : close]
+        search_end = brace
+    bare = list(_BOX_BARE.finditer(text))
+    return bare[-1].group(1) if bare else None
+
+
+def _after_answer_is(text: str) -> str | None:
+    """The phrase after the last 'the answer is' / 'final answer is', up to the sentence end."""
+    matches = list(_ANSWER_IS.finditer(text))
+    if not matches:
+        return None
+    rest = text[matches[-1].end() :].split("\n", 1)[0]
+    rest = re.split(r"\.(?:\s|$)", rest, maxsplit=1)[0]
+    return rest.strip()[:200] or None
+
+
+def last_number(text: str) -> str | None:
+    """The last number literal in ``text`` (``-3``, ``1,000``, ``2.5``, ``3/4``); None if none."""
+    last = None
+    for last in _NUMBER.finditer(text):
+        pass
+    return last.group(0) if last is not None else None
+
+
+def _unwrap_text(s: str) -> str:
+    """Replaces ``\\text{abc}`` and friends by ``abc`` (innermost first)."""
+    for _ in range(8):
+        new = _TEXT_WRAP.sub(r"\1", s)
+        if new == s:
+            break
+        s = new
+    return s
+
+
+def normalize_answer(answer: str | None) -> str | None:
+    """Canonical spelling of an extracted answer; None for None or for an empty result."""
+    if answer is None:
+        return None
+    s = answer.strip()
+    inner = extract_boxed(s)
+    if inner is not None and s.startswith(("\\boxed", "\\fbox")) and s.endswith("}"):
+        s = inner  # a box wrapped around the whole answer
+    s = _unwrap_text(s)
+    for token in _DROP:
+        s = s.replace(token, "")
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = "".join(s.split())  # all whitespace
+    s = _ASSIGN.sub("", s)
+    s = s.rstrip(".")
+    if _THOUSANDS.fullmatch(s):
+        s = s.replace(",", "")
+    if len(s) >= 2 and s[0] == "{" and s[-1] == "}" and _matching_brace(s, 0) == len(s) - 1:
+        s = s[1:-1]
+    return s or None
+
+
+def extract_answer(text: str) -> str | None:
+    """The normalised final answer of a response (boxed, then 'the answer is', then last number)."""
+    for candidate in (extract_boxed(text), _after_answer_is(text)):
+        if candidate is not None:
+            normalized = normalize_answer(candidate)
+            if normalized is not None:
+                return normalized
+    return normalize_answer(last_number(text))
+
+
+def is_number_literal(answer: str | None) -> bool:
+    """True for an integer, decimal, ``a/b`` or ``\\frac{a}{b}`` literal, optionally negative.
+
+    An expression such as ``14+33`` or ``2^{10}`` is not a literal (the reward-hacking guard).
+    """
+    if not answer:
+        return False
+    return bool(
+        _INT_OR_DEC.fullmatch(answer) or _SLASH_FRAC.fullmatch(answer) or _TEX_FRAC.fullmatch(answer)
+    )
+
+
+def _digits_ok(*parts: str) -> bool:
+    return sum(len(p) for p in parts) <= MAX_NUMBER_DIGITS
+
+
+def parse_number(answer: str | None) -> Fraction | None:
+    """The exact value of a number literal (see :func:`is_number_literal`); None otherwise.
+
+    Literals with more than ``MAX_NUMBER_DIGITS`` digits and zero denominators give None.
+    """
+    if not answer or not _digits_ok(answer):
+        return None
+    try:
+        if _INT_OR_DEC.fullmatch(answer):
+            return Fraction(answer)
+        match = _SLASH_FRAC.fullmatch(answer)
+        if match:
+            return Fraction(int(match.group(1)), int(match.group(2)))
+        match = _TEX_FRAC.fullmatch(answer)
+        if match:
+            value = Fraction(int(match.group(2)), int(match.group(3)))
+            return -value if match.group(1) else value
+    except (ValueError, ZeroDivisionError):
+        return None
+    return None

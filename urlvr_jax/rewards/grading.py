@@ -1,0 +1,144 @@
+"""Answer equivalence: a local fast path, then math-verify in worker processes with a timeout.
+
+``is_equivalent(pred, gold)`` decides in this order (both answers are normalised first):
+
+1. no answer (None / empty) on either side: not equivalent;
+2. ``answer_type == "number"`` and ``pred`` is not a number literal: not equivalent (reward-hacking
+   guard: ``14+33`` is an unevaluated expression, not the number 47);
+3. identical strings: equivalent;
+4. both number literals (integer, decimal, ``a/b``, ``\\frac{a}{b}``): exact rational comparison;
+5. answers over ``MAX_GRADE_CHARS`` characters, or that could make sympy evaluate a gigantic number
+   (nested powers, exponents or factorials of 4+ digits): not equivalent (strings already differ);
+6. otherwise ``math_verify.verify(parse(\\boxed{gold}), parse(\\boxed{pred}))`` in a worker process.
+
+Step 6 runs in a lazily created, reused :class:`~urlvr_jax.rewards.workers.WorkerPool`; an item that
+overruns ``timeout_s`` or crashes its worker counts as not equivalent and the worker is replaced.
+Results are cached per (pred, gold, answer_type). The pool is shut down at exit or by
+:func:`shutdown_pool`. This module must stay free of JAX imports: the workers import it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+from typing import Sequence
+
+from urlvr_jax.rewards.answers import is_number_literal, normalize_answer, parse_number
+from urlvr_jax.rewards.workers import WorkerPool
+
+DEFAULT_TIMEOUT_S = 5.0
+MAX_GRADE_CHARS = 300
+MAX_CACHE = 200_000
+ANSWER_TYPES = (None, "number")
+
+_EXPLOSIVE = re.compile(r"\^\s*\{[^{}]*[\^!]|\^\s*\{?\s*-?\d{4,}|\*\*.*\*\*|\d{4,}\s*!|!\s*!|\\binom")
+_cache: dict[tuple[str, str, str | None], bool] = {}
+_pool: WorkerPool | None = None
+
+
+def _math_verify_equivalent(pred: str, gold: str, timeout_s: float) -> bool:
+    """math-verify's verdict; runs inside a worker process (main thread, so its alarms work)."""
+    import logging
+
+    from math_verify import parse, verify
+
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
+    inner = max(1, int(timeout_s / 3))  # parse, parse, verify each get a third of the budget
+    gold_parsed = parse("\\boxed{" + gold + "}", parsing_timeout=inner)
+    pred_parsed = parse("\\boxed{" + pred + "}", parsing_timeout=inner)
+    if not gold_parsed or not pred_parsed:
+        return False
+    return bool(verify(gold_parsed, pred_parsed, timeout_seconds=inner))
+
+
+def quick_equivalent(pred: str | None, gold: str | None, answer_type: str | None = None) -> bool | None:
+    """Steps 1-5 of the module docstring on normalised answers: a verdict, or None if undecided."""
+    if not pred or not gold:
+        return False
+    if answer_type == "number" and not is_number_literal(pred):
+        return False
+    if pred == gold:
+        return True
+    if is_number_literal(pred) and is_number_literal(gold):
+        pred_value, gold_value = parse_number(pred), parse_number(gold)
+        if pred_value is None or gold_value is None:
+            return False  # too many digits (or a zero denominator) and the strings differ
+        return pred_value == gold_value
+    for answer in (pred, gold):
+        if len(answer) > MAX_GRADE_CHARS or _EXPLOSIVE.search(answer):
+            return False
+    return None
+
+
+def _check_answer_type(answer_type: str | None) -> None:
+    if answer_type not in ANSWER_TYPES:
+        raise ValueError(f"grading: unknown answer_type {answer_type!r}; known: {ANSWER_TYPES}")
+
+
+def get_pool() -> WorkerPool:
+    """The shared grading pool (created on first use; ``URLVR_GRADING_WORKERS`` sets its size)."""
+    global _pool
+    if _pool is None:
+        n_workers = int(os.environ.get("URLVR_GRADING_WORKERS", min(2, os.cpu_count() or 1)))
+        _pool = WorkerPool(n_workers)
+    return _pool
+
+
+def shutdown_pool() -> None:
+    """Stops the grading workers (they are restarted on the next call that needs them)."""
+    global _pool
+    if _pool is not None:
+        _pool.close()
+        _pool = None
+
+
+atexit.register(shutdown_pool)
+
+
+def clear_cache() -> None:
+    """Forgets cached verdicts (for tests and benchmarks)."""
+    _cache.clear()
+
+
+def equivalent_many(
+    pairs: Sequence[tuple[str | None, str | None]],
+    answer_types: Sequence[str | None] | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> list[bool]:
+    """``is_equivalent`` for each (pred, gold) pair; undecided pairs go to the pool in one batch."""
+    if answer_types is None:
+        answer_types = [None] * len(pairs)
+    if len(answer_types) != len(pairs):
+        raise ValueError(f"equivalent_many: {len(pairs)} pairs but {len(answer_types)} answer_types")
+    keys = []
+    for (pred, gold), answer_type in zip(pairs, answer_types):
+        _check_answer_type(answer_type)
+        keys.append((normalize_answer(pred) or "", normalize_answer(gold) or "", answer_type))
+    todo = []
+    for key in dict.fromkeys(keys):
+        if key not in _cache:
+            verdict = quick_equivalent(*key)
+            if verdict is None:
+                todo.append(key)
+            else:
+                _cache[key] = verdict
+    if todo:
+        calls = [(_math_verify_equivalent, (pred, gold, timeout_s)) for pred, gold, _ in todo]
+        verdicts = get_pool().run(calls, timeout_s=timeout_s, default=False)
+        for key, verdict in zip(todo, verdicts):
+            _cache[key] = bool(verdict)
+    results = [_cache[key] for key in keys]
+    if len(_cache) > MAX_CACHE:
+        _cache.clear()
+    return results
+
+
+def is_equivalent(
+    pred: str | None,
+    gold: str | None,
+    answer_type: str | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> bool:
+    """True if the predicted answer is mathematically equivalent to the gold answer."""
+    return equivalent_many([(pred, gold)], [answer_type], timeout_s)[0]
