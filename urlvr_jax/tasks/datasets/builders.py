@@ -79,10 +79,10 @@ class LocalFileBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def _generate_examples(self, paths: list[Path]):
         offset, seen = 0, set()
         for path in paths:
-            examples = convert_rows(self.SPEC, path, read_rows(path), seen)
-            for i, example in enumerate(examples):
-                yield offset + i, encode_example(example)
-            offset += len(examples)
+            rows = read_rows(path)
+            for example in convert_rows(self.SPEC, path, rows, seen, start=offset):
+                yield example.info["index"], encode_example(example)
+            offset += len(rows)
 
 
 def _builder_class(spec: DatasetSpec) -> type[LocalFileBuilder]:

@@ -148,15 +148,16 @@ SPECS: dict[str, DatasetSpec] = {
 
 
 def convert_rows(spec: DatasetSpec, path: Path, rows: list[dict[str, Any]],
-                 seen: set[str] | None = None) -> list[Example]:
+                 seen: set[str] | None = None, start: int = 0) -> list[Example]:
     """All rows mapped to examples; the first bad row raises ``ValueError`` naming file, row and fields.
 
-    With ``spec.dedupe``, prompts already in ``seen`` (updated in place) are dropped.
+    ``info["index"]`` is ``start`` + the row number. With ``spec.dedupe``, prompts already in ``seen``
+    (updated in place) are dropped.
     """
     examples, seen = [], (set() if seen is None else seen)
     for i, row in enumerate(rows):
         try:
-            example = spec.convert(row, i, spec)
+            example = spec.convert(row, start + i, spec)
         except RowError as err:
             raise ValueError(f"{path}: row {i}: {err}; dataset {spec.name!r} needs {spec.fields_help}") from None
         if spec.dedupe:
