@@ -1,5 +1,7 @@
 """Advantage estimators: hand-computed values, numpy transcriptions of verl and TRL, jit and error handling."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,10 +16,14 @@ from urlvr_jax.rl.advantages import (
 )
 
 
+@functools.partial(jax.jit, static_argnums=(0, 3), static_argnames="std_eps")
+def _jit_adv(name, rewards, gids, num_groups, **opts):
+    return compute_advantages(name, rewards, gids, num_groups, **opts)
+
+
 def _adv(name, rewards, gids, num_groups, **opts):
-    return np.asarray(
-        compute_advantages(name, jnp.asarray(rewards, jnp.float32), jnp.asarray(gids, jnp.int32), num_groups, **opts)
-    )
+    rewards, gids = jnp.asarray(rewards, jnp.float32), jnp.asarray(gids, jnp.int32)
+    return np.asarray(_jit_adv(name, rewards, gids, num_groups, **opts))
 
 
 def test_registered_names():

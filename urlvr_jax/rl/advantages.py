@@ -22,7 +22,7 @@ Group ids that no rollout uses are harmless.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
@@ -35,7 +35,7 @@ class AdvantageFn(Protocol):
 
 
 ADVANTAGE_ESTIMATORS: Registry[AdvantageFn] = Registry("advantage estimator")
-register_advantage_fn: Callable[..., Callable[[AdvantageFn], AdvantageFn]] = ADVANTAGE_ESTIMATORS.register
+register_advantage_fn = ADVANTAGE_ESTIMATORS.register
 
 
 def get_advantage_fn(name: str) -> AdvantageFn:
@@ -43,7 +43,9 @@ def get_advantage_fn(name: str) -> AdvantageFn:
     return ADVANTAGE_ESTIMATORS.get(name)
 
 
-def compute_advantages(name: str, rewards: jax.Array, group_ids: jax.Array, num_groups: int, **opts: float) -> jax.Array:
+def compute_advantages(
+    name: str, rewards: jax.Array, group_ids: jax.Array, num_groups: int, **opts: float
+) -> jax.Array:
     """Shorthand for ``get_advantage_fn(name)(rewards, group_ids, num_groups, **opts)``."""
     return get_advantage_fn(name)(rewards, group_ids, num_groups, **opts)
 
