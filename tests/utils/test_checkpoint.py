@@ -16,19 +16,28 @@ def _optimizer() -> optax.GradientTransformation:
     return optax.adamw(optax.warmup_cosine_decay_schedule(0.0, 1e-3, 3, 50), weight_decay=0.1)
 
 
-def _state(seed: int = 0) -> dict:
-    """A small training state with bf16 + f32 params, a few adamw steps taken, and a typed key."""
-    k = jax.random.key(seed)
-    params = {
-        "emb": jax.random.normal(jax.random.fold_in(k, 1), (8, 4), jnp.bfloat16),
-        "dense": {"w": jax.random.normal(jax.random.fold_in(k, 2), (4, 4)), "b": jnp.zeros(4)},
-    }
+@jax.jit
+def _train(params: dict) -> tuple:
+    """Params and adamw state after one step (a single compiled program: fast on a busy CPU)."""
     opt = _optimizer()
-    opt_state = opt.init(params)
-    for i in range(2):
-        grads = jax.tree.map(lambda p: jnp.full_like(p, 0.1 * (i + 1)), params)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
+    grads = jax.tree.map(lambda p: jnp.sin(p) + 0.1, params)
+    updates, opt_state = opt.update(grads, opt.init(params), params)
+    return optax.apply_updates(params, updates), opt_state
+
+
+@jax.jit
+def _next_updates(opt_state, params):
+    return _optimizer().update(jax.tree.map(jnp.ones_like, params), opt_state, params)[0]
+
+
+def _state(seed: int = 0) -> dict:
+    """A small training state: params, adamw state with a schedule, a Python step and a typed key."""
+    rs = np.random.RandomState(seed)
+    params, opt_state = _train({
+        "emb": jnp.asarray(rs.randn(8, 4), jnp.bfloat16),
+        "dense": {"w": jnp.asarray(rs.randn(4, 4), jnp.float32), "b": jnp.zeros(4)},
+    })
+    k = jax.random.key(seed)
     return {"params": params, "opt_state": opt_state, "step": 7, "rng": jax.random.fold_in(k, 99)}
 
 
@@ -58,11 +67,8 @@ def test_roundtrip_bit_for_bit(tmp_path):
     assert int(restored["step"]) == 7
     _assert_bitwise_equal(restored, state)
     # The restored optimizer state continues exactly like the original one.
-    opt = _optimizer()
-    grads = jax.tree.map(jnp.ones_like, state["params"])
-    u1, _ = opt.update(grads, state["opt_state"], state["params"])
-    u2, _ = opt.update(grads, restored["opt_state"], restored["params"])
-    _assert_bitwise_equal(u1, u2)
+    _assert_bitwise_equal(_next_updates(state["opt_state"], state["params"]),
+                          _next_updates(restored["opt_state"], restored["params"]))
     # Random streams continue identically.
     np.testing.assert_array_equal(jax.random.uniform(state["rng"], (3,)), jax.random.uniform(restored["rng"], (3,)))
 
@@ -130,8 +136,10 @@ def test_nothing_restorable(tmp_path):
     mgr = CheckpointManager(tmp_path, keep=2)
     assert mgr.restore_latest({"x": jnp.zeros(2)}) is None  # empty dir: no warning needed
     mgr.save(1, {"x": jnp.zeros(2)}, {})
-    with pytest.warns(UserWarning, match="no restorable checkpoint"):
+    with pytest.warns(UserWarning) as record:
         assert mgr.restore_latest({"x": jnp.zeros(3), "y": jnp.zeros(1)}) is None
+    messages = [str(w.message) for w in record]
+    assert messages[0].startswith("skipping checkpoint step 1") and "no restorable checkpoint" in messages[-1]
     assert os.path.isdir(mgr.step_dir(1))  # the user's data is kept
     mgr.close()
 
