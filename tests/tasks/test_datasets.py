@@ -74,7 +74,8 @@ def test_missing_file_error_names_path_formats_and_fields(tmp_path):
     with pytest.raises(FileNotFoundError) as err:
         load_dataset("aime25", data_dir=tmp_path)
     message = str(err.value)
-    assert str(tmp_path / "aime25" / "test.jsonl") in message and str(tmp_path / "aime25" / "aime_2025.parquet") in message
+    folder = tmp_path / "aime25"
+    assert str(folder / "test.jsonl") in message and str(folder / "aime_2025.parquet") in message
     assert ".jsonl" in message and ".parquet" in message and "'answer'" in message
     assert DATA_DIR_ENV in message
     with pytest.raises(FileNotFoundError, match=r"(?s)split 'test'.*countdown/test\.jsonl"):

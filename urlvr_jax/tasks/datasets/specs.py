@@ -2,29 +2,39 @@
 
 Every dataset lives in ``<root>/<name>/`` where ``<root>`` is ``$URLVR_DATA_DIR`` (default ``~/urlvr_data``).
 A split is read from the first file found among ``<stem>.jsonl``, ``<stem>.json``, ``<stem>.parquet``
-(or shards ``<stem>-*.parquet``) for the stems below, in order.
+(or shards ``<stem>-*.parquet`` / ``<stem>-*.jsonl``) for its stems, in order.
 
-========== ====== ============================================ ============================================== ===========================
-name       split  file stems                                   prompt <- answer <-                            info (besides source/index)
-========== ====== ============================================ ============================================== ===========================
-dapo17k    train  train, dapo17k, dapo-math-17k, dapo_math_17k ``prompt`` (text, or chat messages) <- ``answer`` data_source
-                                                               or ``reward_model.ground_truth``
-math500    test   test, math500, math-500                      ``problem`` <- ``answer``; ``solution`` kept   subject, level, unique_id
-aime24     test   test, aime24, aime_2024                      ``problem`` / ``question`` / ``prompt`` <-     id, year, url
-                                                               ``answer``
-aime25     test   test, aime25, aime_2025                      as aime24                                      id, year, url
-amc23      test   test, amc23                                  ``question`` / ``problem`` / ``prompt`` <-     id, url
-                                                               ``answer``
-countdown  train  train, countdown, countdown_tasks_3to4       question built from ``nums`` and ``target``;   numbers, target
-           test   test                                         answer = str(target)
-========== ====== ============================================ ============================================== ===========================
+=========  =====  ============================================  ======================================
+name       split  file stems                                    fields -> Example
+=========  =====  ============================================  ======================================
+dapo17k    train  train, dapo17k, dapo-math-17k, dapo_math_17k  prompt <- ``prompt`` (text or chat
+                                                                messages); answer <- ``answer`` or
+                                                                ``reward_model.ground_truth``;
+                                                                info: data_source
+math500    test   test, math500, math-500                       prompt <- ``problem``; answer <-
+                                                                ``answer``; solution <- ``solution``;
+                                                                info: subject, level, unique_id
+aime24     test   test, aime24, aime_2024                       prompt <- ``problem`` / ``question`` /
+                                                                ``prompt``; answer <- ``answer``;
+                                                                info: id, year, url
+aime25     test   test, aime25, aime_2025                       as aime24
+amc23      test   test, amc23                                   as aime24 (``question`` usually);
+                                                                info: id, url
+countdown  train  train, countdown, countdown_tasks_3to4        prompt <- ``countdown_question(nums,
+           test   test                                          target)``; answer <- str(``target``);
+                                                                info: numbers, target
+=========  =====  ============================================  ======================================
 
-Notes. Prompt fields may be a string or a list of chat messages (the last ``user`` message is used), as in
-the TTRL / verl parquet files (``prompt`` = messages, ``reward_model.ground_truth`` = answer). The original
-BytedTsinghua DAPO-Math-17k prompt wraps each problem in an "Answer:"-line instruction; that wrapper is
-removed, and repeated problems are dropped (that file repeats each problem many times), leaving ~17k rows.
-Numeric answers are written as text (``27.0`` -> ``"27"``). Every math example has ``info["answer_type"] == "math"``.
-The paper's Countdown split (4k train / 1k validation) is ``split="train[:4000]"`` / ``"train[-1000:]"``.
+Every example's ``info`` also has ``source`` (the dataset name), ``index`` (the row number) and
+``answer_type`` (``"math"``, or ``"expression"`` for Countdown).
+
+Notes. Any question field may be a string or a list of chat messages (the last ``user`` message is used),
+as in the TTRL / verl parquet files (``prompt`` = messages, ``reward_model.ground_truth`` = answer); the
+TTRL ``train.json`` copy of DAPO has plain ``prompt`` / ``answer``. The original BytedTsinghua
+DAPO-Math-17k prompt wraps each problem in an "Answer:"-line instruction; that wrapper is removed, and
+repeated problems are dropped (that file repeats each problem many times), leaving ~17k rows.
+Numeric answers become text (``27.0`` -> ``"27"``). The paper's Countdown split (4k train / 1k
+validation) is ``split="train[:4000]"`` / ``"train[-1000:]"``.
 """
 
 from __future__ import annotations
