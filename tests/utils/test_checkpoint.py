@@ -56,9 +56,9 @@ def _assert_bitwise_equal(a, b) -> None:
 
 def test_roundtrip_bit_for_bit(tmp_path):
     state = _state()
-    data_state = {"epoch": 1, "position": 17, "seed": 3}
+    data_state = {"epoch": 1, "position": 17, "seed": 3, "order": [2, 0, 1]}
     with CheckpointManager(tmp_path / "ckpt", keep=2, save_every=1) as mgr:
-        assert mgr.save(7, state, data_state)
+        assert mgr.save(7, state, {**data_state, "position": np.int64(17)})
         restored, ds = mgr.restore_latest(_abstract(state))
     assert ds == data_state
     assert restored["params"]["emb"].dtype == jnp.bfloat16

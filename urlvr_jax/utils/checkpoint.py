@@ -143,6 +143,8 @@ class CheckpointManager:
         if any(s >= step for s in self.all_steps()):
             return False  # a healthy checkpoint at this step (or later) already exists
         saveable, impls = _split_keys(state)
+        data_state = jax.tree.map(lambda x: x.item() if isinstance(x, (np.generic, np.ndarray)) and x.size == 1
+                                  else x, data_state)
         meta = {"step": step, "data_state": data_state, "key_impls": impls}
         try:
             json.dumps(meta, allow_nan=False)
