@@ -166,14 +166,13 @@ def load_hf(path: str, *, mesh=None, gguf_file: str | None = None, **config_over
 def _load_gguf(directory: str, gguf_file: str, mesh, overrides) -> tuple[ModelConfig, Params]:
     """GGUF through transformers' dequantisation (to float32), then the same name table."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
     full = os.path.join(directory, gguf_file)
     if not os.path.exists(full):
         raise FileNotFoundError(f"GGUF file {full} does not exist")
-    hf_cfg = AutoConfig.from_pretrained(directory, gguf_file=gguf_file).to_dict()
-    cfg = ModelConfig.from_hf(hf_cfg, **overrides)
     model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=gguf_file, dtype=torch.float32)
+    cfg = ModelConfig.from_hf(model.config.to_dict(), **overrides)
     tensors = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
     del model
     return cfg, params_from_tensors(cfg, tensors.__getitem__, lambda n: tensors[n].shape, set(tensors),
