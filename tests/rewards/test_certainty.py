@@ -102,3 +102,23 @@ def test_missing_statistics_is_a_clear_error():
     with pytest.raises(ValueError, match="vocab_size"):
         compute_rewards("self_certainty", _in_loop_batch(*[np.zeros((B, T, V), np.float32), np.zeros((B, T), int),
                                                             np.ones((B, T), bool)]), {"self_certainty": {"vocab_size": 0}})
+
+
+def test_from_rollout(fixture):
+    from urlvr_jax.sampling.rollout import Rollout
+
+    logits, tokens, mask, _ = fixture
+    reference = _in_loop_batch(logits, tokens, mask)
+    rollout = Rollout(
+        prompt_tokens=jnp.zeros((B, 2), jnp.int32), prompt_mask=jnp.ones((B, 2), bool), tokens=jnp.asarray(tokens),
+        mask=jnp.asarray(mask), lengths=jnp.asarray(LENGTHS), finished=jnp.ones(B, bool),
+        logprobs=jnp.asarray(reference.logprobs), entropy=jnp.asarray(reference.entropy),
+        self_certainty=jnp.asarray(reference.self_certainty), margin=jnp.asarray(reference.margin),
+        group_ids=jnp.asarray([0, 0, 1, 1, 1]),
+    )
+    texts = ["\\boxed{2}", "x", "the answer is 4", "", "1 then 5"]
+    batch = RewardBatch.from_rollout(rollout, texts, ground_truths=["2"] * B)
+    assert batch.answers == ["2", None, "4", None, "5"]
+    assert batch.group_ids.tolist() == [0, 0, 1, 1, 1]
+    np.testing.assert_array_equal(batch.response_lengths(), LENGTHS)
+    np.testing.assert_allclose(compute_rewards("self_certainty", batch), compute_rewards("self_certainty", reference))
