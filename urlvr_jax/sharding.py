@@ -82,14 +82,14 @@ def fit_spec(spec: P, shape: tuple[int, ...], mesh: Mesh) -> P:
     return P(*fitted)
 
 
-def _path_str(path) -> str:
+def path_str(path) -> str:
     return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
 
 
 def param_specs(params, rules=PARAM_RULES) -> dict:
     """PartitionSpecs for a params tree (arrays or ShapeDtypeStructs), unfitted."""
     def spec(path, _):
-        name = _path_str(path)
+        name = path_str(path)
         for pattern, s in rules:
             if re.search(pattern, name):
                 return s
@@ -132,5 +132,5 @@ def describe(params, mesh: Mesh, rules=PARAM_RULES) -> list[str]:
         fitted = fit_spec(s, x.shape, mesh)
         shards = math.prod(mesh.shape[n] for e in fitted if e for n in (e if isinstance(e, tuple) else (e,)))
         nbytes = math.prod(x.shape) * np.dtype(x.dtype).itemsize // shards
-        lines.append(f"{_path_str(path):24s} {str(tuple(x.shape)):24s} {str(fitted):40s} {nbytes / 2**20:9.2f} MiB")
+        lines.append(f"{path_str(path):24s} {str(tuple(x.shape)):24s} {str(fitted):40s} {nbytes / 2**20:9.2f} MiB")
     return lines

@@ -1,0 +1,309 @@
+"""The URLVR loop: prompts → N rollouts each → rewards → advantages → GRPO updates, with validation,
+per-step URLVR metrics, Model Collapse Step detection, JSONL/TensorBoard logs, plots and orbax checkpoints.
+
+Everything a step does is a function of (config, params, step), so a run killed at any point and resumed
+from its last checkpoint continues bit for bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from urlvr_jax import sharding as shd
+from urlvr_jax.model.tokenizer import decode_completions
+from urlvr_jax.rewards import metrics as rmetrics
+from urlvr_jax.rewards.answers import extract_answer
+from urlvr_jax.rewards.batch import RewardBatch, select_first_m
+from urlvr_jax.rewards.ensemble import ema_update, teacher_answers_from_texts
+from urlvr_jax.rewards.registry import compute_rewards, get_reward
+from urlvr_jax.rl import setup
+from urlvr_jax.rl.advantages import compute_advantages
+from urlvr_jax.rl.data import make_task, train_source, validation_examples
+from urlvr_jax.rl.losses import GRPOLossConfig
+from urlvr_jax.rl.train_step import StepConfig, TrainBatch, init_train_state, jit_train_step, make_optimizer
+from urlvr_jax.sampling.logprobs import completion_logprobs
+from urlvr_jax.sampling.sampler import DEFAULT_BUCKETS, Sampler
+from urlvr_jax.sampling.strategies import SamplingConfig
+from urlvr_jax.utils.checkpoint import CheckpointManager
+from urlvr_jax.utils.config import save_config
+from urlvr_jax.utils.metrics_log import MetricsLogger
+from urlvr_jax.utils.plots import plot_curves
+
+PROGRESS_KEYS = ("train/proxy_reward", "train/ground_truth_reward", "train/reward_accuracy", "val/avg@k")
+
+
+@dataclasses.dataclass
+class RunResult:
+    run_dir: str
+    steps: int
+    collapse_step: int | None
+    rollout_tokens: int
+    last_metrics: dict
+    params: object = None
+
+
+def parse_reward_spec(spec: str) -> str | dict[str, float]:
+    """``"majority_vote"`` or ``"majority_vote:0.5,format:0.5"`` (every name checked against the registry)."""
+    parts = [p.strip() for p in str(spec).split(",") if p.strip()]
+    if not parts:
+        raise ValueError("config reward.name is empty")
+    weights = {}
+    for part in parts:
+        name, _, weight = part.partition(":")
+        get_reward(name)  # unknown name -> ValueError listing the known ones
+        weights[name] = float(weight) if weight else 1.0
+    return next(iter(weights)) if len(weights) == 1 and not parts[0].count(":") else weights
+
+
+class URLVRRun:
+    """The parts of one run, built from a config; :meth:`train` runs it."""
+
+    def __init__(self, config):
+        self.config = c = config
+        self.mesh = shd.make_mesh(c.mesh or None)
+        self.rng = jax.random.key(c.seed)
+        self.tokenizer = setup.build_tokenizer(c)
+        self.cfg, params = setup.build_model(c, self.tokenizer, self.mesh, jax.random.fold_in(self.rng, 1))
+        self.reward_spec = parse_reward_spec(c.reward.name)
+        self.reward_names = [self.reward_spec] if isinstance(self.reward_spec, str) else list(self.reward_spec)
+        self.task = make_task(c.data)
+        self.extract = (lambda t: self.task.extract_answer(t)) if self.task is not None else extract_answer
+        self.gt_reward = "countdown" if c.data.task == "countdown" or c.data.dataset == "countdown" else "ground_truth"
+        self.source = train_source(c.data, c.rollout.prompts_per_step, c.seed)
+        self.val_examples = validation_examples(c.data)
+        self.n, self.n_votes = c.rollout.n, c.rollout.n_votes or c.rollout.n
+        if self.n_votes < self.n:
+            raise ValueError(f"config rollout.n_votes={self.n_votes} must be 0 or >= rollout.n={self.n}")
+        self._check_batching()
+        pad, stops = self.tokenizer.pad_token_id or 0, setup.stop_token_ids(self.tokenizer, self.cfg)
+        buckets = tuple(b for b in DEFAULT_BUCKETS if b < c.rollout.max_prompt_len) + (c.rollout.max_prompt_len,)
+        sampling = lambda **kw: SamplingConfig(stop_token_ids=stops, pad_id=pad, **kw)
+        self.sampler = Sampler(self.cfg, sampling(max_new_tokens=c.rollout.max_new_tokens, temperature=c.rollout.temperature,
+                                                  top_k=c.rollout.top_k, top_p=c.rollout.top_p), self.mesh, buckets)
+        self.val_sampler = Sampler(self.cfg, sampling(max_new_tokens=c.val.max_new_tokens or c.rollout.max_new_tokens,
+                                                      temperature=c.val.temperature, top_p=c.val.top_p), self.mesh, buckets)
+        self.verify_sampler = Sampler(self.cfg, sampling(max_new_tokens=c.reward.verify_max_new_tokens,
+                                                         temperature=c.reward.verify_temperature), self.mesh)
+        a = c.algo
+        loss = GRPOLossConfig(policy_loss=a.policy_loss, eps_low=a.eps_low, eps_high=a.eps_high,
+                              dual_clip_c=a.dual_clip_c or None, loss_agg_mode=a.loss_agg_mode,
+                              norm_length=float(c.rollout.max_new_tokens), kl_coef=a.kl_coef,
+                              kl_estimator=a.kl_estimator, entropy_coef=a.entropy_coef)
+        self.needs_ref = bool(a.kl_coef) or a.report_ref_kl
+        self.step_cfg = StepConfig(loss=loss, temperature=c.rollout.temperature, ppo_epochs=a.ppo_epochs,
+                                   num_minibatches=self.num_minibatches, num_microbatches=self.num_microbatches,
+                                   remat=c.train.remat, logprob_chunk=c.train.logprob_chunk or None,
+                                   report_ref_kl=self.needs_ref)
+        o = c.optim
+        self.optimizer = make_optimizer(o.lr, c.train.steps * a.ppo_epochs * self.num_minibatches,
+                                        schedule=o.schedule, warmup_ratio=o.warmup_ratio,
+                                        weight_decay=o.weight_decay, grad_clip=o.grad_clip, b1=o.b1, b2=o.b2)
+        copy = lambda tree: jax.tree.map(jnp.copy, tree)  # the train state is donated; keep separate buffers
+        self.ref_params = copy(params) if self.needs_ref else None
+        self.teacher = copy(params) if "co_rewarding_teacher" in self.reward_names else None
+        self.state = init_train_state(params, self.optimizer, jax.random.fold_in(self.rng, 2))
+        self._step_fn = None
+        self._logprobs = jax.jit(lambda p, pt, pm, t, m: completion_logprobs(
+            p, pt, pm, t, m, cfg=self.cfg, temperature=c.rollout.temperature,
+            chunk_size=c.train.logprob_chunk or None))
+
+    def _check_batching(self):
+        c = self.config
+        prompts, mb = c.rollout.prompts_per_step, c.algo.mini_batch_prompts
+        if mb < 1 or prompts % mb:
+            raise ValueError(f"config algo.mini_batch_prompts={mb} must divide rollout.prompts_per_step={prompts}")
+        self.num_minibatches = prompts // mb
+        rows = mb * self.n
+        micro = c.algo.micro_batch_rollouts or rows
+        if rows % micro:
+            raise ValueError(f"config algo.micro_batch_rollouts={micro} must divide the {rows} rollouts of a mini-batch")
+        self.num_microbatches = rows // micro
+
+    # ------------------------------------------------------------------ one step
+
+    def _generate_texts(self, sampler: Sampler, params, prompts: list[str], key, num_samples: int):
+        tokens, mask = setup.encode_prompts(self.config, self.tokenizer, prompts)
+        rollout = sampler.generate(params, tokens, mask, key, num_samples=num_samples)
+        return rollout, decode_completions(self.tokenizer, rollout.tokens, rollout.mask)
+
+    def _reward_batch(self, rollout, texts, examples, num_samples, teacher_answers=None) -> RewardBatch:
+        rows = [ex for ex in examples for _ in range(num_samples)]
+        return RewardBatch.from_rollout(rollout, texts, extract_fn=self.extract,
+                                        ground_truths=[ex.answer for ex in rows],
+                                        task_info=[dict(ex.info) for ex in rows], teacher_answers=teacher_answers)
+
+    def _reward_options(self, step: int) -> dict:
+        opts = {name: dict(self.config.reward.options.get(name, {})) for name in self.reward_names}
+        if "random" in opts:
+            opts["random"].setdefault("seed", self.config.seed * 100_003 + step)
+        if "self_verify" in opts:
+            key = jax.random.fold_in(self.rng, 3_000_000 + step)
+            texts = lambda prompts: self._generate_texts(
+                self.verify_sampler, self.state.params,
+                setup.prompt_texts(self.config, self.tokenizer, prompts, template="raw"), key, 1)[1]
+            opts["self_verify"].setdefault("generate_fn", texts)
+        return {k: v for k, v in opts.items() if v}
+
+    def rollout_step(self, step: int) -> dict:
+        c, t0 = self.config, time.perf_counter()
+        examples = self.source.batch(step - 1)
+        prompts = setup.prompt_texts(c, self.tokenizer, examples)
+        key = jax.random.fold_in(self.state.rng, step)
+        rollout, texts = self._generate_texts(self.sampler, self.state.params, prompts, key, self.n_votes)
+        teacher_answers = None
+        if self.teacher is not None:
+            t_roll, t_texts = self._generate_texts(self.sampler, self.teacher, prompts,
+                                                   jax.random.fold_in(key, 1), self.n_votes)
+            teacher_answers = teacher_answers_from_texts(t_texts, np.asarray(t_roll.group_ids), self.extract)
+        t1 = time.perf_counter()
+        batch = self._reward_batch(rollout, texts, examples, self.n_votes, teacher_answers)
+        proxy = compute_rewards(self.reward_spec, batch, self._reward_options(step))
+        gt = compute_rewards(self.gt_reward, batch)
+        metrics = rmetrics.urlvr_metrics(batch, proxy, gt, n_votes=None,
+                                         votes=self.gt_reward == "ground_truth")
+        metrics = {k.replace(f"@{self.n_votes}", "@n"): v for k, v in metrics.items()}
+        t2 = time.perf_counter()
+        keep = select_first_m(np.asarray(rollout.group_ids), self.n) if self.n_votes > self.n else np.arange(len(texts))
+        metrics.update(self._update(rollout.take(keep), proxy[keep]))
+        if self.teacher is not None:
+            self.teacher = ema_update(self.teacher, self.state.params, c.reward.teacher_ema)
+        metrics.update(rollout_time=t1 - t0, reward_time=t2 - t1, update_time=time.perf_counter() - t2,
+                       generated_tokens=float(np.asarray(rollout.lengths).sum()))
+        return metrics
+
+    def _update(self, rollout, rewards: np.ndarray) -> dict:
+        a = self.config.algo
+        opts = {"std_eps": a.std_eps} if a.advantage in ("grpo", "batch_std") else {}
+        advantages = compute_advantages(a.advantage, jnp.asarray(rewards), rollout.group_ids,
+                                        self.config.rollout.prompts_per_step, **opts)
+        args = (rollout.prompt_tokens, rollout.prompt_mask, rollout.tokens, rollout.mask)
+        old = self._logprobs(self.state.params, *args) if a.old_logprobs == "recompute" else rollout.logprobs
+        if a.old_logprobs not in ("recompute", "sampler"):
+            raise ValueError(f"config algo.old_logprobs={a.old_logprobs!r} is not one of ('recompute', 'sampler')")
+        ref = self._logprobs(self.ref_params, *args) if self.needs_ref else jnp.zeros_like(rollout.logprobs)
+        batch = TrainBatch(prompt_tokens=rollout.prompt_tokens, prompt_mask=rollout.prompt_mask, tokens=rollout.tokens,
+                           mask=rollout.mask, advantages=advantages.astype(jnp.float32), old_logprobs=old,
+                           ref_logprobs=ref, sampler_logprobs=rollout.logprobs)
+        if self._step_fn is None:
+            self._step_fn = jit_train_step(self.cfg, self.step_cfg, self.optimizer, self.mesh, self.state, batch)
+        batch = jax.device_put(batch, shd.tree_batch_shardings(batch, self.mesh))
+        self.state, metrics = self._step_fn(self.state, batch)
+        out = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        out["advantage_abs"] = float(jnp.abs(advantages).mean())
+        return out
+
+    # ------------------------------------------------------------------ validation
+
+    def validate(self, step: int) -> dict:
+        if not self.val_examples:
+            return {}
+        c, k = self.config, self.config.val.k
+        key = jax.random.fold_in(self.rng, 2_000_000 + step)
+        correct, groups, lengths, label_hits = [], [], [], []
+        chunk = c.rollout.prompts_per_step
+        for start in range(0, len(self.val_examples), chunk):
+            examples = self.val_examples[start:start + chunk]
+            prompts = setup.prompt_texts(c, self.tokenizer, examples)
+            rollout, texts = self._generate_texts(self.val_sampler, self.state.params, prompts,
+                                                  jax.random.fold_in(key, start), k)
+            batch = self._reward_batch(rollout, texts, examples, k)
+            gt = compute_rewards(self.gt_reward, batch)
+            correct.append(gt)
+            groups.append(np.asarray(rollout.group_ids) + start)
+            lengths.append(np.asarray(rollout.lengths))
+            if self.gt_reward == "ground_truth":
+                label_hits.append(rmetrics.urlvr_metrics(batch, gt, gt)["label_accuracy"] * len(examples))
+        correct, groups = np.concatenate(correct), np.concatenate(groups)
+        n, hits = rmetrics.group_counts(correct, groups)
+        out = {"avg@k": float(correct.mean()), "pass@k": float(rmetrics.pass_at_k(n, hits, k).mean()),
+               "pass@1": float(rmetrics.pass_at_k(n, hits, 1).mean()),
+               "response_length": float(np.concatenate(lengths).mean())}
+        if label_hits:
+            out["maj@k"] = float(sum(label_hits) / len(self.val_examples))
+        return out
+
+    # ------------------------------------------------------------------ the run
+
+    def train(self) -> RunResult:
+        c = self.config
+        run_dir = c.run_dir
+        os.makedirs(run_dir, exist_ok=True)
+        save_config(c, os.path.join(run_dir, "config.json"))
+        ckpt = CheckpointManager(os.path.join(run_dir, "checkpoints"), keep=c.train.keep_checkpoints,
+                                 save_every=c.train.checkpoint_every)
+        start, info = 0, {"collapse_step": None, "rollout_tokens": 0, "nonfinite_streak": 0}
+        restored = ckpt.restore_latest(self._checkpoint_state())
+        if restored is not None:
+            state, data_state = restored
+            self.state, self.teacher = state["train"], state.get("teacher")
+            start = int(data_state["step"])
+            info.update({k: data_state[k] for k in info if k in data_state})
+        logger = MetricsLogger(run_dir, progress_total=c.train.steps, progress_keys=PROGRESS_KEYS,
+                               resume_step=start, show_progress=c.train.progress)
+        metrics: dict = {}
+        try:
+            if start == 0:
+                logger.log(0, self.validate(0), prefix="val")
+            for step in range(start + 1, c.train.steps + 1):
+                metrics = self.rollout_step(step)
+                info["rollout_tokens"] += int(metrics["generated_tokens"])
+                metrics["rollout_tokens"] = float(info["rollout_tokens"])
+                self._check_finite(step, metrics, info)
+                if info["collapse_step"] is None and metrics.get("reward_accuracy", 1.0) < c.train.collapse_threshold:
+                    info["collapse_step"] = step
+                logger.log(step, metrics, prefix="train")
+                if c.val.every and step % c.val.every == 0 or step == c.train.steps:
+                    logger.log(step, self.validate(step), prefix="val")
+                ckpt.save(step, self._checkpoint_state(), dict(info, step=step), force=step == c.train.steps)
+                if c.train.stop_at_collapse and info["collapse_step"] is not None:
+                    break
+        finally:
+            logger.close()
+            ckpt.close()
+        self._finish(run_dir, info)
+        return RunResult(run_dir, step if c.train.steps > start else start, info["collapse_step"],
+                         info["rollout_tokens"], metrics, self.state.params)
+
+    def _checkpoint_state(self) -> dict:
+        state = {"train": self.state}
+        if self.teacher is not None:
+            state["teacher"] = self.teacher
+        return state
+
+    def _check_finite(self, step: int, metrics: dict, info: dict) -> None:
+        bad = metrics.get("nonfinite_updates", 0) > 0 or not np.isfinite(metrics.get("loss", 0.0))
+        if not bad:
+            info["nonfinite_streak"] = 0
+            return
+        info["nonfinite_streak"] += 1
+        warnings.warn(f"step {step}: non-finite loss or gradient in {int(metrics.get('nonfinite_updates', 1))} "
+                      "update(s); those updates were skipped", RuntimeWarning)
+        if info["nonfinite_streak"] > self.config.train.max_nonfinite_steps:
+            raise FloatingPointError(
+                f"step {step}: non-finite loss or gradient for {info['nonfinite_streak']} steps in a row "
+                f"(train.max_nonfinite_steps={self.config.train.max_nonfinite_steps}); stopping. The metrics up "
+                f"to this step are in {self.config.run_dir}/metrics.jsonl and the last good checkpoint is kept.")
+
+    def _finish(self, run_dir: str, info: dict) -> None:
+        panels = [("rewards", ["train/proxy_reward", "train/ground_truth_reward"]),
+                  ("reward accuracy", ["train/reward_accuracy"]),
+                  ("validation", ["val/avg@k", "val/pass@k"]),
+                  ("entropy", ["train/entropy_mean"]), ("response length", ["train/response_length"])]
+        try:
+            plot_curves(os.path.join(run_dir, "metrics.jsonl"), os.path.join(run_dir, "curves.png"), panels,
+                        collapse_step=info["collapse_step"], title=self.config.name)
+        except ValueError as e:  # a run too short to have every curve
+            warnings.warn(f"plot skipped: {e}")
+        if self.config.train.export_hf:
+            setup.export_run(run_dir, self.cfg, self.state.params, self.tokenizer)
+
+
+def train(config) -> RunResult:
+    return URLVRRun(config).train()

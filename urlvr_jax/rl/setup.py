@@ -1,0 +1,99 @@
+"""Building a run's parts from its config: the model and its params, the tokenizer, prompt encoding."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+
+from urlvr_jax import sharding as shd
+from urlvr_jax.model import hf_io
+from urlvr_jax.model.config import ModelConfig
+from urlvr_jax.model.tokenizer import encode_batch, load_tokenizer
+from urlvr_jax.model.transformer import Params, init_params
+from urlvr_jax.tasks import Example, format_prompt
+
+
+def build_tokenizer(config):
+    tok = config.tokenizer
+    if tok.kind == "char":
+        from urlvr_jax.tasks.char_tokenizer import make_char_tokenizer
+
+        tokenizer = make_char_tokenizer()
+        tokenizer.padding_side = "left"
+        return tokenizer
+    if tok.kind != "hf":
+        raise ValueError(f"config tokenizer.kind={tok.kind!r} is not one of ('hf', 'char')")
+    path = tok.path or _model_path(config)
+    if not path:
+        raise ValueError("config tokenizer.path (or model.path) must name a tokenizer directory for tokenizer.kind=hf")
+    return load_tokenizer(path)
+
+
+def _model_path(config) -> str:
+    if config.model.source == "smollm2":
+        from urlvr_jax.model import smollm2
+
+        return smollm2.hf_dir()
+    return config.model.path
+
+
+def build_model(config, tokenizer, mesh, rng: jax.Array) -> tuple[ModelConfig, Params]:
+    """(ModelConfig, params placed on ``mesh``) for ``config.model``."""
+    m = config.model
+    numerics = dict(dtype=m.dtype, param_dtype=m.param_dtype)
+    if m.source in ("hf", "smollm2"):
+        path = _model_path(config)
+        if not path:
+            raise ValueError("config model.path must name a Hugging Face directory or .gguf file for model.source=hf")
+        cfg, params = hf_io.load_hf(path, mesh=mesh, **numerics)
+    elif m.source == "init":
+        cfg = ModelConfig(
+            family=m.family, vocab_size=m.vocab_size or len(tokenizer), hidden_size=m.hidden_size,
+            intermediate_size=m.intermediate_size, num_layers=m.num_layers, num_heads=m.num_heads,
+            num_kv_heads=m.num_kv_heads, head_dim=m.head_dim, rope_theta=m.rope_theta,
+            max_position_embeddings=m.max_position_embeddings, tie_embeddings=m.tie_embeddings,
+            attention_bias=m.family == "qwen2", qk_norm=m.family == "qwen3",
+            pad_token_id=tokenizer.pad_token_id or 0, **numerics)
+        params = jax.device_put(init_params(cfg, rng), shd.param_shardings(
+            jax.eval_shape(lambda: init_params(cfg, rng)), mesh))
+    else:
+        raise ValueError(f"config model.source={m.source!r} is not one of ('init', 'hf', 'smollm2')")
+    if cfg.vocab_size < len(tokenizer):
+        raise ValueError(f"model vocab_size {cfg.vocab_size} is smaller than the tokenizer's {len(tokenizer)} tokens")
+    return cfg, params
+
+
+def stop_token_ids(tokenizer, cfg: ModelConfig) -> tuple[int, ...]:
+    ids = set(cfg.eos_token_ids)
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    return tuple(sorted(ids))
+
+
+def prompt_texts(config, tokenizer, examples: list[Example], template: str | None = None) -> list[str]:
+    """The prompt text of each example: ``data.template`` (or ``template``), in the chat template if any."""
+    chat = {"auto": "auto", "true": True, "false": False}.get(str(config.data.chat_template).lower())
+    if chat is None:
+        raise ValueError(f"config data.chat_template={config.data.chat_template!r} is not one of auto/true/false")
+    questions = [ex.prompt if isinstance(ex, Example) else ex for ex in examples]
+    return [format_prompt(tokenizer, q, template=template or config.data.template, use_chat_template=chat)
+            for q in questions]
+
+
+def encode_prompts(config, tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    tokens, mask = encode_batch(tokenizer, texts, add_special_tokens=config.tokenizer.add_special_tokens)
+    too_long = np.flatnonzero(mask.sum(axis=1) > config.rollout.max_prompt_len)
+    if too_long.size:
+        raise ValueError(f"{too_long.size} prompt(s) exceed rollout.max_prompt_len={config.rollout.max_prompt_len} "
+                         f"tokens (longest {int(mask.sum(axis=1).max())}); raise it or filter the data")
+    return tokens, mask
+
+
+def export_run(run_dir: str, cfg: ModelConfig, params: Params, tokenizer) -> str:
+    """Writes the params as a Hugging Face directory (with the tokenizer) under ``run_dir/hf``."""
+    out = os.path.join(run_dir, "hf")
+    hf_io.save_hf(params, cfg, out)
+    tokenizer.save_pretrained(out)
+    return out

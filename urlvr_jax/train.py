@@ -1,0 +1,30 @@
+"""Command line of the URLVR loop.
+
+    python -m urlvr_jax.train --config cpu_default [key=value ...]
+
+``--config`` takes a name in ``configs/`` or a path to a config file; every field can be overridden with
+``dotted.key=value`` (an unknown key is refused with the valid keys listed).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from urlvr_jax.utils.config import parse_cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    config, extra = parse_cli(argv, default_config="cpu_default")
+    if extra:
+        raise SystemExit(f"unknown flags {extra}; overrides are written key=value (see configs/*.py)")
+    from urlvr_jax.rl.loop import train
+
+    result = train(config)
+    collapse = result.collapse_step if result.collapse_step is not None else "none within the run"
+    print(f"run {result.run_dir}: {result.steps} steps, Model Collapse Step: {collapse}, "
+          f"rollout tokens: {result.rollout_tokens}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
