@@ -14,11 +14,13 @@ string; real equivalence (``1/2`` vs ``0.5``) is :mod:`urlvr_jax.rewards.grading
 
 from __future__ import annotations
 
+import itertools
 import re
 from fractions import Fraction
 
 # Integers longer than this are never converted with int() (CPython refuses > 4300 digits by default).
 MAX_NUMBER_DIGITS = 1000
+MAX_NORMALIZE_PASSES = 8
 
 _BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _BOX_BARE = re.compile(r"\\boxed\s+([^\s${}]+)")
@@ -28,8 +30,8 @@ _INT_OR_DEC = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
 _SLASH_FRAC = re.compile(r"(-?\d+)/(\d+)")
 _TEX_FRAC = re.compile(r"(-?)\\frac\{(-?\d+)\}\{(\d+)\}")
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
-_TEXT_WRAP = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
-_ASSIGN = re.compile(r"^[a-zA-Z]\s*=\s*(?=\S)")
+_TEXT_OPEN = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{")
+_ASSIGN = re.compile(r"^(?:[a-zA-Z]\s*=\s*)+(?=\S)")
 _DROP = (
     "\\left", "\\right", "\\displaystyle", "\\!", "\\,", "\\;", "\\:", "\\ ", "\\$", "$",
     "^{\\circ}", "^\\circ", "\\%", "%", "\\degree",
@@ -88,20 +90,49 @@ def last_number(text: str) -> str | None:
 
 
 def _unwrap_text(s: str) -> str:
-    """Replaces ``\\text{abc}`` and friends by ``abc`` (innermost first)."""
-    for _ in range(8):
-        new = _TEXT_WRAP.sub(r"\1", s)
-        if new == s:
-            break
-        s = new
-    return s
+    """Replaces ``\\text{abc}`` and friends by ``abc``, at any depth, in one linear pass."""
+    if "\\" not in s:
+        return s
+    out: list[str] = []
+    dropped: list[bool] = []  # per open brace: was it the brace of a wrapper?
+    i = 0
+    while i < len(s):
+        match = _TEXT_OPEN.match(s, i)
+        if match:
+            dropped.append(True)
+            i = match.end()
+            continue
+        ch = s[i]
+        if ch == "{":
+            dropped.append(False)
+        elif ch == "}" and dropped and dropped.pop():
+            i += 1
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
 
 
-def normalize_answer(answer: str | None) -> str | None:
-    """Canonical spelling of an extracted answer; None for None or for an empty result."""
-    if answer is None:
-        return None
-    s = answer.strip()
+def _outer_brace_layers(s: str) -> int:
+    """How many ``{...}`` layers wrap the whole of ``s`` (linear time, any depth)."""
+    m = min(len(s) - len(s.lstrip("{")), len(s) - len(s.rstrip("}")), len(s) // 2)
+    if m == 0:
+        return 0
+    n = len(s)
+    depth = list(itertools.accumulate(1 if c == "{" else -1 if c == "}" else 0 for c in s))
+    min_inside = [0] * (m + 1)  # min depth over positions k-1 .. n-k-1 (after each char)
+    running = min(depth[m - 1 : n - m])
+    for k in range(m, 0, -1):
+        running = min(running, depth[k - 1], depth[n - k - 1])
+        min_inside[k] = running
+    layers = 0
+    while layers < m and min_inside[layers + 1] >= layers + 1 and depth[n - layers - 2] == layers + 1:
+        layers += 1
+    return layers
+
+
+def _normalize_once(s: str) -> str:
+    s = s.strip()
     inner = extract_boxed(s)
     if inner is not None and s.startswith(("\\boxed", "\\fbox")) and s.endswith("}"):
         s = inner  # a box wrapped around the whole answer
@@ -114,8 +145,24 @@ def normalize_answer(answer: str | None) -> str | None:
     s = s.rstrip(".")
     if _THOUSANDS.fullmatch(s):
         s = s.replace(",", "")
-    if len(s) >= 2 and s[0] == "{" and s[-1] == "}" and _matching_brace(s, 0) == len(s) - 1:
-        s = s[1:-1]
+    layers = _outer_brace_layers(s)
+    return s[layers : len(s) - layers]
+
+
+def normalize_answer(answer: str | None) -> str | None:
+    """Canonical spelling of an extracted answer; None for None or for an empty result.
+
+    The rules are applied until nothing changes (at most ``MAX_NORMALIZE_PASSES`` times), so that
+    normalising twice gives the same string for every realistic answer.
+    """
+    if answer is None:
+        return None
+    s = answer
+    for _ in range(MAX_NORMALIZE_PASSES):
+        new = _normalize_once(s)
+        if new == s:
+            break
+        s = new
     return s or None
 
 

@@ -25,9 +25,9 @@ def answered_mask(answers: Sequence[str | None]) -> np.ndarray:
     return np.array([normalize_answer(a) is not None for a in answers], dtype=bool)
 
 
-def _distinct_answers(answers: Sequence[str | None]) -> list[str]:
-    """The distinct normalised answers, in order of first appearance."""
-    return list(dict.fromkeys(a for a in map(normalize_answer, answers) if a is not None))
+def _distinct_answers(normalized: Sequence[str | None]) -> list[str]:
+    """The distinct (already normalised) answers, in order of first appearance."""
+    return list(dict.fromkeys(a for a in normalized if a is not None))
 
 
 def _candidate_pairs(distinct: list[str]) -> list[tuple[str, str]]:
@@ -78,7 +78,7 @@ def cluster_groups(
     rows_by_group = group_rows(group_ids)
     pairs = []
     for rows in rows_by_group.values():
-        pairs += _candidate_pairs(_distinct_answers([answers[r] for r in rows]))
+        pairs += _candidate_pairs(_distinct_answers([normalize_answer(answers[r]) for r in rows]))
     equivalent_many(pairs, timeout_s=timeout_s)  # fills the cache for the per-group calls
     ids = np.empty(len(answers), dtype=np.int64)
     for rows in rows_by_group.values():

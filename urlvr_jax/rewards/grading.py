@@ -8,7 +8,8 @@
 3. identical strings: equivalent;
 4. both number literals (integer, decimal, ``a/b``, ``\\frac{a}{b}``): exact rational comparison;
 5. answers over ``MAX_GRADE_CHARS`` characters, or that could make sympy evaluate a gigantic number
-   (nested powers, exponents or factorials of 4+ digits): not equivalent (strings already differ);
+   (nested powers, exponents or factorials of 4+ digits, factorials of groups, binomials): not
+   equivalent (the strings already differ);
 6. otherwise ``math_verify.verify(parse(\\boxed{gold}), parse(\\boxed{pred}))`` in a worker process.
 
 Step 6 runs in a lazily created, reused :class:`~urlvr_jax.rewards.workers.WorkerPool`; an item that
@@ -32,18 +33,23 @@ MAX_GRADE_CHARS = 300
 MAX_CACHE = 200_000
 ANSWER_TYPES = (None, "number")
 
-_EXPLOSIVE = re.compile(r"\^\s*\{[^{}]*[\^!]|\^\s*\{?\s*-?\d{4,}|\*\*.*\*\*|\d{4,}\s*!|!\s*!|\\binom")
+_EXPLOSIVE = re.compile(r"\^\s*\{[^{}]*[\^!]|\^\s*\{?\s*-?\d{4,}|\*\*.*\*\*|\d{4,}\s*!|[!)}\]]\s*!|\\binom")
 _cache: dict[tuple[str, str, str | None], bool] = {}
 _pool: WorkerPool | None = None
 
 
-def _math_verify_equivalent(pred: str, gold: str, timeout_s: float) -> bool:
-    """math-verify's verdict; runs inside a worker process (main thread, so its alarms work)."""
+def _init_worker() -> None:
+    """Imports math-verify and warms sympy up in a new worker, before it reports ready."""
     import logging
 
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
+    _math_verify_equivalent("x+1", "\\frac{1}{2}", 5.0)
+
+
+def _math_verify_equivalent(pred: str, gold: str, timeout_s: float) -> bool:
+    """math-verify's verdict; runs inside a worker process (main thread, so its alarms work)."""
     from math_verify import parse, verify
 
-    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     inner = max(1, int(timeout_s / 3))  # parse, parse, verify each get a third of the budget
     gold_parsed = parse("\\boxed{" + gold + "}", parsing_timeout=inner)
     pred_parsed = parse("\\boxed{" + pred + "}", parsing_timeout=inner)
@@ -81,7 +87,7 @@ def get_pool() -> WorkerPool:
     global _pool
     if _pool is None:
         n_workers = int(os.environ.get("URLVR_GRADING_WORKERS", min(2, os.cpu_count() or 1)))
-        _pool = WorkerPool(n_workers)
+        _pool = WorkerPool(n_workers, initializer=_init_worker)
     return _pool
 
 

@@ -26,8 +26,10 @@ MAX_STARTUP_FAILURES = 3
 _READY = "ready"
 
 
-def _worker_main(conn: Connection) -> None:
+def _worker_main(conn: Connection, initializer: Callable[[], None] | None) -> None:
     """Worker loop: receive (fn, args), send ("ok", result) or ("error", message); None stops it."""
+    if initializer is not None:
+        initializer()  # imports and warm-up happen before "ready", outside any item's timeout
     conn.send(_READY)
     while True:
         try:
@@ -46,9 +48,9 @@ def _worker_main(conn: Connection) -> None:
 class _Worker:
     """One process, its pipe, and the item it is working on."""
 
-    def __init__(self, context: mp.context.BaseContext) -> None:
+    def __init__(self, context: mp.context.BaseContext, initializer: Callable[[], None] | None) -> None:
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child,), daemon=True)
+        self.process = context.Process(target=_worker_main, args=(child, initializer), daemon=True)
         self.process.start()
         child.close()
         self.ready = False
@@ -70,20 +72,25 @@ class _Worker:
 
 
 class WorkerPool:
-    """``n_workers`` processes that run calls with a per-item timeout (see the module docstring)."""
+    """``n_workers`` processes that run calls with a per-item timeout (see the module docstring).
 
-    def __init__(self, n_workers: int = 2, start_method: str = "forkserver") -> None:
+    ``initializer`` (a module-level function) runs once in each new worker before it takes items.
+    """
+
+    def __init__(self, n_workers: int = 2, initializer: Callable[[], None] | None = None,
+                 start_method: str = "forkserver") -> None:
         if n_workers < 1:
             raise ValueError(f"WorkerPool: n_workers must be >= 1, got {n_workers}")
         self._context = mp.get_context(start_method)
-        self._workers = [_Worker(self._context) for _ in range(n_workers)]
+        self._initializer = initializer
+        self._workers = [_Worker(self._context, initializer) for _ in range(n_workers)]
         self._lock = threading.Lock()
         self._startup_failures = 0
         self.replaced = 0  # how many workers were killed or found dead (for logs and tests)
 
     def _replace(self, index: int) -> None:
         self._workers[index].stop(kill=True)
-        self._workers[index] = _Worker(self._context)
+        self._workers[index] = _Worker(self._context, self._initializer)
         self.replaced += 1
 
     def run(self, calls: Sequence[Call], timeout_s: float, default: Any = None) -> list[Any]:
