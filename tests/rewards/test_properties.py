@@ -41,7 +41,7 @@ GRADE_TIMEOUT_S = 2.0
 STARTUP_SLACK_S = 30.0  # a replaced worker re-imports math-verify
 
 
-@settings(max_examples=2500, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=2000, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(adversarial)
 def test_extraction_never_raises_is_fast_and_idempotent(text):
     start = time.monotonic()

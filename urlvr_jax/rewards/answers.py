@@ -22,6 +22,7 @@ from fractions import Fraction
 MAX_NUMBER_DIGITS = 1000
 MAX_NORMALIZE_PASSES = 8
 
+_BRACE = re.compile(r"[{}]")
 _BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _BOX_BARE = re.compile(r"\\boxed\s+([^\s${}]+)")
 _ANSWER_IS = re.compile(r"(?:final answer|the answer)\s+is\s*:?\s*", re.IGNORECASE)
@@ -31,6 +32,7 @@ _SLASH_FRAC = re.compile(r"(-?\d+)/(\d+)")
 _TEX_FRAC = re.compile(r"(-?)\\frac\{(-?\d+)\}\{(\d+)\}")
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _TEXT_OPEN = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{")
+_TEXT_TOKEN = re.compile(_TEXT_OPEN.pattern + r"|[{}]")
 _ASSIGN = re.compile(r"^(?:[a-zA-Z]\s*=\s*)+(?=\S)")
 _DROP = (
     "\\left", "\\right", "\\displaystyle", "\\!", "\\,", "\\;", "\\:", "\\ ", "\\$", "$",
@@ -41,14 +43,10 @@ _DROP = (
 def _matching_brace(text: str, open_index: int, end: int | None = None) -> int | None:
     """Index of the ``}`` closing the ``{`` at ``open_index`` (before ``end``), or None."""
     depth = 0
-    for i in range(open_index, len(text) if end is None else end):
-        ch = text[i]
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return i
+    for match in _BRACE.finditer(text, open_index, len(text) if end is None else end):
+        depth += 1 if match.group(0) == "{" else -1
+        if depth == 0:
+            return match.start()
     return None
 
 
@@ -91,25 +89,24 @@ def last_number(text: str) -> str | None:
 
 def _unwrap_text(s: str) -> str:
     """Replaces ``\\text{abc}`` and friends by ``abc``, at any depth, in one linear pass."""
-    if "\\" not in s:
+    if not _TEXT_OPEN.search(s):
         return s
     out: list[str] = []
     dropped: list[bool] = []  # per open brace: was it the brace of a wrapper?
-    i = 0
-    while i < len(s):
-        match = _TEXT_OPEN.match(s, i)
-        if match:
-            dropped.append(True)
-            i = match.end()
-            continue
-        ch = s[i]
-        if ch == "{":
+    last = 0
+    for match in _TEXT_TOKEN.finditer(s):
+        token = match.group(0)
+        out.append(s[last : match.start()])
+        last = match.end()
+        if token == "{":
             dropped.append(False)
-        elif ch == "}" and dropped and dropped.pop():
-            i += 1
+        elif token != "}":
+            dropped.append(True)
             continue
-        out.append(ch)
-        i += 1
+        elif dropped and dropped.pop():
+            continue
+        out.append(token)
+    out.append(s[last:])
     return "".join(out)
 
 
