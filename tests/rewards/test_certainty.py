@@ -99,9 +99,9 @@ def test_missing_statistics_is_a_clear_error():
     batch = RewardBatch.from_texts(["\\boxed{1}"], [0])
     with pytest.raises(ValueError, match="RewardBatch.entropy"):
         compute_rewards("token_entropy", batch)
+    zeros = _in_loop_batch(np.zeros((B, T, V), np.float32), np.zeros((B, T), int), np.ones((B, T), bool))
     with pytest.raises(ValueError, match="vocab_size"):
-        compute_rewards("self_certainty", _in_loop_batch(*[np.zeros((B, T, V), np.float32), np.zeros((B, T), int),
-                                                            np.ones((B, T), bool)]), {"self_certainty": {"vocab_size": 0}})
+        compute_rewards("self_certainty", zeros, {"self_certainty": {"vocab_size": 0}})
 
 
 def test_from_rollout(fixture):

@@ -41,20 +41,22 @@ class RewardBatch:
     task_info: list[dict[str, Any]] | None = None
     teacher_answers: dict[int, list[str | None]] | None = None
 
+    def _set(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)  # frozen: only __post_init__ canonicalises fields
+
     def __post_init__(self) -> None:
-        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
-        set_("texts", list(self.texts))
-        set_("answers", list(self.answers))
-        set_("group_ids", np.asarray(self.group_ids).astype(np.int64))
+        self._set("texts", list(self.texts))
+        self._set("answers", list(self.answers))
+        self._set("group_ids", np.asarray(self.group_ids).astype(np.int64))
+        if self.group_ids.ndim != 1:
+            raise ValueError(f"RewardBatch.group_ids must be 1-D [B], got shape {self.group_ids.shape}")
         size = len(self.texts)
         _check_length("answers", self.answers, size)
         _check_length("group_ids", self.group_ids, size)
-        if self.group_ids.ndim != 1:
-            raise ValueError(f"RewardBatch.group_ids must be 1-D [B], got shape {self.group_ids.shape}")
         for name in ("ground_truths", "task_info"):
             value = getattr(self, name)
             if value is not None:
-                set_(name, list(value))
+                self._set(name, list(value))
                 _check_length(name, value, size)
         if self.task_info is not None and not all(isinstance(info, dict) for info in self.task_info):
             raise ValueError("RewardBatch.task_info must be a list of dicts, one per rollout")
@@ -64,7 +66,7 @@ class RewardBatch:
                 value = np.asarray(value, dtype=bool if name.endswith("mask") else np.float32)
                 if value.ndim != 2 or value.shape[0] != size:
                     raise ValueError(f"RewardBatch.{name} must have shape [B={size}, T], got {value.shape}")
-                set_(name, value)
+                self._set(name, value)
         shapes = {name: getattr(self, name).shape for name in ("mask", "answer_mask", *STAT_NAMES)
                   if getattr(self, name) is not None}
         if len(set(shapes.values())) > 1:

@@ -16,6 +16,9 @@ Step 6 runs in a lazily created, reused :class:`~urlvr_jax.rewards.workers.Worke
 overruns ``timeout_s`` or crashes its worker counts as not equivalent and the worker is replaced.
 Results are cached per (pred, gold, answer_type). The pool is shut down at exit or by
 :func:`shutdown_pool`. This module must stay free of JAX imports: the workers import it.
+As with any ``multiprocessing`` start method but fork, a script that grades must keep its top-level
+work under ``if __name__ == "__main__":`` (workers re-import the main module), and grading from
+``python -`` (stdin) cannot start workers.
 """
 
 from __future__ import annotations
