@@ -1,0 +1,166 @@
+"""Training dynamics on the toys: exact KL iteration, expected policy-gradient flow, sampled GRPO.
+
+All three are pure functions built on `lax.scan`; GRPO follows purejaxrl's `make_train(config)`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from urlvr_jax.theory import rewards as R
+from urlvr_jax.theory.toys import Params, Prior, answer_marginal, init_params, log_policy
+
+RewardFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]  # (lz, la, c) -> r [R, K]
+
+
+def exact_reward_fn(name: str) -> RewardFn:
+    """Reward table with exact (N -> infinity) votes."""
+    return lambda lz, la, c: R.exact_reward_table(name, lz, la, c)
+
+
+def split_joint(logj: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Joint log pi(z, a) [..., R, K] -> (log pi(z), log pi(a | z))."""
+    lz = jax.nn.logsumexp(logj, -1)
+    return lz, logj - lz[..., None]
+
+
+def kl_step(lz: jax.Array, la: jax.Array, c: jax.Array, reward_fn: RewardFn, beta: float):
+    """One KL-optimal step for one prompt: pi_{k+1} ∝ pi_k exp(r_k / beta) on the joint."""
+    logj = lz[:, None] + la + reward_fn(lz, la, c) / beta
+    return split_joint(logj - jax.nn.logsumexp(logj))
+
+
+def kl_iteration(prior: Prior, reward_fn: RewardFn, beta: float, steps: int):
+    """Iterate the KL-optimal update on every prompt; returns stacked (lz, la) [steps + 1, ...]."""
+    lz0, la0 = log_policy(init_params(prior), prior)
+    step = jax.vmap(lambda lz, la, c: kl_step(lz, la, c, reward_fn, beta))
+
+    def body(carry, _):
+        nxt = step(*carry, prior.c)
+        return nxt, nxt
+
+    _, (lzs, las) = jax.lax.scan(body, (lz0, la0), None, length=steps)
+    return jnp.concatenate([lz0[None], lzs]), jnp.concatenate([la0[None], las])
+
+
+def pg_flow(prior: Prior, reward_fn: RewardFn, lr: float, steps: int, rho: float = 1.0):
+    """Exact expected policy gradient ascent on E_pi[sg(r)] (Euler steps of the flow).
+
+    Returns stacked (lz, la) [steps + 1, ...].
+    """
+    def objective(params: Params) -> jax.Array:
+        lz, la = log_policy(params, prior, rho)
+        r = jax.lax.stop_gradient(jax.vmap(reward_fn)(lz, la, prior.c))
+        return (jnp.exp(lz[..., None] + la) * r).sum()
+
+    p0 = init_params(prior)
+
+    def body(params, _):
+        g = jax.grad(objective)(params)
+        params = jax.tree.map(lambda p, d: p + lr * d, params, g)
+        params = params._replace(b=prior.b0, w=p0.w)  # the tabular flow keeps shared parameters frozen
+        return params, log_policy(params, prior, rho)
+
+    _, (lzs, las) = jax.lax.scan(body, p0, None, length=steps)
+    lz0, la0 = log_policy(p0, prior, rho)
+    return jnp.concatenate([lz0[None], lzs]), jnp.concatenate([la0[None], las])
+
+
+class GRPOConfig(NamedTuple):
+    """Sampled GRPO on a toy; one step = one rollout batch of `batch_size` prompts x N rollouts."""
+
+    reward: str = "majority_vote"
+    num_rollouts: int = 8
+    batch_size: int = 64
+    num_minibatches: int = 1
+    lr: float = 0.3
+    clip_eps: float = 0.2
+    rho: float = 8.0  # per-prompt capacity: effective per-prompt lr scales as rho^2
+    t_max: float = 0.0  # shared, saturating sharpening capacity (0 = none)
+    learn_shared: bool = True  # coupled toy; False = tabular (shared b and w frozen)
+    steps: int = 200
+    std_eps: float = 1e-6
+
+
+class Metrics(NamedTuple):
+    """Per-step metrics (each [steps])."""
+
+    accuracy: jax.Array  # pool pass@1 after the step
+    proxy_reward: jax.Array  # mean intrinsic reward of the rollouts
+    gt_reward: jax.Array  # mean ground-truth reward of the rollouts
+    reward_accuracy: jax.Array  # share of rollouts with proxy reward == GT reward
+    mode_kept: jax.Array  # share of pool prompts whose answer mode equals the initial mode
+    entropy: jax.Array  # mean answer-marginal entropy over the pool
+
+
+def _rows(params: Params, prior: Prior, idx: jax.Array, rho: tuple[float, float]):
+    sub_prior = Prior(prior.s_z[idx], prior.s_a[idx], prior.c[idx], prior.b0)
+    sub_params = Params(params.u_z[idx], params.u_a[idx], params.b, params.w)
+    return log_policy(sub_params, sub_prior, *rho)
+
+
+def make_train(config: GRPOConfig):
+    """Build a jittable `train(key, prior) -> (final params, Metrics)`."""
+    cfg = config
+    caps = (cfg.rho, cfg.t_max)
+
+    def train(key: jax.Array, prior: Prior):
+        P = prior.c.shape[0]
+        B, N = min(cfg.batch_size, P), cfg.num_rollouts
+        mode0 = jnp.argmax(answer_marginal(*log_policy(init_params(prior), prior, *caps)), -1)
+
+        def sample(key, lz, la):
+            kz, ka = jax.random.split(key)
+            z = jax.random.categorical(kz, lz, shape=(N,))
+            a = jax.random.categorical(ka, la[z])
+            return z, a
+
+        def step(params: Params, key):
+            k_idx, k_roll = jax.random.split(key)
+            idx = jax.random.permutation(k_idx, P)[:B]
+            lz, la = _rows(params, prior, idx, caps)
+            c = prior.c[idx]
+            z, a = jax.vmap(sample)(jax.random.split(k_roll, B), lz, la)
+            r = jax.vmap(lambda *x: R.sampled_rewards(cfg.reward, *x))(lz, la, c, z, a)
+            gt = (a == c[:, None]).astype(r.dtype)
+            r_mv = jax.vmap(lambda *x: R.sampled_rewards("majority_vote", *x))(lz, la, c, z, a)
+            adv = (r - r.mean(1, keepdims=True)) / (r.std(1, keepdims=True) + cfg.std_eps)
+            old = lz[jnp.arange(B)[:, None], z] + la[jnp.arange(B)[:, None], z, a]
+
+            def loss(p: Params, mb: jax.Array) -> jax.Array:
+                lz_n, la_n = _rows(p, prior, idx[mb], caps)
+                zb, ab = z[mb], a[mb]
+                rows = jnp.arange(mb.shape[0])[:, None]
+                ratio = jnp.exp(lz_n[rows, zb] + la_n[rows, zb, ab] - old[mb])
+                clipped = jnp.clip(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps)
+                return -jnp.minimum(ratio * adv[mb], clipped * adv[mb]).mean()
+
+            def mb_step(p: Params, mb):
+                g = jax.grad(loss)(p, mb)
+                g = g._replace(b=g.b * cfg.learn_shared, w=g.w * cfg.learn_shared)
+                return jax.tree.map(lambda x, d: x - cfg.lr * d, p, g), None
+
+            mbs = jnp.arange(B).reshape(cfg.num_minibatches, -1)
+            params, _ = jax.lax.scan(mb_step, params, mbs)
+            pool = answer_marginal(*log_policy(params, prior, *caps))
+            metrics = Metrics(
+                accuracy=jnp.take_along_axis(pool, prior.c[:, None], -1).mean(),
+                proxy_reward=r.mean(), gt_reward=gt.mean(),
+                reward_accuracy=(r_mv == gt).mean(),
+                mode_kept=(jnp.argmax(pool, -1) == mode0).mean(),
+                entropy=R.entropy(jnp.log(jnp.clip(pool, 1e-30))).mean(),
+            )
+            return params, metrics
+
+        return jax.lax.scan(step, init_params(prior), jax.random.split(key, cfg.steps))
+
+    return train
+
+
+def collapse_step(reward_accuracy: jax.Array, threshold: float = 0.01) -> jax.Array:
+    """Model Collapse Step: first step with reward accuracy < threshold; len(steps) if never."""
+    below = reward_accuracy < threshold
+    return jnp.where(below.any(), jnp.argmax(below), reward_accuracy.shape[-1])
