@@ -50,7 +50,7 @@ def _theorem1_rows(beta: float, steps: int) -> list[Row]:
     p_maj = jnp.take_along_axis(p_cls, maj[None, :, None], -1)[..., 0]
     odds = jnp.log(p_maj) - jnp.log1p(-p_maj)
     err_odds = float(jnp.abs(odds[1] - odds[0] - 1.0 / beta).max())
-    rate = float(jnp.median((1 - p_maj[steps]) / (1 - p_maj[steps - 1])))
+    rate = float(jnp.median((1 - p_maj[12]) / (1 - p_maj[11])))
     in_cls = f2a[None, :] == maj[:, None]
     ref = jnp.where(in_cls, p[0], 0.0)
     limit_err = float(jnp.abs(p[-1] - ref / ref.sum(-1, keepdims=True)).max())
