@@ -35,10 +35,20 @@ def token_stats(logits: jax.Array, tokens: jax.Array, temperature: float | jax.A
     chosen = jnp.take_along_axis(logp, tokens[..., None].astype(jnp.int32), axis=-1)[..., 0]
     entropy = -jnp.sum(jnp.where(p > 0, p * logp, 0.0), axis=-1)
     self_certainty = jax.nn.logsumexp(z, axis=-1) - jnp.mean(z, axis=-1)
-    top2 = jax.lax.top_k(p, 2)[0]
     return {
         "logprobs": chosen,
         "entropy": entropy,
         "self_certainty": self_certainty,
-        "margin": top2[..., 0] - top2[..., 1],
+        "margin": top2_margin(p),
     }
+
+
+def top2_margin(p: jax.Array) -> jax.Array:
+    """Largest minus second-largest entry over the last axis (0 on ties).
+
+    Two max-reductions instead of ``lax.top_k``, which XLA:CPU lowers to a full sort of the vocabulary.
+    """
+    first = jnp.argmax(p, axis=-1)
+    top1 = jnp.take_along_axis(p, first[..., None], axis=-1)[..., 0]
+    rest = jnp.where(jnp.arange(p.shape[-1]) == first[..., None], -jnp.inf, p)
+    return top1 - jnp.max(rest, axis=-1)

@@ -1,0 +1,156 @@
+"""Sampler throughput against transformers ``generate`` on identical weights, and the decode roofline.
+
+    python benchmarks/sampler_bench.py [--only tiny|smollm2] [--repeats 3]
+
+For each model (a tiny random Llama at batch 32 x 128 new tokens; SmolLM2-135M-Instruct at batch 8 x 64) and
+each mode (greedy; plain sampling at temperature 1) it prints the new tokens per second of
+:class:`urlvr_jax.sampling.sampler.Sampler` (prefill + decode, compiled beforehand) and of PyTorch
+``model.generate`` with ``torch.set_num_threads`` equal to the CPU threads XLA uses, and their ratio. Both run every
+row for the full number of new tokens (no stop tokens). Timings are the best of ``--repeats`` runs.
+
+Roofline: one decode step must read every parameter and the whole preallocated KV cache, so
+``bytes/step = param bytes + cache bytes``. The machine's memory bandwidth is measured here with a large
+array copy; the fraction reached is ``bytes/step / decode step time / bandwidth``.
+Runs on the default JAX device and matmul precision (not the tests' 8 fake devices / "highest").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+import jax
+import numpy as np
+import torch
+import transformers
+
+from urlvr_jax.model import hf_io
+from urlvr_jax.sampling.sampler import Sampler
+from urlvr_jax.sampling.strategies import SamplingConfig
+
+TINY = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True)
+MODES = {"greedy": dict(temperature=0.0), "sampled": dict(temperature=1.0)}
+
+
+def cpu_threads() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def best_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def memory_bandwidth(megabytes: int = 512, repeats: int = 5) -> float:
+    """Bytes/s of a large copy (read + write counted)."""
+    src = np.ones(megabytes * 2**20 // 4, np.float32)
+    dst = np.empty_like(src)
+    seconds = best_time(lambda: np.copyto(dst, src), repeats)
+    return 2 * src.nbytes / seconds
+
+
+def prompts(batch: int, vocab: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Left-padded random prompts of 8 to 24 tokens."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(8, 25, batch)
+    tokens = np.zeros((batch, lengths.max()), np.int32)
+    mask = np.zeros_like(tokens, bool)
+    for row, n in enumerate(lengths):
+        tokens[row, -n:] = rng.integers(3, vocab, n)
+        mask[row, -n:] = True
+    return tokens, mask
+
+
+def torch_generate(model, tokens, mask, new_tokens: int, greedy: bool):
+    kwargs = dict(do_sample=False) if greedy else dict(do_sample=True, temperature=1.0, top_k=0, top_p=1.0)
+    with torch.no_grad():
+        return model.generate(input_ids=torch.as_tensor(tokens, dtype=torch.long),
+                              attention_mask=torch.as_tensor(mask, dtype=torch.long), max_new_tokens=new_tokens,
+                              min_new_tokens=new_tokens, pad_token_id=0, eos_token_id=None, **kwargs)
+
+
+def bench_model(name: str, model, path: str, batch: int, new_tokens: int, repeats: int, bandwidth: float):
+    cfg, params = hf_io.load_hf(path)
+    model.generation_config.eos_token_id = None
+    tokens, mask = prompts(batch, cfg.vocab_size)
+    print(f"\n== {name}: batch {batch} x {new_tokens} new tokens, prompts {mask.sum(1).min()}-{mask.sum(1).max()} tokens")
+    for mode, kwargs in MODES.items():
+        sampler = Sampler(cfg, SamplingConfig(max_new_tokens=new_tokens, **kwargs))
+        key = jax.random.key(0)
+        run = lambda: jax.block_until_ready(sampler.generate(params, tokens, mask, key))
+        run()
+        ours = best_time(run, repeats)
+        torch_generate(model, tokens, mask, new_tokens, mode == "greedy")
+        theirs = best_time(lambda: torch_generate(model, tokens, mask, new_tokens, mode == "greedy"), repeats)
+        rollout = run()
+        assert int(rollout.lengths.min()) == new_tokens
+        total = batch * new_tokens
+        print(f"{mode:8s} jax {total / ours:9.1f} tok/s   torch {total / theirs:9.1f} tok/s   "
+              f"ratio {theirs / ours:5.2f}x")
+    step, nbytes = decode_step_time(sampler, params, tokens, mask, repeats)
+    print(f"decode   {step * 1e3:7.2f} ms/step, {nbytes / 2**20:7.1f} MiB/step -> {nbytes / step / 1e9:6.2f} GB/s "
+          f"= {nbytes / step / bandwidth:5.1%} of the measured bandwidth")
+
+
+def decode_step_time(sampler: Sampler, params, tokens, mask, repeats: int) -> tuple[float, int]:
+    """Seconds per decode step (sampled mode, all rows run every step) and bytes one step must read."""
+    (prefill, decode, _), inputs = sampler.prepare(tokens, mask, jax.random.key(0))
+    steps = sampler.sampling.max_new_tokens
+    times = []
+    for _ in range(repeats):
+        state = jax.block_until_ready(prefill(params, *inputs))
+        start = time.perf_counter()
+        jax.block_until_ready(decode(params, state))
+        times.append(time.perf_counter() - start)
+    param_bytes = sum(x.nbytes for x in jax.tree.leaves(params))
+    cache_bytes = state.cache.k.nbytes + state.cache.v.nbytes
+    return min(times) / steps, param_bytes + cache_bytes
+
+
+def tiny_model():
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(**TINY)
+    model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(8.0)  # livelier outputs than the 0.02 init
+    path = tempfile.mkdtemp(prefix="sampler_bench_")
+    model.save_pretrained(path)
+    return model, path
+
+
+def smollm2_model():
+    from urlvr_jax.model import smollm2
+
+    path = smollm2.hf_dir()
+    return transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval(), path
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", choices=("tiny", "smollm2"))
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    threads = cpu_threads()
+    torch.set_num_threads(threads)
+    bandwidth = memory_bandwidth()
+    print(f"devices {jax.devices()}, CPU threads {threads} (torch.set_num_threads({threads})), "
+          f"matmul precision {jax.config.jax_default_matmul_precision or 'default'}")
+    print(f"measured memory bandwidth (numpy copy, read + write): {bandwidth / 1e9:.2f} GB/s")
+    if args.only in (None, "tiny"):
+        bench_model("tiny random llama", *tiny_model(), batch=32, new_tokens=128, repeats=args.repeats,
+                    bandwidth=bandwidth)
+    if args.only in (None, "smollm2"):
+        bench_model("SmolLM2-135M-Instruct", *smollm2_model(), batch=8, new_tokens=64, repeats=args.repeats,
+                    bandwidth=bandwidth)
+
+
+if __name__ == "__main__":
+    main()

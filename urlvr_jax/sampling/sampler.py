@@ -1,0 +1,235 @@
+"""KV-cache sampling as two jitted pure functions: one prefill, then a ``lax.while_loop`` decode.
+
+* The B prompts are left-padded to a length bucket (a run compiles once per bucket) and prefilled once;
+  the cache is then repeated N times, so N samples per prompt never recompute the prompt.
+* The decode state (cache, output buffers, per-token statistics) is donated, so XLA updates it in place.
+* Row r draws its tokens with ``fold_in(fold_in(rng, sequence_ids[r]), step)``: a rollout depends on its
+  sequence id, not on which other rollouts share the batch.
+* Per-token statistics (:mod:`urlvr_jax.sampling.stats`) are computed inside the loop from the logits of
+  each step; full logits are never kept.
+* With a ``mesh``, both functions are jitted with explicit shardings: params by
+  :func:`urlvr_jax.sharding.param_shardings`, the KV cache by :func:`~urlvr_jax.sharding.cache_shardings`
+  (batch over ('data', 'fsdp'), kv-heads over 'tensor'), every other batch array over ('data', 'fsdp').
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+
+from urlvr_jax import sharding as shd
+from urlvr_jax.model.config import ModelConfig
+from urlvr_jax.model.transformer import KVCache, Params, abstract_params, forward, init_cache
+from urlvr_jax.sampling.rollout import STAT_NAMES, Rollout
+from urlvr_jax.sampling.stats import token_stats
+from urlvr_jax.sampling.strategies import SamplingConfig, choose_tokens
+
+DEFAULT_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+
+
+@flax.struct.dataclass(frozen=True)
+class DecodeState:
+    cache: KVCache
+    logits: jax.Array  # [B, V] float32, the distribution of the next token
+    keys: jax.Array  # [B] per-sequence PRNG keys
+    positions: jax.Array  # [B] int32, RoPE position of the next token
+    tokens: jax.Array  # [B, T]
+    stats: dict  # name -> [B, T] float32
+    lengths: jax.Array  # [B] int32: tokens generated so far (the stop token included)
+    done: jax.Array  # [B] bool
+    finished: jax.Array  # [B] bool: stopped on a stop token
+    step: jax.Array  # [] int32
+
+
+def bucket_length(length: int, buckets: tuple[int, ...]) -> int:
+    """The smallest bucket holding ``length`` tokens."""
+    for b in buckets:
+        if length <= b:
+            return b
+    raise ValueError(f"prompt length {length} exceeds the largest prompt bucket {buckets[-1]}; "
+                     "raise max_prompt_len / add a larger bucket, or truncate the prompts")
+
+
+def _prefill(params: Params, prompt_tokens, prompt_mask, sequence_ids, rng, *, cfg: ModelConfig,
+             sampling: SamplingConfig, num_samples: int) -> DecodeState:
+    batch, length = prompt_tokens.shape
+    cache = init_cache(cfg, batch, length + sampling.max_new_tokens)
+    logits, cache = forward(params, prompt_tokens, token_mask=prompt_mask, cfg=cfg, cache=cache)
+    repeat = lambda x: jnp.repeat(x, num_samples, axis=0)
+    cache = KVCache(k=jnp.repeat(cache.k, num_samples, axis=1), v=jnp.repeat(cache.v, num_samples, axis=1),
+                    key_mask=repeat(cache.key_mask), index=cache.index)
+    rows = batch * num_samples
+    shape = (rows, sampling.max_new_tokens)
+    return DecodeState(
+        cache=cache,
+        logits=repeat(logits[:, -1]),
+        keys=jax.vmap(lambda i: jax.random.fold_in(rng, i))(sequence_ids),
+        positions=repeat(prompt_mask.sum(axis=1).astype(jnp.int32)),
+        tokens=jnp.full(shape, sampling.pad_id, jnp.int32),
+        stats={name: jnp.zeros(shape, jnp.float32) for name in STAT_NAMES},
+        lengths=jnp.zeros((rows,), jnp.int32),
+        done=jnp.zeros((rows,), bool),
+        finished=jnp.zeros((rows,), bool),
+        step=jnp.zeros((), jnp.int32),
+    )
+
+
+def _is_stop(token: jax.Array, stop_ids: tuple[int, ...]) -> jax.Array:
+    stop = jnp.zeros(token.shape, bool)
+    for i in stop_ids:
+        stop = stop | (token == i)
+    return stop
+
+
+def _decode(params: Params, state: DecodeState, *, cfg: ModelConfig, sampling: SamplingConfig) -> DecodeState:
+    def cond(s: DecodeState):
+        return (s.step < sampling.max_new_tokens) & ~jnp.all(s.done)
+
+    def body(s: DecodeState):
+        active = ~s.done
+        token = jnp.where(active, choose_tokens(s.logits, s.keys, s.step, sampling), sampling.pad_id)
+        stats = token_stats(s.logits, token, sampling.stats_temperature)
+        write = lambda buf, value: jax.lax.dynamic_update_slice(
+            buf, jnp.where(active, value, jnp.zeros_like(value)).astype(buf.dtype)[:, None], (0, s.step))
+        stopped = active & _is_stop(token, sampling.stop_token_ids)
+        logits, cache = forward(params, token[:, None], s.positions[:, None], active[:, None], cfg=cfg,
+                                cache=s.cache)
+        return DecodeState(
+            cache=cache, logits=logits[:, -1], keys=s.keys, positions=s.positions + 1,
+            tokens=write(s.tokens, token),
+            stats={name: write(s.stats[name], stats[name]) for name in STAT_NAMES},
+            lengths=s.lengths + active.astype(jnp.int32),
+            done=s.done | stopped, finished=s.finished | stopped, step=s.step + 1)
+
+    return jax.lax.while_loop(cond, body, state)
+
+
+def _rollout(state: DecodeState, prompt_tokens, prompt_mask, *, num_samples: int) -> Rollout:
+    repeat = lambda x: jnp.repeat(x, num_samples, axis=0)
+    mask = jnp.arange(state.tokens.shape[1])[None, :] < state.lengths[:, None]
+    return Rollout(prompt_tokens=repeat(prompt_tokens), prompt_mask=repeat(prompt_mask), tokens=state.tokens,
+                   mask=mask, lengths=state.lengths, finished=state.finished,
+                   group_ids=repeat(jnp.arange(prompt_tokens.shape[0], dtype=jnp.int32)), **state.stats)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampler:
+    """Samples rollouts from a params pytree of ``cfg``; on ``mesh`` when given (see the module docstring).
+
+    Compiles one prefill and one decode per (batch size, prompt bucket, samples per prompt).
+    """
+
+    cfg: ModelConfig
+    sampling: SamplingConfig
+    mesh: jax.sharding.Mesh | None = None
+    buckets: tuple[int, ...] = DEFAULT_BUCKETS
+
+    @functools.cached_property
+    def _programs(self) -> dict:
+        return {}
+
+    def _jitted(self, batch: int, bucket: int, num_samples: int):
+        """(prefill, decode, to_rollout) for one input shape, jitted with shardings when there is a mesh."""
+        key = (batch, bucket, num_samples)
+        if key not in self._programs:
+            kwargs = dict(cfg=self.cfg, sampling=self.sampling)
+            prefill = functools.partial(_prefill, num_samples=num_samples, **kwargs)
+            decode = functools.partial(_decode, **kwargs)
+            to_rollout = functools.partial(_rollout, num_samples=num_samples)
+            if self.mesh is None:
+                self._programs[key] = (jax.jit(prefill), jax.jit(decode, donate_argnums=(1,)), jax.jit(to_rollout))
+            else:
+                self._programs[key] = self._sharded_jits(prefill, decode, to_rollout, batch, bucket, num_samples)
+        return self._programs[key]
+
+    def _sharded_jits(self, prefill, decode, to_rollout, batch: int, bucket: int, num_samples: int):
+        mesh = self.mesh
+        params = shd.param_shardings(abstract_params(self.cfg), mesh)
+        prompt = shd.batch_sharding(mesh, (batch, bucket))
+        abstract_state = jax.eval_shape(
+            prefill, abstract_params(self.cfg), jax.ShapeDtypeStruct((batch, bucket), jnp.int32),
+            jax.ShapeDtypeStruct((batch, bucket), bool), jax.ShapeDtypeStruct((batch * num_samples,), jnp.uint32),
+            jax.ShapeDtypeStruct((), jax.random.key(0).dtype))
+        state = shd.tree_batch_shardings(abstract_state, mesh)
+        state = state.replace(cache=shd.cache_shardings(abstract_state.cache, mesh))
+        abstract_rollout = jax.eval_shape(to_rollout, abstract_state, jax.ShapeDtypeStruct((batch, bucket), jnp.int32),
+                                          jax.ShapeDtypeStruct((batch, bucket), bool))
+        replicated = NamedSharding(mesh, PartitionSpec())
+        return (
+            jax.jit(prefill, in_shardings=(params, prompt, prompt, shd.batch_sharding(mesh, (batch * num_samples,)), replicated),
+                    out_shardings=state),
+            jax.jit(decode, in_shardings=(params, state), out_shardings=state, donate_argnums=(1,)),
+            jax.jit(to_rollout, in_shardings=(state, prompt, prompt),
+                    out_shardings=shd.tree_batch_shardings(abstract_rollout, mesh)),
+        )
+
+    def compile_counts(self) -> tuple[int, int]:
+        """Number of compiled (prefill, decode) programs so far."""
+        return tuple(sum(fns[i]._cache_size() for fns in self._programs.values()) for i in range(2))
+
+    def __hash__(self):
+        return hash((self.cfg, self.sampling, self.buckets, id(self.mesh)))
+
+    def prepare(self, prompt_tokens, prompt_mask, rng: jax.Array, num_samples: int = 1, sequence_ids=None):
+        """Checks and buckets the prompts: (programs, (tokens, mask, sequence ids, rng)) ready for prefill."""
+        prompt_tokens, prompt_mask = np.asarray(prompt_tokens, np.int32), np.asarray(prompt_mask, bool)
+        if prompt_tokens.ndim != 2 or prompt_tokens.shape != prompt_mask.shape:
+            raise ValueError(f"prompt_tokens {prompt_tokens.shape} and prompt_mask {prompt_mask.shape} "
+                             "must both be [batch, length]")
+        if num_samples < 1:
+            raise ValueError(f"num_samples={num_samples} must be >= 1")
+        empty = np.flatnonzero(~prompt_mask.any(axis=1))
+        if empty.size:
+            raise ValueError(f"prompt rows {empty.tolist()} are empty; every prompt needs at least one token "
+                             "(e.g. the BOS token)")
+        if (np.diff(prompt_mask.astype(np.int8), axis=1) < 0).any():
+            raise ValueError("prompts must be left-padded: a row's mask goes from False to True only")
+        batch, length = prompt_tokens.shape
+        bucket = bucket_length(int(prompt_mask.sum(axis=1).max()), self.buckets)
+        if bucket + self.sampling.max_new_tokens > self.cfg.max_position_embeddings:
+            raise ValueError(f"prompt bucket {bucket} + max_new_tokens {self.sampling.max_new_tokens} exceeds the "
+                             f"model's max_position_embeddings {self.cfg.max_position_embeddings}")
+        tokens = np.full((batch, bucket), self.sampling.pad_id, np.int32)
+        mask = np.zeros((batch, bucket), bool)
+        keep = min(length, bucket)
+        tokens[:, -keep:], mask[:, -keep:] = prompt_tokens[:, -keep:], prompt_mask[:, -keep:]
+        rows = batch * num_samples
+        ids = np.arange(rows) if sequence_ids is None else np.asarray(sequence_ids)
+        if ids.shape != (rows,):
+            raise ValueError(f"sequence_ids has shape {ids.shape}, expected ({rows},) = batch * num_samples")
+        if self.mesh is not None:
+            rng = jax.device_put(rng, NamedSharding(self.mesh, PartitionSpec()))
+        inputs = (self._place(tokens), self._place(mask), self._place(ids.astype(np.uint32)), rng)
+        return self._jitted(batch, bucket, num_samples), inputs
+
+    def generate(self, params: Params, prompt_tokens, prompt_mask, rng: jax.Array, num_samples: int = 1,
+                 sequence_ids=None) -> Rollout:
+        """Samples ``num_samples`` completions of each left-padded prompt.
+
+        Args:
+          prompt_tokens, prompt_mask: [B, P] left-padded ids and mask (numpy or jax); every row needs a token.
+          rng: a PRNG key; row r uses ``fold_in(rng, sequence_ids[r])``.
+          sequence_ids: [B * num_samples] ints naming each rollout (default ``arange``); give global ids to make
+            a rollout independent of batch composition. Rows are prompt-major: row b * N + j is sample j of
+            prompt b, and ``group_ids`` is b.
+        Returns a :class:`Rollout` with B * num_samples rows; the prompts in it are padded to their bucket.
+        Raises ValueError for empty or right-padded prompts, or prompts longer than the largest bucket or
+        than ``max_position_embeddings - max_new_tokens``.
+        """
+        (prefill, decode, to_rollout), inputs = self.prepare(prompt_tokens, prompt_mask, rng, num_samples,
+                                                             sequence_ids)
+        if self.mesh is not None:
+            params = jax.device_put(params, shd.param_shardings(params, self.mesh))
+        state = decode(params, prefill(params, *inputs))
+        return to_rollout(state, inputs[0], inputs[1])
+
+    def _place(self, x: np.ndarray) -> jax.Array:
+        if self.mesh is None:
+            return jnp.asarray(x)
+        return jax.device_put(x, shd.batch_sharding(self.mesh, x.shape))
