@@ -1,0 +1,36 @@
+"""Paper scale: Qwen3-1.7B-Base on DAPO-Math-17k with majority-vote URLVR (no KL by default).
+
+From the paper: 64 prompts x 8 rollouts per step, lr 1e-6, rollout temperature 1.0, max response 7168
+tokens, validation at temperature 0.6 / top-p 0.95, no KL term. Our choices (not from the paper) are
+marked "ours": prompt budget, validation set, micro-batching, remat and the logprob chunk, which keep the
+train step inside one accelerator's memory (check with the plan mode before paying for a pod):
+
+    python -m urlvr_jax.experiments.plan --config paper_qwen3_1p7b --devices 8 mesh=data:2,fsdp:4
+
+``model.path`` names a preset that the plan mode knows without weights; for training set it to a local
+Hugging Face directory holding the downloaded weights: ``model.path=/data/Qwen3-1.7B-Base``.
+"""
+
+from urlvr_jax.config_base import get_config as base
+
+
+def get_config():
+    c = base()
+    c.name = "paper_qwen3_1p7b"
+    c.run_dir = "runs/paper_qwen3_1p7b"
+    c.mesh = ""  # every device on fsdp; e.g. "data:2,fsdp:-1" or "fsdp:-1,tensor:2" on larger slices
+    c.model.update(source="hf", path="Qwen/Qwen3-1.7B-Base", dtype="bfloat16",
+                   param_dtype="float32")  # float32 master weights: bf16 would round away 1e-6 updates
+    c.tokenizer.update(kind="hf", path="")  # the tokenizer of model.path
+    c.data.update(task="", dataset="dapo17k", template="boxed", chat_template="auto",
+                  val_dataset="aime24", val_size=30)  # validation set: ours
+    c.rollout.update(prompts_per_step=64, n=8, temperature=1.0, top_p=1.0, top_k=0,
+                     max_new_tokens=7168, max_prompt_len=1024)  # prompt budget: ours
+    c.reward.name = "majority_vote"
+    c.algo.update(kl_coef=0.0, report_ref_kl=False,  # no reference copy / forward unless asked for
+                  mini_batch_prompts=64, micro_batch_rollouts=16,  # micro-batching: ours (memory only)
+                  old_logprobs="sampler")  # ours: one update per step, and no un-micro-batched 512 x 8k pass
+    c.optim.update(lr=1e-6, schedule="constant", warmup_ratio=0.0, weight_decay=0.01, grad_clip=1.0)
+    c.train.update(steps=300, checkpoint_every=20, keep_checkpoints=2, remat=True, logprob_chunk=1024)
+    c.val.update(every=20, k=8, temperature=0.6, top_p=0.95, max_new_tokens=0)  # 0: rollout.max_new_tokens
+    return c

@@ -1,0 +1,141 @@
+"""Plan / dry-run mode on the real Qwen3-1.7B shapes (8 fake CPU devices), and the distributed start-up helper.
+
+The plan is compiled once (module fixture: ~30 s of CPU) with a short rollout; the layer scan makes the
+compile time independent of the 28 layers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import pytest
+
+from urlvr_jax.experiments import plan as planmod
+from urlvr_jax.utils import distributed
+from urlvr_jax.utils.config import apply_overrides, load_config
+
+L, D, F, H, K, DH, V = 28, 2048, 6144, 16, 8, 128, 151936
+ROWS, PROMPT, NEW = 16, 128, 256  # 8 prompts x 2 rollouts
+OVERRIDES = ["mesh=fsdp:4,tensor:2", "rollout.prompts_per_step=8", "rollout.n=2", f"rollout.max_new_tokens={NEW}",
+             f"rollout.max_prompt_len={PROMPT}", "algo.mini_batch_prompts=8", "algo.micro_batch_rollouts=8",
+             "train.logprob_chunk=128"]
+
+
+@pytest.fixture(scope="module")
+def qwen_plan():
+    assert jax.device_count() == 8
+    config = apply_overrides(load_config("paper_qwen3_1p7b"), OVERRIDES)
+    return planmod.make_plan(config, device_memory_gb=16.0)
+
+
+def test_paper_config_matches_the_paper():
+    c = load_config("paper_qwen3_1p7b")
+    assert (c.rollout.prompts_per_step, c.rollout.n, c.rollout.temperature, c.rollout.max_new_tokens) == (64, 8, 1.0, 7168)
+    assert (c.optim.lr, c.algo.kl_coef, c.val.temperature, c.val.top_p) == (1e-6, 0.0, 0.6, 0.95)
+    assert c.data.dataset == "dapo17k"
+    cfg = planmod.model_config(c)
+    assert (cfg.family, cfg.num_layers, cfg.hidden_size, cfg.num_kv_heads, cfg.vocab_size) == ("qwen3", L, D, K, V)
+    assert cfg.tie_embeddings and cfg.qk_norm and cfg.rope_theta == 1e6 and cfg.dtype == "bfloat16"
+
+
+def test_parameter_bytes_follow_the_sharding(qwen_plan):
+    norms = L * (2 * D + 2 * DH) + D  # RMSNorm weights: replicated
+    matrices = V * D + L * (D * H * DH + 2 * D * K * DH + H * DH * D + 3 * D * F)
+    assert qwen_plan.num_params == matrices + norms
+    assert qwen_plan.mesh == {"data": 1, "fsdp": 4, "tensor": 2}
+    # float32 master weights; every matrix dim divides its mesh axes, so each is split 8 ways.
+    assert qwen_plan.params == 4 * (matrices // 8 + norms)
+    # Adam's two moments shard like the params; the step count is a replicated scalar.
+    assert 2 * qwen_plan.params <= qwen_plan.opt_state <= 2 * qwen_plan.params + 64
+    assert qwen_plan.extra_params == 0  # paper config: no KL, no reference copy
+
+
+def test_compiled_sizes_are_per_device(qwen_plan):
+    train = qwen_plan.programs["train_step"]
+    per_row = PROMPT * (4 + 1) + NEW * (4 + 1) + 4 + 3 * NEW * 4  # tokens+mask, advantage, 3 log-prob rows
+    batch = ROWS // 4 * per_row  # rows split over data x fsdp = 4
+    state = qwen_plan.params + qwen_plan.opt_state
+    assert state <= train.argument <= state + batch + 1024
+    assert train.alias >= state  # the donated state is updated in place
+    assert train.temp > 0
+    kv = L * (ROWS // 4) * (PROMPT + NEW) * (K // 2) * DH * 2  # one of k, v: bf16, rows / 4, kv-heads / 2
+    assert qwen_plan.kv_cache == 2 * kv + (ROWS // 4) * (PROMPT + NEW) + 4  # + key mask + write index
+    assert {"train_step", "prefill", "decode"} <= set(qwen_plan.programs)
+    assert "logprobs" not in qwen_plan.programs  # old_logprobs=sampler and no reference: no extra pass
+
+
+def test_verdict(qwen_plan):
+    assert qwen_plan.fits()
+    assert not qwen_plan.fits(budget=2**30)
+    assert qwen_plan.peak == max(qwen_plan.phases.values())
+    text = planmod.format_plan(qwen_plan, budget=2**30)
+    assert "verdict: DOES NOT FIT" in text and "OVER" in text
+    assert "verdict: FITS" in planmod.format_plan(qwen_plan)
+    for name in ("parameters", "optimizer state", "KV cache", "train_step", "prefill", "decode"):
+        assert name in text
+
+
+def test_model_config_from_hf_json(tmp_path):
+    hf = dict(planmod.PRESETS["Qwen/Qwen3-1.7B-Base"], num_hidden_layers=2)
+    (tmp_path / "config.json").write_text(json.dumps(hf))
+    for path in (str(tmp_path), str(tmp_path / "config.json")):
+        assert planmod.hf_config_dict(path)["num_hidden_layers"] == 2
+    assert planmod.hf_config_dict("qwen3-1.7b-base")["hidden_size"] == D
+    with pytest.raises(ValueError, match="not a preset"):
+        planmod.hf_config_dict(str(tmp_path / "missing"))
+
+
+def test_batching_errors():
+    config = apply_overrides(load_config("paper_qwen3_1p7b"), ["algo.micro_batch_rollouts=7"])
+    with pytest.raises(ValueError, match="micro_batch_rollouts=7"):
+        planmod.batching(config)
+    step_cfg, _ = planmod.step_and_optimizer(load_config("paper_qwen3_1p7b"))
+    assert (step_cfg.num_minibatches, step_cfg.num_microbatches, step_cfg.remat) == (1, 64 * 8 // 16, True)
+
+
+def test_cli_flags(monkeypatch):
+    args = ["--config", "x", "--devices", "4", "--device-memory-gb=80", "a=1"]
+    assert planmod._pop_flag(args, "--devices") == "4"
+    assert planmod._pop_flag(args, "--device-memory-gb") == "80"
+    assert planmod._pop_flag(args, "--nothing") is None and args == ["--config", "x", "a=1"]
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_foo=1")
+    planmod.set_fake_devices(4)
+    assert "--xla_force_host_platform_device_count=4" in os.environ["XLA_FLAGS"]
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+    planmod.set_fake_devices(4)  # already set: left alone (main then checks the device count)
+    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=8"
+
+
+# ---------------------------------------------------------------------------------------------- distributed
+
+
+def test_maybe_initialize_is_a_noop_without_the_env_var(monkeypatch):
+    def boom(**_):
+        raise AssertionError("jax.distributed.initialize must not be called")
+
+    monkeypatch.setattr(jax.distributed, "initialize", boom)
+    monkeypatch.delenv("URLVR_DISTRIBUTED", raising=False)
+    assert distributed.maybe_initialize() is False
+    assert distributed.maybe_initialize({"URLVR_DISTRIBUTED": "0", "URLVR_COORDINATOR": "h:1"}) is False
+
+
+def test_maybe_initialize_passes_the_cluster(monkeypatch):
+    calls = []
+    monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: calls.append(kw))
+    env = {"URLVR_DISTRIBUTED": "1", "URLVR_COORDINATOR": "10.0.0.1:1234", "URLVR_NUM_PROCESSES": "4",
+           "URLVR_PROCESS_ID": "2", "URLVR_LOCAL_DEVICE_IDS": "0,1"}
+    assert distributed.maybe_initialize(env) is True
+    assert calls == [dict(coordinator_address="10.0.0.1:1234", num_processes=4, process_id=2, local_device_ids=[0, 1])]
+    assert distributed.distributed_kwargs({"URLVR_DISTRIBUTED": "true"}) == {}  # TPU / SLURM: auto-detect
+
+
+@pytest.mark.parametrize("env, match", [
+    ({"URLVR_COORDINATOR": "h:1"}, "URLVR_NUM_PROCESSES, URLVR_PROCESS_ID"),
+    ({"URLVR_COORDINATOR": "h:1", "URLVR_NUM_PROCESSES": "two", "URLVR_PROCESS_ID": "0"}, "must be an integer"),
+])
+def test_distributed_env_errors(env, match):
+    with pytest.raises(ValueError, match=match):
+        distributed.distributed_kwargs({"URLVR_DISTRIBUTED": "1", **env})
+

@@ -1,0 +1,357 @@
+"""Plan / dry-run mode: does a config fit the accelerators, before paying for them?
+
+    python -m urlvr_jax.experiments.plan --config paper_qwen3_1p7b --devices 8 mesh=data:2,fsdp:4 \
+        [--device-memory-gb 16] [key=value ...]
+
+Builds the full-size model abstractly (shapes only, no weights), lowers and compiles (AOT) the train step
+and the sampler's prefill and decode for the config's batch on the config's mesh, and prints per-device
+memory: parameters, optimizer state, extra param copies, KV cache, and each program's compiled
+argument / output / temp sizes from ``Compiled.memory_analysis()``; then each phase's estimated peak
+against ``--device-memory-gb`` with a fits / does-not-fit verdict. ``--devices N`` fakes N CPU devices
+(``XLA_FLAGS=--xla_force_host_platform_device_count=N``), so a pod's mesh can be planned on a laptop.
+
+Compiled sizes come from whichever backend compiles (CPU when faked): a TPU or GPU compiler fuses and
+schedules differently, so treat temp sizes as an estimate, not a guarantee.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+
+PRESETS: dict[str, dict] = {
+    "Qwen/Qwen3-1.7B-Base": dict(
+        architectures=["Qwen3ForCausalLM"], model_type="qwen3", vocab_size=151936, hidden_size=2048,
+        intermediate_size=6144, num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=8,
+        head_dim=128, rope_theta=1000000, rms_norm_eps=1e-6, tie_word_embeddings=True,
+        max_position_embeddings=32768, bos_token_id=151643, eos_token_id=151643),
+}
+_PRESET_ALIASES = {k.lower(): k for k in PRESETS} | {k.split("/")[-1].lower(): k for k in PRESETS}
+GiB = 2**30
+
+
+def set_fake_devices(n: int) -> None:
+    """Asks for ``n`` fake CPU devices; must run before jax creates its backends."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+
+def hf_config_dict(path: str) -> dict:
+    """The HF ``config.json`` dict of a preset name, a model directory or a config.json file."""
+    if path.lower() in _PRESET_ALIASES:
+        return dict(PRESETS[_PRESET_ALIASES[path.lower()]])
+    file = os.path.join(path, "config.json") if os.path.isdir(path) else path
+    if not os.path.isfile(file) or not file.endswith(".json"):
+        raise ValueError(f"config model.path={path!r}: not a preset ({', '.join(PRESETS)}), a model directory "
+                         "with config.json, or a config.json file")
+    with open(file) as f:
+        return json.load(f)
+
+
+def model_config(config):
+    """The run's ModelConfig, without reading weights or (for source=hf) a tokenizer."""
+    from urlvr_jax.model.config import ModelConfig
+
+    m = config.model
+    numerics = dict(dtype=m.dtype, param_dtype=m.param_dtype)
+    if m.source == "hf":
+        return ModelConfig.from_hf(hf_config_dict(m.path), **numerics)
+    if m.source == "smollm2":
+        from urlvr_jax.model import smollm2
+
+        return ModelConfig.from_hf(hf_config_dict(smollm2.hf_dir()), **numerics)
+    if m.source != "init":
+        raise ValueError(f"config model.source={m.source!r} is not one of ('init', 'hf', 'smollm2')")
+    vocab = m.vocab_size
+    if not vocab:
+        from urlvr_jax.rl.setup import build_tokenizer
+
+        vocab = len(build_tokenizer(config))
+    return ModelConfig(
+        family=m.family, vocab_size=vocab, hidden_size=m.hidden_size, intermediate_size=m.intermediate_size,
+        num_layers=m.num_layers, num_heads=m.num_heads, num_kv_heads=m.num_kv_heads, head_dim=m.head_dim,
+        rope_theta=m.rope_theta, max_position_embeddings=m.max_position_embeddings,
+        tie_embeddings=m.tie_embeddings, attention_bias=m.family == "qwen2", qk_norm=m.family == "qwen3",
+        **numerics)
+
+
+def batching(config) -> tuple[int, int]:
+    """(num_minibatches, num_microbatches), checked as the loop checks them."""
+    prompts, mb = config.rollout.prompts_per_step, config.algo.mini_batch_prompts
+    if mb < 1 or prompts % mb:
+        raise ValueError(f"config algo.mini_batch_prompts={mb} must divide rollout.prompts_per_step={prompts}")
+    rows = mb * config.rollout.n
+    micro = config.algo.micro_batch_rollouts or rows
+    if rows % micro:
+        raise ValueError(f"config algo.micro_batch_rollouts={micro} must divide the {rows} rollouts of a mini-batch")
+    return prompts // mb, rows // micro
+
+
+def step_and_optimizer(config):
+    """(StepConfig, optimizer) derived from the config exactly as ``urlvr_jax.rl.loop.URLVRRun`` does."""
+    from urlvr_jax.rl.losses import GRPOLossConfig
+    from urlvr_jax.rl.train_step import StepConfig, make_optimizer
+
+    c, a, o = config, config.algo, config.optim
+    num_minibatches, num_microbatches = batching(c)
+    loss = GRPOLossConfig(policy_loss=a.policy_loss, eps_low=a.eps_low, eps_high=a.eps_high,
+                          dual_clip_c=a.dual_clip_c or None, loss_agg_mode=a.loss_agg_mode,
+                          norm_length=float(c.rollout.max_new_tokens), kl_coef=a.kl_coef,
+                          kl_estimator=a.kl_estimator, entropy_coef=a.entropy_coef)
+    step_cfg = StepConfig(loss=loss, temperature=c.rollout.temperature, ppo_epochs=a.ppo_epochs,
+                          num_minibatches=num_minibatches, num_microbatches=num_microbatches,
+                          remat=c.train.remat, logprob_chunk=c.train.logprob_chunk or None,
+                          report_ref_kl=bool(a.kl_coef) or a.report_ref_kl)
+    optimizer = make_optimizer(o.lr, c.train.steps * a.ppo_epochs * num_minibatches, schedule=o.schedule,
+                               warmup_ratio=o.warmup_ratio, weight_decay=o.weight_decay, grad_clip=o.grad_clip,
+                               b1=o.b1, b2=o.b2)
+    return step_cfg, optimizer
+
+
+# ---------------------------------------------------------------------------------------------- accounting
+
+
+def with_shardings(tree, shardings):
+    """ShapeDtypeStructs of ``tree`` carrying ``shardings``."""
+    import jax
+
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings)
+
+
+def device_bytes(tree) -> int:
+    """Bytes per device of a tree of sharded ShapeDtypeStructs (the largest shard of each leaf)."""
+    import jax
+
+    def leaf(x):
+        shape = x.sharding.shard_shape(x.shape) if x.sharding is not None else x.shape
+        return math.prod(shape) * x.dtype.itemsize
+    return sum(leaf(x) for x in jax.tree.leaves(tree))
+
+
+def total_bytes(tree) -> int:
+    import jax
+
+    return sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(tree))
+
+
+@dataclasses.dataclass
+class Program:
+    """One compiled program's per-device sizes (bytes) and XLA's cost analysis."""
+
+    name: str
+    argument: int
+    output: int
+    alias: int
+    temp: int
+    code: int
+    flops: float | None
+    compile_s: float
+
+    @property
+    def peak(self) -> int:
+        """Live bytes while it runs: inputs, outputs not written in place of donated inputs, temporaries."""
+        return self.argument + self.output - self.alias + self.temp + self.code
+
+
+def compile_program(name: str, jitted, *args) -> Program:
+    t0 = time.perf_counter()
+    compiled = jitted.lower(*args).compile()
+    elapsed = time.perf_counter() - t0
+    mem = compiled.memory_analysis()
+    try:
+        cost = compiled.cost_analysis()
+        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+        flops = float(cost.get("flops")) if cost and cost.get("flops") is not None else None
+    except Exception:  # noqa: BLE001 - not every backend implements cost analysis
+        flops = None
+    return Program(name, mem.argument_size_in_bytes, mem.output_size_in_bytes, mem.alias_size_in_bytes,
+                   mem.temp_size_in_bytes, mem.generated_code_size_in_bytes, flops, elapsed)
+
+
+@dataclasses.dataclass
+class Plan:
+    """Per-device bytes of the persistent state and of each program; phases are estimated peaks."""
+
+    model: str
+    mesh: dict
+    num_params: int
+    shapes: dict  # train/rollout batch shapes, for the report
+    params: int
+    opt_state: int
+    extra_params: int  # reference / teacher copies that stay resident
+    kv_cache: int
+    decode_state: int
+    programs: dict[str, Program]
+    budget: int
+
+    @property
+    def phases(self) -> dict[str, int]:
+        """Estimated peak per phase: the program's own peak plus resident state it does not take as input."""
+        out = {}
+        for name, prog in self.programs.items():
+            resident = self.extra_params + (self.opt_state if name != "train_step" else 0)
+            out[name] = prog.peak + resident
+        return out
+
+    @property
+    def peak(self) -> int:
+        return max(self.phases.values())
+
+    def fits(self, budget: int | None = None) -> bool:
+        return self.peak <= (self.budget if budget is None else budget)
+
+
+# ---------------------------------------------------------------------------------------------- building
+
+
+def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
+    """Compiles the run's programs abstractly on the current devices and measures them."""
+    import jax
+    import jax.numpy as jnp
+
+    from urlvr_jax import sharding as shd
+    from urlvr_jax.model.hf_io import num_params
+    from urlvr_jax.model.transformer import abstract_params
+    from urlvr_jax.rl.train_step import TrainBatch, init_train_state, jit_train_step, state_shardings
+    from urlvr_jax.sampling.logprobs import completion_logprobs
+    from urlvr_jax.sampling.sampler import Sampler
+    from urlvr_jax.sampling.strategies import SamplingConfig
+
+    c, r = config, config.rollout
+    mesh = shd.make_mesh(c.mesh or None)
+    cfg = model_config(c)
+    step_cfg, optimizer = step_and_optimizer(c)
+    key = jax.eval_shape(jax.random.key, 0)
+
+    state = jax.eval_shape(lambda p, k: init_train_state(p, optimizer, k), abstract_params(cfg), key)
+    state = with_shardings(state, state_shardings(state, mesh, cfg))
+    rows, prompt_len, new = r.prompts_per_step * r.n, r.max_prompt_len, r.max_new_tokens
+    sds = lambda shape, dtype: jax.ShapeDtypeStruct(shape, dtype)
+    batch = TrainBatch(prompt_tokens=sds((rows, prompt_len), jnp.int32), prompt_mask=sds((rows, prompt_len), bool),
+                       tokens=sds((rows, new), jnp.int32), mask=sds((rows, new), bool),
+                       advantages=sds((rows,), jnp.float32), old_logprobs=sds((rows, new), jnp.float32),
+                       ref_logprobs=sds((rows, new), jnp.float32), sampler_logprobs=sds((rows, new), jnp.float32))
+    batch = with_shardings(batch, shd.tree_batch_shardings(batch, mesh))
+    programs = {"train_step": compile_program(
+        "train_step", jit_train_step(cfg, step_cfg, optimizer, mesh, state, batch), state, batch)}
+
+    n_votes = r.n_votes or r.n
+    sampling = SamplingConfig(max_new_tokens=new, temperature=r.temperature, top_k=r.top_k, top_p=r.top_p,
+                              stop_token_ids=tuple(cfg.eos_token_ids), pad_id=cfg.pad_token_id)
+    sampler = Sampler(cfg, sampling, mesh, buckets=(prompt_len,))
+    prefill, decode, _ = sampler._jitted(r.prompts_per_step, prompt_len, n_votes)
+    prompts = (r.prompts_per_step, prompt_len)
+    prefill_args = (state.params, sds(prompts, jnp.int32), sds(prompts, bool),
+                    sds((r.prompts_per_step * n_votes,), jnp.uint32), key)
+    programs["prefill"] = compile_program("prefill", prefill, *prefill_args)
+    decode_state = jax.eval_shape(prefill, *prefill_args)
+    decode_state = with_shardings(decode_state, jax.tree.map(lambda x: x.sharding, decode_state))
+    programs["decode"] = compile_program("decode", decode, state.params, decode_state)
+
+    needs_ref = bool(c.algo.kl_coef) or c.algo.report_ref_kl
+    if c.algo.old_logprobs == "recompute" or needs_ref:  # the loop's full-batch log-prob pass
+        logprobs = jax.jit(lambda p, pt, pm, t, m: completion_logprobs(
+            p, pt, pm, t, m, cfg=cfg, temperature=r.temperature, chunk_size=c.train.logprob_chunk or None))
+        programs["logprobs"] = compile_program("logprobs", logprobs, state.params, batch.prompt_tokens,
+                                               batch.prompt_mask, batch.tokens, batch.mask)
+    copies = int(needs_ref) + int("co_rewarding_teacher" in str(c.reward.name))
+    return Plan(
+        model=f"{cfg.family} L={cfg.num_layers} D={cfg.hidden_size} V={cfg.vocab_size} "
+              f"dtype={cfg.dtype} params={cfg.param_dtype}",
+        mesh=dict(mesh.shape), num_params=num_params(cfg),
+        shapes=dict(train_rows=rows, prompt_len=prompt_len, max_new_tokens=new, rollout_prompts=r.prompts_per_step,
+                    samples_per_prompt=n_votes, num_minibatches=step_cfg.num_minibatches,
+                    num_microbatches=step_cfg.num_microbatches, remat=step_cfg.remat,
+                    logprob_chunk=step_cfg.logprob_chunk),
+        params=device_bytes(state.params), opt_state=device_bytes(state.opt_state),
+        extra_params=copies * device_bytes(state.params), kv_cache=device_bytes(decode_state.cache),
+        decode_state=device_bytes(decode_state), programs=programs, budget=int(device_memory_gb * GiB))
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def _gib(n: float) -> str:
+    return f"{n / GiB:9.3f} GiB"
+
+
+def format_plan(plan: Plan, budget: int | None = None) -> str:
+    budget = plan.budget if budget is None else budget
+    mesh = ", ".join(f"{k}={v}" for k, v in plan.mesh.items())
+    s = plan.shapes
+    lines = [
+        f"model: {plan.model} ({plan.num_params / 1e9:.3f} B params)",
+        f"mesh: {mesh} ({math.prod(plan.mesh.values())} devices)",
+        f"train batch: {s['train_rows']} rows x (prompt {s['prompt_len']} + completion {s['max_new_tokens']}), "
+        f"{s['num_minibatches']} mini-batch(es) x {s['num_microbatches']} micro-batch(es), remat={s['remat']}, "
+        f"logprob_chunk={s['logprob_chunk']}",
+        f"rollout: {s['rollout_prompts']} prompts x {s['samples_per_prompt']} samples",
+        "",
+        "per device (bytes of the largest shard)",
+        f"  parameters             {_gib(plan.params)}",
+        f"  optimizer state        {_gib(plan.opt_state)}",
+        f"  reference/teacher      {_gib(plan.extra_params)}",
+        f"  KV cache               {_gib(plan.kv_cache)}",
+        f"  decode state (all)     {_gib(plan.decode_state)}",
+        "",
+        f"  {'program':12s} {'argument':>13s} {'output':>13s} {'aliased':>13s} {'temp':>13s} {'code':>13s} "
+        f"{'GFLOP (XLA)':>12s} {'compile':>8s}",
+    ]
+    for p in plan.programs.values():
+        flops = f"{p.flops / 1e9:12.1f}" if p.flops is not None else f"{'n/a':>12s}"
+        lines.append(f"  {p.name:12s} {_gib(p.argument)} {_gib(p.output)} {_gib(p.alias)} {_gib(p.temp)} "
+                     f"{_gib(p.code)} {flops} {p.compile_s:7.1f}s")
+    lines += ["", f"estimated peak per phase (program + resident state), budget {_gib(budget).strip()} per device"]
+    for name, peak in plan.phases.items():
+        lines.append(f"  {name:12s} {_gib(peak)}  {peak / budget:6.1%}  {'ok' if peak <= budget else 'OVER'}")
+    verdict = "FITS" if plan.fits(budget) else "DOES NOT FIT"
+    lines += ["", f"verdict: {verdict} (peak {_gib(plan.peak).strip()} of {_gib(budget).strip()} per device)",
+              "note: XLA counts a loop body once in its FLOPs (layer scans, decode loop); temp sizes come from "
+              "the compiling backend and are estimates for another one."]
+    return "\n".join(lines)
+
+
+def _pop_flag(args: list[str], name: str) -> str | None:
+    """Removes ``--name V`` or ``--name=V`` from ``args`` and returns V."""
+    for i, arg in enumerate(args):
+        if arg == name:
+            if i + 1 >= len(args):
+                raise SystemExit(f"{name} needs a value")
+            value = args[i + 1]
+            del args[i:i + 2]
+            return value
+        if arg.startswith(name + "="):
+            del args[i]
+            return arg.split("=", 1)[1]
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    devices = _pop_flag(args, "--devices")
+    budget_gb = float(_pop_flag(args, "--device-memory-gb") or 16.0)
+    if devices is not None:
+        set_fake_devices(int(devices))
+    import jax
+
+    from urlvr_jax.utils.config import parse_cli
+
+    config, extra = parse_cli(args, default_config="paper_qwen3_1p7b")
+    if extra:
+        raise SystemExit(f"unknown flags {extra}; plan flags are --devices N and --device-memory-gb G")
+    if devices is not None and jax.device_count() != int(devices):
+        raise SystemExit(f"--devices {devices}: jax already has {jax.device_count()} devices (XLA_FLAGS="
+                         f"{os.environ.get('XLA_FLAGS', '')!r}); unset XLA_FLAGS or match it")
+    plan = make_plan(config, budget_gb)
+    print(format_plan(plan))
+    return 0 if plan.fits() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
