@@ -1,0 +1,280 @@
+"""GRPO step time of urlvr_jax against TRL ``GRPOTrainer`` on the same tiny model, batch and lengths.
+
+    pip install --no-deps -r requirements-bench.txt   # TRL and its missing requirements, torch untouched
+    python benchmarks/grpo_bench.py [--prompts 8 --group 8 --prompt-len 32 --new-tokens 64 --steps 5 --threads 2]
+
+One tiny random Qwen2 model is built with transformers ``from_config`` over the character tokenizer
+(:func:`urlvr_jax.tasks.char_tokenizer.make_char_tokenizer`), saved to a temporary directory, and loaded into our
+params with :func:`urlvr_jax.model.hf_io.load_hf`, so both sides start from identical weights. A full GRPO step is,
+on both sides: sample ``group`` completions of each of ``prompts`` prompts (temperature 1, every row exactly
+``new-tokens`` long: TRL gets ``min_new_tokens``, ours has no stop tokens), decode, the same digit-fraction reward,
+group-normalised advantages, the policy loss (token-mean, clip 0.2, beta 0), backward and one AdamW update with
+global-norm clipping 1.0.
+
+Ours additionally recomputes the old log-probs in a separate pass (as :class:`urlvr_jax.rl.loop.URLVRRun` does with
+``algo.old_logprobs=recompute``); TRL skips that pass when ``num_iterations == 1`` (its ratio is 1 by construction),
+so the comparison is conservative for us. ``--old-logprobs sampler`` uses the sampler's log-probs instead.
+
+Timing: per-step wall time after ``--warmup`` steps (which include XLA compilation and TRL's lazy set-up); TRL's
+steps are timed between consecutive ``on_step_end`` callbacks, its rollout part (``_generate_and_score_completions``:
+generation, decoding, reward, advantages) separately. The median over ``--steps`` steps is reported.
+Threads: ``--threads N`` pins this process to N CPUs with ``os.sched_setaffinity`` before JAX starts (XLA's CPU
+thread pool follows the affinity mask) and calls ``torch.set_num_threads(N)``, so both use the same cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+import numpy as np
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--prompts", type=int, default=8)
+    p.add_argument("--group", type=int, default=8)
+    p.add_argument("--prompt-len", type=int, default=32, help="prompt tokens, BOS included")
+    p.add_argument("--new-tokens", type=int, default=64)
+    p.add_argument("--steps", type=int, default=5, help="timed steps per side")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps first (compilation, lazy set-up)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--lr", type=float, default=1e-5)
+    p.add_argument("--old-logprobs", choices=("recompute", "sampler"), default="recompute")
+    p.add_argument("--only", choices=("trl", "ours"), help="run one side only (no ratio)")
+    return p.parse_args()
+
+
+def pin_threads(threads: int) -> int:
+    """Restricts this process to ``threads`` CPUs (before JAX/XLA start); returns the number pinned."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if threads < len(cpus):
+        os.sched_setaffinity(0, cpus[:threads])
+    import torch
+
+    n = len(os.sched_getaffinity(0))
+    torch.set_num_threads(n)
+    return n
+
+
+def digit_reward(text: str) -> float:
+    """Fraction of the completion's characters that are digits."""
+    return sum(c.isdigit() for c in text) / max(len(text), 1)
+
+
+def trl_reward(completions: list[str], **_) -> list[float]:
+    return [digit_reward(c) for c in completions]
+
+
+def make_prompts(n: int, length: int, seed: int = 0) -> list[str]:
+    """``n`` random printable strings of ``length - 1`` characters (the tokenizer adds BOS)."""
+    rng = np.random.default_rng(seed)
+    chars = np.array(list("abcdefghijklmnopqrstuvwxyz0123456789 +-*=()"))
+    return ["".join(rng.choice(chars, length - 1)) for _ in range(n)]
+
+
+def build_model(args: argparse.Namespace, path: str):
+    """A tiny random Qwen2 model and the char tokenizer, saved to ``path``."""
+    import torch
+    import transformers
+
+    from urlvr_jax.tasks.char_tokenizer import make_char_tokenizer
+
+    tokenizer = make_char_tokenizer()
+    torch.manual_seed(0)
+    config = transformers.Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=args.hidden, intermediate_size=3 * args.hidden,
+        num_hidden_layers=args.layers, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+        tie_word_embeddings=False, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id)
+    model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.save_pretrained(path)  # the tokenizer object is passed around (AutoTokenizer would pick Qwen2's)
+    return model, tokenizer
+
+
+# ---------------------------------------------------------------------------------------------------- TRL
+
+
+class _StepTimer:
+    """A TrainerCallback recording the time of every ``on_step_end`` (and of ``on_train_begin``)."""
+
+    def __init__(self):
+        from transformers import TrainerCallback
+
+        outer = self
+        self.marks: list[float] = []
+
+        class Callback(TrainerCallback):
+            def on_train_begin(self, *a, **k):
+                outer.marks.append(time.perf_counter())
+
+            def on_step_end(self, *a, **k):
+                outer.marks.append(time.perf_counter())
+
+        self.callback = Callback()
+
+    def step_times(self) -> list[float]:
+        return list(np.diff(self.marks))
+
+
+def run_trl(args: argparse.Namespace, path: str, tokenizer, prompts: list[str]) -> dict:
+    import datasets
+    import transformers
+    from trl import GRPOConfig, GRPOTrainer
+
+    transformers.logging.set_verbosity_error()
+    model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype="float32")
+    total = args.warmup + args.steps
+    out_dir = tempfile.mkdtemp(prefix="grpo_bench_trl_")
+    config = GRPOConfig(
+        output_dir=out_dir, per_device_train_batch_size=args.prompts * args.group, gradient_accumulation_steps=1,
+        num_generations=args.group, max_completion_length=args.new_tokens, temperature=1.0, top_p=1.0,
+        beta=0.0, num_iterations=1, epsilon=0.2, loss_type="dapo", scale_rewards="group",
+        learning_rate=args.lr, lr_scheduler_type="constant", weight_decay=0.0, max_grad_norm=1.0,
+        max_steps=total, logging_strategy="no", save_strategy="no", report_to=[], disable_tqdm=True,
+        bf16=False, fp16=False, gradient_checkpointing=False, use_cpu=True, dataloader_num_workers=0,
+        shuffle_dataset=False, seed=0, generation_kwargs={"min_new_tokens": args.new_tokens})
+    timer = _StepTimer()
+    trainer = GRPOTrainer(model=model, reward_funcs=trl_reward, args=config,
+                          train_dataset=datasets.Dataset.from_dict({"prompt": prompts}),
+                          processing_class=tokenizer, callbacks=[timer.callback])
+    rollout_times: list[float] = []
+    lengths: list[int] = []
+    inner = trainer._generate_and_score_completions
+
+    def timed(inputs):
+        start = time.perf_counter()
+        result = inner(inputs)
+        rollout_times.append(time.perf_counter() - start)
+        lengths.extend(result["completion_mask"].sum(1).tolist())
+        return result
+
+    trainer._generate_and_score_completions = timed
+    trainer.train()
+    steps = timer.step_times()[args.warmup:]
+    rollouts = rollout_times[args.warmup:]
+    assert len(steps) == args.steps == len(rollouts), (len(steps), len(rollouts))
+    assert min(lengths) == max(lengths) == args.new_tokens, (min(lengths), max(lengths))
+    return summarise(steps, rollouts)
+
+
+# ---------------------------------------------------------------------------------------------------- ours
+
+
+def run_ours(args: argparse.Namespace, path: str, tokenizer, prompts: list[str]) -> dict:
+    import jax
+    import jax.numpy as jnp
+    import transformers
+
+    from urlvr_jax.model.hf_io import load_hf
+    from urlvr_jax.model.tokenizer import decode_completions
+    from urlvr_jax.rl.advantages import compute_advantages
+    from urlvr_jax.rl.losses import GRPOLossConfig
+    from urlvr_jax.rl.train_step import StepConfig, TrainBatch, init_train_state, jit_train_step, make_optimizer
+    from urlvr_jax.sampling.logprobs import completion_logprobs
+    from urlvr_jax.sampling.sampler import Sampler
+    from urlvr_jax.sampling.strategies import SamplingConfig
+
+    cfg, params = load_hf(path)
+    sampler = Sampler(cfg, SamplingConfig(max_new_tokens=args.new_tokens, temperature=1.0,
+                                          pad_id=tokenizer.pad_token_id))
+    loss = GRPOLossConfig(eps_low=0.2, loss_agg_mode="token-mean", kl_coef=0.0)
+    total = args.warmup + args.steps
+    optimizer = make_optimizer(args.lr, total, weight_decay=0.0, grad_clip=1.0)
+    step_fn = jit_train_step(cfg, StepConfig(loss=loss, temperature=1.0), optimizer)
+    logprobs_fn = jax.jit(lambda p, pt, pm, t, m: completion_logprobs(p, pt, pm, t, m, cfg=cfg, temperature=1.0))
+    # Committed to the device as the step returns it, so step 2 does not recompile for a new placement.
+    state = jax.device_put(init_train_state(params, optimizer, jax.random.key(0)), jax.devices()[0])
+    advantages_fn = jax.jit(lambda r, g: compute_advantages("grpo", r, g, args.prompts, std_eps=1e-4))
+    encoded = tokenizer(prompts)["input_ids"]
+    assert {len(e) for e in encoded} == {args.prompt_len}, "every prompt must have prompt-len tokens"
+    all_tokens = np.asarray(encoded, np.int32)
+
+    def step(i: int, state):
+        t0 = time.perf_counter()
+        rows = slice(i * args.prompts, (i + 1) * args.prompts)
+        tokens = all_tokens[rows]
+        key = jax.random.fold_in(state.rng, i)
+        rollout = sampler.generate(state.params, tokens, np.ones_like(tokens, bool), key, num_samples=args.group)
+        texts = decode_completions(tokenizer, rollout.tokens, rollout.mask)
+        advantages = advantages_fn(np.asarray([digit_reward(t) for t in texts], np.float32), rollout.group_ids)
+        t1 = time.perf_counter()
+        pieces = (rollout.prompt_tokens, rollout.prompt_mask, rollout.tokens, rollout.mask)
+        old = logprobs_fn(state.params, *pieces) if args.old_logprobs == "recompute" else rollout.logprobs
+        batch = TrainBatch(prompt_tokens=pieces[0], prompt_mask=pieces[1], tokens=pieces[2], mask=pieces[3],
+                           advantages=advantages, old_logprobs=old, ref_logprobs=jnp.zeros_like(old),
+                           sampler_logprobs=rollout.logprobs)
+        state, metrics = step_fn(state, batch)
+        jax.block_until_ready((state, metrics))
+        assert int(rollout.lengths.min()) == args.new_tokens
+        return state, time.perf_counter() - t0, t1 - t0
+
+    steps, rollouts = [], []
+    for i in range(total):
+        state, seconds, rollout_seconds = step(i, state)
+        if i >= args.warmup:
+            steps.append(seconds)
+            rollouts.append(rollout_seconds)
+    return summarise(steps, rollouts)
+
+
+# ---------------------------------------------------------------------------------------------------- report
+
+
+def summarise(steps: list[float], rollouts: list[float]) -> dict:
+    step, rollout = statistics.median(steps), statistics.median(rollouts)
+    return {"step": step, "rollout": rollout, "update": step - rollout, "all": steps}
+
+
+def main():
+    args = parse_args()
+    threads = pin_threads(args.threads)
+    import jax
+    import torch
+    import transformers
+    import trl
+
+    load_before = os.getloadavg()
+    path = tempfile.mkdtemp(prefix="grpo_bench_model_")
+    model, tokenizer = build_model(args, path)
+    n_params = sum(p.numel() for p in model.parameters())
+    prompts = make_prompts(args.prompts * (args.warmup + args.steps), args.prompt_len)
+    rows = args.prompts * args.group
+    print(f"model: random Qwen2, hidden {args.hidden}, {args.layers} layers, vocab {len(tokenizer)}, "
+          f"{n_params / 1e6:.2f}M params (float32)")
+    print(f"batch: {args.prompts} prompts x group {args.group} = {rows} rows, prompt {args.prompt_len} tokens, "
+          f"exactly {args.new_tokens} new tokens, temperature 1.0, beta 0, 1 update per step")
+    print(f"env: {threads} CPU threads (affinity {sorted(os.sched_getaffinity(0))}, torch.set_num_threads({threads})), "
+          f"jax {jax.__version__} {jax.devices()[0].platform}, torch {torch.__version__}, "
+          f"transformers {transformers.__version__}, trl {trl.__version__}; "
+          f"warmup {args.warmup} + timed {args.steps} steps; old log-probs: {args.old_logprobs}")
+    results = {}
+    if args.only in (None, "trl"):
+        results["TRL GRPOTrainer"] = run_trl(args, path, tokenizer, prompts)
+    if args.only in (None, "ours"):
+        results["urlvr_jax"] = run_ours(args, path, tokenizer, prompts)
+    load_after = os.getloadavg()
+    print(f"\n{'':18s}{'step s':>9s}{'rollout s':>11s}{'update s':>10s}{'tok/s':>9s}   all steps (s)")
+    for name, r in results.items():
+        steps = " ".join(f"{s:.3f}" for s in r["all"])
+        print(f"{name:18s}{r['step']:9.3f}{r['rollout']:11.3f}{r['update']:10.3f}"
+              f"{rows * args.new_tokens / r['step']:9.0f}   {steps}")
+    print("(median over timed steps; rollout = generation + decode + reward + advantages; "
+          "update = the rest: old log-probs (ours), loss, backward, optimizer)")
+    print(f"load average (1/5/15 min): before {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f}, "
+          f"after {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f}")
+    if len(results) == 2:
+        trl_r, ours = results["TRL GRPOTrainer"], results["urlvr_jax"]
+        ratio = trl_r["step"] / ours["step"]
+        print(f"ratio TRL/ours: step {ratio:.2f}x (rollout {trl_r['rollout'] / ours['rollout']:.2f}x, "
+              f"update {trl_r['update'] / max(ours['update'], 1e-9):.2f}x)")
+        print(f"goal >= 2x: {'met' if ratio >= 2 else 'not met'}")
+
+
+if __name__ == "__main__":
+    main()
