@@ -20,7 +20,7 @@ L, D, F, H, K, DH, V = 28, 2048, 6144, 16, 8, 128, 151936
 ROWS, PROMPT, NEW = 16, 128, 256  # 8 prompts x 2 rollouts
 OVERRIDES = ["mesh=fsdp:4,tensor:2", "rollout.prompts_per_step=8", "rollout.n=2", f"rollout.max_new_tokens={NEW}",
              f"rollout.max_prompt_len={PROMPT}", "algo.mini_batch_prompts=8", "algo.micro_batch_rollouts=8",
-             "train.logprob_chunk=128"]
+             "train.logprob_chunk=128", "val.k=2"]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,8 @@ def qwen_plan():
 
 def test_paper_config_matches_the_paper():
     c = load_config("paper_qwen3_1p7b")
-    assert (c.rollout.prompts_per_step, c.rollout.n, c.rollout.temperature, c.rollout.max_new_tokens) == (64, 8, 1.0, 7168)
+    r = c.rollout
+    assert (r.prompts_per_step, r.n, r.temperature, r.max_new_tokens) == (64, 8, 1.0, 7168)
     assert (c.optim.lr, c.algo.kl_coef, c.val.temperature, c.val.top_p) == (1e-6, 0.0, 0.6, 0.95)
     assert c.data.dataset == "dapo17k"
     cfg = planmod.model_config(c)
@@ -62,8 +63,8 @@ def test_compiled_sizes_are_per_device(qwen_plan):
     assert train.temp > 0
     kv = L * (ROWS // 4) * (PROMPT + NEW) * (K // 2) * DH * 2  # one of k, v: bf16, rows / 4, kv-heads / 2
     assert qwen_plan.kv_cache == 2 * kv + (ROWS // 4) * (PROMPT + NEW) + 4  # + key mask + write index
-    assert {"train_step", "prefill", "decode"} <= set(qwen_plan.programs)
-    assert "logprobs" not in qwen_plan.programs  # old_logprobs=sampler and no reference: no extra pass
+    # old_logprobs=sampler and no reference: no log-prob pass; validation (k = n) reuses the rollout's footprint.
+    assert set(qwen_plan.programs) == {"train_step", "prefill", "decode"}
 
 
 def test_verdict(qwen_plan):

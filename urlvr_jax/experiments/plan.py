@@ -134,12 +134,6 @@ def device_bytes(tree) -> int:
     return sum(leaf(x) for x in jax.tree.leaves(tree))
 
 
-def total_bytes(tree) -> int:
-    import jax
-
-    return sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(tree))
-
-
 @dataclasses.dataclass
 class Program:
     """One compiled program's per-device sizes (bytes) and XLA's cost analysis."""
@@ -157,6 +151,11 @@ class Program:
     def peak(self) -> int:
         """Live bytes while it runs: inputs, outputs not written in place of donated inputs, temporaries."""
         return self.argument + self.output - self.alias + self.temp + self.code
+
+
+def _jit_of(program):
+    """The ``jax.jit`` object behind one of the sampler's programs (bare, or wrapped with an AOT cache)."""
+    return program if hasattr(program, "lower") else program.fn
 
 
 def compile_program(name: str, jitted, *args) -> Program:
@@ -195,8 +194,7 @@ class Plan:
         """Estimated peak per phase: the program's own peak plus resident state it does not take as input."""
         out = {}
         for name, prog in self.programs.items():
-            resident = self.extra_params + (self.opt_state if name != "train_step" else 0)
-            out[name] = prog.peak + resident
+            out[name] = prog.peak + self.extra_params + (self.opt_state if name != "train_step" else 0)
         return out
 
     @property
@@ -242,17 +240,22 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
         "train_step", jit_train_step(cfg, step_cfg, optimizer, mesh, state, batch), state, batch)}
 
     n_votes = r.n_votes or r.n
-    sampling = SamplingConfig(max_new_tokens=new, temperature=r.temperature, top_k=r.top_k, top_p=r.top_p,
-                              stop_token_ids=tuple(cfg.eos_token_ids), pad_id=cfg.pad_token_id)
-    sampler = Sampler(cfg, sampling, mesh, buckets=(prompt_len,))
-    prefill, decode, _ = sampler._jitted(r.prompts_per_step, prompt_len, n_votes)
-    prompts = (r.prompts_per_step, prompt_len)
-    prefill_args = (state.params, sds(prompts, jnp.int32), sds(prompts, bool),
-                    sds((r.prompts_per_step * n_votes,), jnp.uint32), key)
-    programs["prefill"] = compile_program("prefill", prefill, *prefill_args)
-    decode_state = jax.eval_shape(prefill, *prefill_args)
-    decode_state = with_shardings(decode_state, jax.tree.map(lambda x: x.sharding, decode_state))
-    programs["decode"] = compile_program("decode", decode, state.params, decode_state)
+    rollout = (n_votes, new, r.temperature, r.top_k, r.top_p)
+    val = (c.val.k, c.val.max_new_tokens or new, c.val.temperature, 0, c.val.top_p)
+    decode_states = []
+    for prefix, (samples, length, temperature, top_k, top_p) in (("", rollout), ("val_", val)):
+        if prefix and samples * length <= n_votes * new:
+            continue  # validation fits in the rollout's programs' footprint
+        sampling = SamplingConfig(max_new_tokens=length, temperature=temperature, top_k=top_k, top_p=top_p,
+                                  stop_token_ids=tuple(cfg.eos_token_ids), pad_id=cfg.pad_token_id)
+        sampler = Sampler(cfg, sampling, mesh, buckets=(prompt_len,))
+        prefill, decode = (_jit_of(f) for f in sampler._jitted(r.prompts_per_step, prompt_len, samples)[:2])
+        prompts = (r.prompts_per_step, prompt_len)
+        prefill_args = (state.params, sds(prompts, jnp.int32), sds(prompts, bool),
+                        sds((r.prompts_per_step * samples,), jnp.uint32), key)
+        programs[prefix + "prefill"] = compile_program(prefix + "prefill", prefill, *prefill_args)
+        decode_states.append(jax.eval_shape(prefill, *prefill_args))  # sharded like prefill's outputs
+        programs[prefix + "decode"] = compile_program(prefix + "decode", decode, state.params, decode_states[-1])
 
     needs_ref = bool(c.algo.kl_coef) or c.algo.report_ref_kl
     if c.algo.old_logprobs == "recompute" or needs_ref:  # the loop's full-batch log-prob pass
@@ -270,23 +273,28 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
                     num_microbatches=step_cfg.num_microbatches, remat=step_cfg.remat,
                     logprob_chunk=step_cfg.logprob_chunk),
         params=device_bytes(state.params), opt_state=device_bytes(state.opt_state),
-        extra_params=copies * device_bytes(state.params), kv_cache=device_bytes(decode_state.cache),
-        decode_state=device_bytes(decode_state), programs=programs, budget=int(device_memory_gb * GiB))
+        extra_params=copies * device_bytes(state.params),
+        kv_cache=max(device_bytes(d.cache) for d in decode_states),
+        decode_state=max(device_bytes(d) for d in decode_states), programs=programs,
+        budget=int(device_memory_gb * GiB))
 
 
 # ---------------------------------------------------------------------------------------------- report
 
 
-def _gib(n: float) -> str:
-    return f"{n / GiB:9.3f} GiB"
+def _size(n: float, unit: int) -> str:
+    return f"{n / unit:9.3f} {'GiB' if unit == GiB else 'MiB'}"
 
 
 def format_plan(plan: Plan, budget: int | None = None) -> str:
     budget = plan.budget if budget is None else budget
+    unit = GiB if plan.peak >= GiB else 2**20
+    fmt = lambda n: _size(n, unit)  # noqa: E731
+    count = f"{plan.num_params / 1e9:.3f} B" if plan.num_params >= 1e8 else f"{plan.num_params / 1e6:.3f} M"
     mesh = ", ".join(f"{k}={v}" for k, v in plan.mesh.items())
     s = plan.shapes
     lines = [
-        f"model: {plan.model} ({plan.num_params / 1e9:.3f} B params)",
+        f"model: {plan.model} ({count} params)",
         f"mesh: {mesh} ({math.prod(plan.mesh.values())} devices)",
         f"train batch: {s['train_rows']} rows x (prompt {s['prompt_len']} + completion {s['max_new_tokens']}), "
         f"{s['num_minibatches']} mini-batch(es) x {s['num_microbatches']} micro-batch(es), remat={s['remat']}, "
@@ -294,24 +302,24 @@ def format_plan(plan: Plan, budget: int | None = None) -> str:
         f"rollout: {s['rollout_prompts']} prompts x {s['samples_per_prompt']} samples",
         "",
         "per device (bytes of the largest shard)",
-        f"  parameters             {_gib(plan.params)}",
-        f"  optimizer state        {_gib(plan.opt_state)}",
-        f"  reference/teacher      {_gib(plan.extra_params)}",
-        f"  KV cache               {_gib(plan.kv_cache)}",
-        f"  decode state (all)     {_gib(plan.decode_state)}",
+        f"  parameters             {fmt(plan.params)}",
+        f"  optimizer state        {fmt(plan.opt_state)}",
+        f"  reference/teacher      {fmt(plan.extra_params)}",
+        f"  KV cache               {fmt(plan.kv_cache)}",
+        f"  decode state (all)     {fmt(plan.decode_state)}",
         "",
         f"  {'program':12s} {'argument':>13s} {'output':>13s} {'aliased':>13s} {'temp':>13s} {'code':>13s} "
         f"{'GFLOP (XLA)':>12s} {'compile':>8s}",
     ]
     for p in plan.programs.values():
         flops = f"{p.flops / 1e9:12.1f}" if p.flops is not None else f"{'n/a':>12s}"
-        lines.append(f"  {p.name:12s} {_gib(p.argument)} {_gib(p.output)} {_gib(p.alias)} {_gib(p.temp)} "
-                     f"{_gib(p.code)} {flops} {p.compile_s:7.1f}s")
-    lines += ["", f"estimated peak per phase (program + resident state), budget {_gib(budget).strip()} per device"]
+        lines.append(f"  {p.name:12s} {fmt(p.argument)} {fmt(p.output)} {fmt(p.alias)} {fmt(p.temp)} "
+                     f"{fmt(p.code)} {flops} {p.compile_s:7.1f}s")
+    lines += ["", f"estimated peak per phase (program + resident state), budget {fmt(budget).strip()} per device"]
     for name, peak in plan.phases.items():
-        lines.append(f"  {name:12s} {_gib(peak)}  {peak / budget:6.1%}  {'ok' if peak <= budget else 'OVER'}")
+        lines.append(f"  {name:12s} {fmt(peak)}  {peak / budget:6.1%}  {'ok' if peak <= budget else 'OVER'}")
     verdict = "FITS" if plan.fits(budget) else "DOES NOT FIT"
-    lines += ["", f"verdict: {verdict} (peak {_gib(plan.peak).strip()} of {_gib(budget).strip()} per device)",
+    lines += ["", f"verdict: {verdict} (peak {fmt(plan.peak).strip()} of {fmt(budget).strip()} per device)",
               "note: XLA counts a loop body once in its FLOPs (layer scans, decode loop); temp sizes come from "
               "the compiling backend and are estimates for another one."]
     return "\n".join(lines)
