@@ -118,6 +118,29 @@ def _rollout(state: DecodeState, prompt_tokens, prompt_mask, *, num_samples: int
                    group_ids=repeat(jnp.arange(prompt_tokens.shape[0], dtype=jnp.int32)), **state.stats)
 
 
+class _Program:
+    """A jitted function compiled ahead of time once per argument signature (shapes, dtypes, shardings).
+
+    Counting those compilations is exact (``count``), unlike the size of jit's dispatch cache.
+    """
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.compiled = {}
+
+    def __call__(self, *args):
+        leaves, treedef = jax.tree.flatten(args)
+        signature = (treedef, tuple((np.shape(x), np.result_type(x) if not hasattr(x, "dtype") else x.dtype,
+                                     getattr(x, "sharding", None)) for x in leaves))
+        if signature not in self.compiled:
+            self.compiled[signature] = self.fn.lower(*args).compile()
+        return self.compiled[signature](*args)
+
+    @property
+    def count(self) -> int:
+        return len(self.compiled)
+
+
 @dataclasses.dataclass(frozen=True)
 class Sampler:
     """Samples rollouts from a params pytree of ``cfg``; on ``mesh`` when given (see the module docstring).
@@ -143,9 +166,10 @@ class Sampler:
             decode = functools.partial(_decode, **kwargs)
             to_rollout = functools.partial(_rollout, num_samples=num_samples)
             if self.mesh is None:
-                self._programs[key] = (jax.jit(prefill), jax.jit(decode, donate_argnums=(1,)), jax.jit(to_rollout))
+                jits = (jax.jit(prefill), jax.jit(decode, donate_argnums=(1,)), jax.jit(to_rollout))
             else:
-                self._programs[key] = self._sharded_jits(prefill, decode, to_rollout, batch, bucket, num_samples)
+                jits = self._sharded_jits(prefill, decode, to_rollout, batch, bucket, num_samples)
+            self._programs[key] = tuple(_Program(fn) for fn in jits)
         return self._programs[key]
 
     def _sharded_jits(self, prefill, decode, to_rollout, batch: int, bucket: int, num_samples: int):
@@ -162,8 +186,8 @@ class Sampler:
                                           jax.ShapeDtypeStruct((batch, bucket), bool))
         replicated = NamedSharding(mesh, PartitionSpec())
         return (
-            jax.jit(prefill, in_shardings=(params, prompt, prompt, shd.batch_sharding(mesh, (batch * num_samples,)), replicated),
-                    out_shardings=state),
+            jax.jit(prefill, out_shardings=state, in_shardings=(
+                params, prompt, prompt, shd.batch_sharding(mesh, (batch * num_samples,)), replicated)),
             jax.jit(decode, in_shardings=(params, state), out_shardings=state, donate_argnums=(1,)),
             jax.jit(to_rollout, in_shardings=(state, prompt, prompt),
                     out_shardings=shd.tree_batch_shardings(abstract_rollout, mesh)),
@@ -171,7 +195,7 @@ class Sampler:
 
     def compile_counts(self) -> tuple[int, int]:
         """Number of compiled (prefill, decode) programs so far."""
-        return tuple(sum(fns[i]._cache_size() for fns in self._programs.values()) for i in range(2))
+        return tuple(sum(fns[i].count for fns in self._programs.values()) for i in range(2))
 
     def __hash__(self):
         return hash((self.cfg, self.sampling, self.buckets, id(self.mesh)))
