@@ -206,21 +206,22 @@ def run_ours(args: argparse.Namespace, path: str, tokenizer, prompts: list[str])
         t1 = time.perf_counter()
         pieces = (rollout.prompt_tokens, rollout.prompt_mask, rollout.tokens, rollout.mask)
         old = logprobs_fn(state.params, *pieces) if args.old_logprobs == "recompute" else rollout.logprobs
+        old.block_until_ready()  # only to time the pass apart; the step would wait for it anyway
+        t2 = time.perf_counter()
         batch = TrainBatch(prompt_tokens=pieces[0], prompt_mask=pieces[1], tokens=pieces[2], mask=pieces[3],
                            advantages=advantages, old_logprobs=old, ref_logprobs=jnp.zeros_like(old),
                            sampler_logprobs=rollout.logprobs)
         state, metrics = step_fn(state, batch)
         jax.block_until_ready((state, metrics))
         assert int(rollout.lengths.min()) == args.new_tokens
-        return state, time.perf_counter() - t0, t1 - t0
+        return state, (time.perf_counter() - t0, t1 - t0, t2 - t1)
 
-    steps, rollouts = [], []
+    times = []
     for i in range(total):
-        state, seconds, rollout_seconds = step(i, state)
-        if i >= args.warmup:
-            steps.append(seconds)
-            rollouts.append(rollout_seconds)
-    return summarise(steps, rollouts)
+        state, seconds = step(i, state)
+        times.append(seconds)
+    steps, rollouts, olds = zip(*times[args.warmup:])
+    return dict(summarise(list(steps), list(rollouts)), old_logprobs=statistics.median(olds))
 
 
 # ---------------------------------------------------------------------------------------------------- report
@@ -266,6 +267,9 @@ def main():
               f"{rows * args.new_tokens / r['step']:9.0f}   {steps}")
     print("(median over timed steps; rollout = generation + decode + reward + advantages; "
           "update = the rest: old log-probs (ours), loss, backward, optimizer)")
+    if "urlvr_jax" in results:
+        print(f"urlvr_jax update split: old log-prob pass {results['urlvr_jax']['old_logprobs']:.3f} s, "
+              f"jitted train step {results['urlvr_jax']['update'] - results['urlvr_jax']['old_logprobs']:.3f} s")
     print(f"load average (1/5/15 min): before {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f}, "
           f"after {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f}")
     if len(results) == 2:
