@@ -14,6 +14,9 @@ from urlvr_jax.utils.config import parse_cli
 
 
 def main(argv: list[str] | None = None) -> int:
+    from urlvr_jax.utils.distributed import maybe_initialize
+
+    maybe_initialize()  # multi-host pods / clusters: URLVR_DISTRIBUTED=1 (see launch/README.md)
     config, extra = parse_cli(argv, default_config="cpu_default")
     if extra:
         raise SystemExit(f"unknown flags {extra}; overrides are written key=value (see configs/*.py)")

@@ -39,6 +39,7 @@ class ArithmeticTask:
     parens: bool = False
     fmt: str = "compact"
     show_steps: bool = True
+    ops_weights: tuple[float, ...] | None = None  # relative frequency of min_ops..max_ops (None: uniform)
 
     def __post_init__(self):
         if self.fmt not in FORMATS:
@@ -47,11 +48,17 @@ class ArithmeticTask:
             raise ValueError(f"arithmetic digits must be in 1..6, got {self.digits}")
         if not 1 <= self.min_ops <= self.max_ops:
             raise ValueError(f"need 1 <= min_ops <= max_ops, got {self.min_ops}, {self.max_ops}")
+        if self.ops_weights is not None and (len(self.ops_weights) != self.max_ops - self.min_ops + 1
+                                             or min(self.ops_weights) < 0 or not sum(self.ops_weights)):
+            raise ValueError(f"arithmetic ops_weights must give {self.max_ops - self.min_ops + 1} non-negative "
+                             f"weights (one per number of operations), got {self.ops_weights}")
         if not self.ops or set(self.ops) - set("+-*"):
             raise ValueError(f"arithmetic ops must be a non-empty subset of '+-*', got {self.ops!r}")
 
     def sample_tree(self, rng: random.Random) -> Node:
-        n_ops = rng.randint(self.min_ops, self.max_ops)
+        counts = range(self.min_ops, self.max_ops + 1)
+        n_ops = rng.choices(counts, weights=self.ops_weights)[0] if self.ops_weights else rng.randint(
+            self.min_ops, self.max_ops)
         values = [rng.randint(1, 10**self.digits - 1) for _ in range(n_ops + 1)]
         if self.parens:
             return random_tree(rng, values, self.ops)
