@@ -186,3 +186,13 @@ def test_mesh_specs():
         sharding.make_mesh("3,2,2")
     with pytest.raises(ValueError, match="unknown axes"):
         sharding.make_mesh("data:2,model:4")
+
+
+def test_query_chunked_attention_matches(saved):
+    cfg, params = hf_io.load_hf(saved["qwen3"][1])
+    tokens, mask = _batch(3)
+    want, _ = transformer.forward(params, jnp.asarray(tokens), token_mask=jnp.asarray(mask), cfg=cfg)
+    for chunk in (4, 5):  # divides S = 12, and does not
+        got, _ = transformer.forward(params, jnp.asarray(tokens), token_mask=jnp.asarray(mask),
+                                     cfg=cfg.replace(attention_chunk=chunk))
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)

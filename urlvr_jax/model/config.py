@@ -46,6 +46,8 @@ class ModelConfig:
     max_position_embeddings: int = 4096
     dtype: str = "float32"
     param_dtype: str = "float32"
+    # > 0: attention runs over query chunks of this many positions, so scores take O(chunk * keys) memory.
+    attention_chunk: int = 0
     bos_token_id: int | None = None
     eos_token_ids: tuple[int, ...] = ()
     pad_token_id: int = 0

@@ -125,8 +125,8 @@ def positions_from_mask(token_mask: jax.Array) -> jax.Array:
     return jnp.maximum(jnp.cumsum(token_mask.astype(jnp.int32), axis=-1) - 1, 0)
 
 
-def _attention(q, k, v, mask, cfg: ModelConfig):
-    """q [B,S,H,Dh], k/v [B,K,Hkv,Dh], mask [B,S,K] -> [B,S,H,Dh]."""
+def _attention_block(q, k, v, mask, cfg: ModelConfig):
+    """q [B,S,H,Dh], k/v [B,K,Hkv,Dh], mask [B,S,K] -> [B,S,H,Dh] (grouped-query attention)."""
     B, S, H, Dh = q.shape
     groups = H // cfg.num_kv_heads
     q = q.reshape(B, S, cfg.num_kv_heads, groups, Dh)
@@ -135,6 +135,21 @@ def _attention(q, k, v, mask, cfg: ModelConfig):
     probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
     out = jnp.einsum("bhgsk,bkhd->bshgd", probs, v, preferred_element_type=jnp.float32)
     return out.reshape(B, S, H, Dh).astype(q.dtype)
+
+
+def _attention(q, k, v, mask, cfg: ModelConfig):
+    """Attention, over query chunks of ``cfg.attention_chunk`` positions when that is set and smaller than S."""
+    S, chunk = q.shape[1], cfg.attention_chunk
+    if not chunk or chunk >= S:
+        return _attention_block(q, k, v, mask, cfg)
+    pad = -S % chunk
+    qp = jnp.pad(q, ((0, 0), (0, pad), (0, 0), (0, 0)))
+    mp = jnp.pad(mask, ((0, 0), (0, pad), (0, 0)))
+    n = (S + pad) // chunk
+    split = lambda x: jnp.moveaxis(x.reshape(x.shape[0], n, chunk, *x.shape[2:]), 1, 0)
+    block = jax.checkpoint(lambda args: _attention_block(args[0], k, v, args[1], cfg))
+    out = jax.lax.map(block, (split(qp), split(mp)))
+    return jnp.moveaxis(out, 0, 1).reshape(q.shape[0], S + pad, *q.shape[2:])[:, :S]
 
 
 def _project_qkv(x, w, positions, inv_freq, cfg: ModelConfig):

@@ -42,7 +42,7 @@ def _model_path(config) -> str:
 def build_model(config, tokenizer, mesh, rng: jax.Array) -> tuple[ModelConfig, Params]:
     """(ModelConfig, params placed on ``mesh``) for ``config.model``."""
     m = config.model
-    numerics = dict(dtype=m.dtype, param_dtype=m.param_dtype)
+    numerics = dict(dtype=m.dtype, param_dtype=m.param_dtype, attention_chunk=m.attention_chunk)
     if m.source in ("hf", "smollm2"):
         path = _model_path(config)
         if not path:
@@ -56,8 +56,9 @@ def build_model(config, tokenizer, mesh, rng: jax.Array) -> tuple[ModelConfig, P
             max_position_embeddings=m.max_position_embeddings, tie_embeddings=m.tie_embeddings,
             attention_bias=m.family == "qwen2", qk_norm=m.family == "qwen3",
             pad_token_id=tokenizer.pad_token_id or 0, **numerics)
-        params = jax.device_put(init_params(cfg, rng), shd.param_shardings(
-            jax.eval_shape(lambda: init_params(cfg, rng)), mesh))
+        params = init_params(cfg, rng)
+        if mesh is not None:
+            params = jax.device_put(params, shd.param_shardings(params, mesh))
     else:
         raise ValueError(f"config model.source={m.source!r} is not one of ('init', 'hf', 'smollm2')")
     if cfg.vocab_size < len(tokenizer):
