@@ -1,0 +1,430 @@
+"""The paper's studies as data: each run is a base config (toy or paper scale) plus a table of overrides.
+
+    python -m urlvr_jax.experiments.studies list [STUDY] [--scale toy|paper]
+    python -m urlvr_jax.experiments.studies run STUDY [--scale toy|paper] [--only k=v ...] [--dry-run]
+                                               [--root runs/studies] [--set key=value ...]
+    python -m urlvr_jax.train --config study:study=sweep,method=majority_vote,knob=temperature,value=0.6,scale=toy
+
+Studies (paper digest sections 3, 5, 6):
+
+* ``sweep``: the 5 intrinsic methods x {temperature 0.6/0.8/1.0/1.2, mini-batch prompts 1/8/16/32/64,
+  rollouts n 4/8/16/32, KL off / k3 0.005}; every other knob at the paper default (T 1.0, mini-batch 64 =
+  on-policy, n 8, no KL), so a knob's default value is the same run in every knob (run once, ``<method>-default``).
+* ``dataset_size``: majority vote on {32, 128, 512, 2048, 8192, 16384} prompts, global batch 32, a fixed 600
+  steps (so 600 epochs at 32, ~1.2 at 16384); 3 seeds for sizes <= 512, each seed on its own subset.
+* ``ttt``: test-time training, majority vote trained *and* validated on one test split (``test_split``) beside
+  the same model trained on the training set and validated on that split (``train_set``).
+* ``countdown``: self-verification vs trajectory-level entropy vs the oracle (Countdown checker).
+
+Scale mapping. ``paper``: ``configs/paper_qwen3_1p7b`` (Qwen3-1.7B-Base, DAPO-17k, 64 x 8, lr 1e-6, T 1.0,
+responses up to 7168 tokens, validation T 0.6 / top-p 0.95, no KL) with the paper's values. ``toy``:
+``configs/cpu_default`` (char-level 2-layer transformer warm-started to an imperfect prior, cached once in
+``<root>/prior``) with 32 prompts per step, so mini-batch sizes are scaled by 32/64 (paper 1 -> toy 1,
+8 -> 4, 16 -> 8, 32 -> 16, 64 -> 32 = on-policy); dataset sizes and steps are both divided by 4 (sizes
+8 ... 4096 over 150 steps: the same number of epochs per size as the paper); TTT's test split is a fixed
+pool of 32 generated problems (AMC23 at paper scale: 40 problems, batch 40) validated on the same problems.
+Temperatures, rollout counts and the KL coefficient are not scaled.
+
+Toy Countdown: a tiny model warm-started on solutions of 3-number Countdown (numbers 1-9, targets <= 30;
+the char tokenizer covers the prompt text and ``<answer>`` tags). The oracle and trajectory-entropy arms are
+real experiments on that prior; the self-verification arm only checks plumbing: the tiny model was never
+taught to verify, so its verdicts are near-constant (mostly "False") and its reward carries little signal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import math
+import os
+import sys
+from typing import Any, Callable
+
+import ml_collections
+
+SCALES = ("toy", "paper")
+METHODS = ("self_certainty", "token_entropy", "trajectory_entropy", "probability", "majority_vote")
+KNOBS: dict[str, tuple] = {"temperature": (0.6, 0.8, 1.0, 1.2), "mini_batch": (1, 8, 16, 32, 64),
+                           "rollouts": (4, 8, 16, 32), "kl": (0.0, 0.005)}
+KNOB_DEFAULTS = {"temperature": 1.0, "mini_batch": 64, "rollouts": 8, "kl": 0.0}
+SIZES = (32, 128, 512, 2048, 8192, 16384)
+PAPER_BATCH = 64
+TOY_BATCH = 32
+TOY_DATA_FACTOR = 4  # toy dataset sizes and steps = paper / 4 (same epochs per size)
+DEFAULT_ROOT = os.path.join("runs", "studies")
+SUMMARY_PANELS = [("validation accuracy (avg@k)", ["val/avg@k"]), ("proxy reward", ["train/proxy_reward"]),
+                  ("reward accuracy", ["train/reward_accuracy"])]
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One run of a study: its labels (selectable with ``--only``) and overrides of the scale's base."""
+
+    study: str
+    name: str
+    labels: dict[str, str]
+    overrides: dict[str, Any]
+
+
+def _fmt(value: Any) -> str:
+    return "off" if isinstance(value, float) and value == 0.0 else str(value)
+
+
+def _knob_overrides(knob: str, value: Any, scale: str) -> dict[str, Any]:
+    if knob == "temperature":
+        return {"rollout.temperature": float(value)}
+    if knob == "mini_batch":
+        return {"algo.mini_batch_prompts": value if scale == "paper" else max(1, value * TOY_BATCH // PAPER_BATCH)}
+    if knob == "rollouts":
+        return {"rollout.n": int(value)}
+    return {"algo.kl_coef": float(value), "algo.kl_estimator": "k3"}
+
+
+def _sweep(scale: str) -> list[Run]:
+    runs = []
+    for method in METHODS:
+        for knob, values in KNOBS.items():
+            for value in values:
+                name = f"{method}-default" if value == KNOB_DEFAULTS[knob] else f"{method}-{knob}={_fmt(value)}"
+                labels = dict(method=method, knob=knob, value=_fmt(value))
+                runs.append(Run("sweep", name, labels, {"reward.name": method, **_knob_overrides(knob, value, scale)}))
+    return runs
+
+
+def _dataset_size(scale: str) -> list[Run]:
+    runs = []
+    for size in SIZES:
+        for seed in (0, 1, 2) if size <= 512 else (0,):
+            if scale == "paper":  # each seed trains on its own slice of DAPO-17k
+                data = {"data.split": f"train[{seed * size}:{(seed + 1) * size}]"}
+            else:  # make_pool draws a different pool per seed
+                data = {"data.pool_size": size // TOY_DATA_FACTOR}
+            runs.append(Run("dataset_size", f"size={size}-seed={seed}", dict(size=str(size), seed=str(seed)),
+                            {"seed": seed, **data}))
+    return runs
+
+
+def _ttt(scale: str) -> list[Run]:
+    if scale == "paper":
+        test = {"data.dataset": "amc23", "data.split": "", "rollout.prompts_per_step": 40,
+                "algo.mini_batch_prompts": 40}
+        train = {}
+    else:  # validation = the pool (make_pool's first draw uses seed * 1_000_003; see the module docstring)
+        test = {"data.pool_size": TOY_BATCH}
+        train = {"data.pool_size": 0}
+    return [Run("ttt", "test_split", dict(arm="test_split"), test),
+            Run("ttt", "train_set", dict(arm="train_set"), train)]
+
+
+def _countdown(scale: str) -> list[Run]:
+    return [Run("countdown", arm, dict(arm=arm), {"reward.name": arm})
+            for arm in ("self_verify", "trajectory_entropy", "countdown")]
+
+
+# Study-wide overrides per scale (applied before each run's own overrides).
+STUDY_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
+    "sweep": {
+        "toy": {"algo.mini_batch_prompts": TOY_BATCH, "train.steps": 150},
+        "paper": {"train.steps": 1000},  # ~4 epochs: where even the most stable setting collapses
+    },
+    "dataset_size": {
+        "toy": {"rollout.prompts_per_step": TOY_BATCH, "algo.mini_batch_prompts": TOY_BATCH,
+                "train.steps": 600 // TOY_DATA_FACTOR},
+        "paper": {"rollout.prompts_per_step": 32, "algo.mini_batch_prompts": 32, "train.steps": 600,
+                  "data.shuffle": True},
+    },
+    "ttt": {
+        "toy": {"algo.mini_batch_prompts": TOY_BATCH, "train.steps": 150, "data.val_size": TOY_BATCH},
+        "paper": {"data.val_dataset": "amc23", "data.val_size": 40, "train.steps": 300},  # steps: ours
+    },
+    "countdown": {
+        "toy": {"algo.mini_batch_prompts": TOY_BATCH, "train.steps": 150, "rollout.max_new_tokens": 32,
+                "rollout.max_prompt_len": 320, "val.max_new_tokens": 32, "reward.verify_max_new_tokens": 16,
+                "data.val_size": 64},
+        "paper": {"data.task": "", "data.dataset": "countdown", "data.split": "train[:4000]",
+                  "data.val_dataset": "countdown", "data.val_split": "train[-1000:]", "data.val_size": 0,
+                  "data.template": "countdown", "data.chat_template": "false", "val.k": 16,
+                  "rollout.max_new_tokens": 1024, "rollout.max_prompt_len": 256,  # ours
+                  "reward.verify_temperature": 0.5, "reward.verify_max_new_tokens": 4096, "train.steps": 300},
+    },
+}
+
+STUDIES: dict[str, Callable[[str], list[Run]]] = {
+    "sweep": _sweep, "dataset_size": _dataset_size, "ttt": _ttt, "countdown": _countdown}
+
+
+# ---------------------------------------------------------------------------------------------- configs
+
+def _load(name: str) -> ml_collections.ConfigDict:
+    from urlvr_jax.utils.config import load_config
+
+    cfg = copy.deepcopy(load_config(name))
+    cfg.unlock()
+    return cfg
+
+
+def toy_base(task: str = "arithmetic") -> ml_collections.ConfigDict:
+    """cpu_default (source=init, char tokenizer): the config a toy prior is warm-started from."""
+    c = _load("cpu_default")
+    if task == "countdown":
+        c.data.update(task="countdown", template="raw")
+        c.data.task_options = ml_collections.ConfigDict(dict(min_numbers=3, max_numbers=3, max_number=9,
+                                                             max_target=30))
+        c.model.max_position_embeddings = 1024  # prompts ~280 chars, verification prompts ~500
+        c.rollout.update(max_new_tokens=32, max_prompt_len=320)
+        c.warm_start.task_options = ml_collections.ConfigDict()
+        c.warm_start.update(default_answer="<answer>1 + 2 + 3</answer>", noise_fraction=0.2, pool_size=512)
+    return c
+
+
+def _set(cfg: ml_collections.ConfigDict, key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    node = cfg
+    for part in parents:
+        node = node[part]
+    if leaf not in node:
+        raise KeyError(f"study override {key!r}: no such config field")
+    node[leaf] = ml_collections.ConfigDict(value) if isinstance(value, dict) else value
+
+
+def _fit_micro_batch(c: ml_collections.ConfigDict) -> None:
+    """Paper scale micro-batches 16 rollouts; keep that a divisor of a (possibly smaller) mini-batch."""
+    if c.algo.micro_batch_rollouts:
+        c.algo.micro_batch_rollouts = math.gcd(c.algo.micro_batch_rollouts, c.algo.mini_batch_prompts * c.rollout.n)
+
+
+def study_task(study: str) -> str:
+    return "countdown" if study == "countdown" else "arithmetic"
+
+
+def prior_dir(root: str, study: str) -> str:
+    return os.path.join(root, "prior" if study_task(study) == "arithmetic" else f"prior_{study_task(study)}")
+
+
+def build_config(run: Run, scale: str, root: str = DEFAULT_ROOT) -> ml_collections.ConfigDict:
+    """The locked config of ``run`` at ``scale`` (toy runs point at the prior in ``prior_dir``)."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; valid scales: {', '.join(SCALES)}")
+    c = toy_base(study_task(run.study)) if scale == "toy" else _load("paper_qwen3_1p7b")
+    for key, value in {**STUDY_OVERRIDES[run.study][scale], **run.overrides}.items():
+        _set(c, key, value)
+    if scale == "toy" and run.study == "ttt":
+        c.data.val_seed = c.seed * 1_000_003  # make_pool's first round: validate on the training pool
+    _fit_micro_batch(c)
+    c.name = f"{run.study}/{run.name}"
+    c.run_dir = os.path.join(root, run.study, scale, run.name)
+    c.study = ml_collections.ConfigDict(dict(name=run.study, run=run.name, scale=scale,
+                                             labels=json.dumps(run.labels), prior_dir=""))
+    if scale == "toy":
+        prior = prior_dir(root, run.study)
+        c.study.prior_dir = prior
+        c.model.update(source="hf", path=prior)
+        c.tokenizer.update(kind="hf", path=prior)
+    c.lock()
+    return c
+
+
+def ensure_prior(config: ml_collections.ConfigDict, log=print) -> str | None:
+    """Warm-starts the toy prior of ``config``'s study (cached; from the study's base, with the run's
+    ``warm_start`` settings). Paper-scale configs need none."""
+    if not config.study.prior_dir:
+        return None
+    from urlvr_jax.experiments.warm_start import make_prior
+
+    base = toy_base(study_task(config.study.name))
+    base.warm_start = copy.deepcopy(config.warm_start)
+    return make_prior(base, config.study.prior_dir, log=log)
+
+
+def study_runs(study: str, scale: str = "toy") -> list[Run]:
+    if study not in STUDIES:
+        raise ValueError(f"unknown study {study!r}; valid studies: {', '.join(STUDIES)}")
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; valid scales: {', '.join(SCALES)}")
+    return STUDIES[study](scale)
+
+
+def _same(a: str, b: str) -> bool:
+    try:
+        return a == b or float(a) == float(b) or (b == "off" and float(a) == 0.0)
+    except ValueError:
+        return a == b
+
+
+def select(runs: list[Run], only: dict[str, str]) -> list[Run]:
+    """Runs whose labels match every ``only`` item (unknown keys or values: error listing the valid ones)."""
+    for key, value in only.items():
+        valid = sorted({r.labels[key] for r in runs if key in r.labels})
+        if not valid:
+            keys = sorted({k for r in runs for k in r.labels})
+            raise ValueError(f"study {runs[0].study!r} has no label {key!r}; valid labels: {', '.join(keys)}")
+        if not any(_same(value, v) for v in valid):
+            raise ValueError(f"study {runs[0].study!r}: {key}={value!r} is not valid; valid values: {', '.join(valid)}")
+    return [r for r in runs if all(_same(v, r.labels.get(k, "")) for k, v in only.items())]
+
+
+def parse_arg(arg: str) -> dict[str, str]:
+    items = {}
+    for part in filter(None, (p.strip() for p in (arg or "").split(","))):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise ValueError(f"study config argument {part!r} is not key=value (e.g. study=sweep,method=majority_vote)")
+        items[key.strip()] = value.strip()
+    return items
+
+
+def config_from_arg(arg: str) -> ml_collections.ConfigDict:
+    """``study=NAME[,scale=toy|paper][,root=DIR][,prior=auto|skip][,<label>=<value>...]`` -> one run's config.
+
+    The labels must pick exactly one run; at toy scale ``prior=auto`` (default) warm-starts the prior if needed.
+    """
+    items = parse_arg(arg)
+    study = items.pop("study", None)
+    if study is None:
+        raise ValueError(f"study config needs study=NAME; valid studies: {', '.join(STUDIES)}; e.g. "
+                         "study:study=sweep,method=majority_vote,knob=temperature,value=0.6,scale=toy")
+    scale, root, prior = items.pop("scale", "toy"), items.pop("root", DEFAULT_ROOT), items.pop("prior", "auto")
+    if prior not in ("auto", "skip"):
+        raise ValueError(f"study config prior={prior!r} is not one of auto, skip")
+    runs = select(study_runs(study, scale), items)
+    names = sorted({r.name for r in runs})
+    if len(names) != 1:
+        keys = sorted({k for r in runs for k in r.labels})
+        raise ValueError(f"study {study!r}: {items or 'no labels'} match {len(names)} runs; give {', '.join(keys)} "
+                         f"(see `python -m urlvr_jax.experiments.studies list {study}`)")
+    config = build_config(runs[0], scale, root)
+    if prior == "auto":
+        ensure_prior(config)
+    config.unlock()  # load_config locks it again
+    return config
+
+
+# ---------------------------------------------------------------------------------------------- runner
+
+def run_summary(records: list[dict], threshold: float) -> dict:
+    """Collapse step (reward accuracy < threshold), peak / final validation accuracy, final proxy reward."""
+    val = [(r["step"], r["val/avg@k"]) for r in records if isinstance(r.get("val/avg@k"), (int, float))]
+    ra = [(r["step"], r["train/reward_accuracy"]) for r in records if "train/reward_accuracy" in r]
+    proxy = [r["train/proxy_reward"] for r in records if "train/proxy_reward" in r]
+    peak = max(val, key=lambda p: p[1]) if val else (None, None)
+    return {"steps": max((r["step"] for r in records), default=0),
+            "collapse_step": next((s for s, a in ra if a < threshold), None),
+            "peak_val": peak[1], "peak_step": peak[0], "final_val": val[-1][1] if val else None,
+            "final_proxy_reward": proxy[-1] if proxy else None}
+
+
+def _table(rows: list[dict]) -> str:
+    cols = ["run", "steps", "collapse_step", "peak_val", "peak_step", "final_val", "final_proxy_reward"]
+    cell = lambda v: "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def summarize(study: str, scale: str, runs: list[Run], root: str) -> dict:
+    """``<root>/<study>/<scale>/summary.{json,md}`` and overlay plots (one per sweep knob, else one)."""
+    from urlvr_jax.utils.metrics_log import read_metrics
+    from urlvr_jax.utils.plots import plot_curves
+
+    out_dir = os.path.join(root, study, scale)
+    rows, records, groups = [], {}, {}
+    for run in runs:
+        path = os.path.join(out_dir, run.name, "metrics.jsonl")
+        if run.name in records or not os.path.exists(path):
+            continue
+        records[run.name] = read_metrics(path)
+        rows.append({"run": run.name, **run_summary(records[run.name], 0.01)})
+    for run in runs:
+        if run.name in records:
+            groups.setdefault(run.labels.get("knob", "all"), {})[run.name] = records[run.name]
+    figures = []
+    for group, recs in groups.items():
+        keys = {k for rs in recs.values() for r in rs for k in r}
+        panels = [(t, ks) for t, ks in SUMMARY_PANELS if all(k in keys for k in ks)]
+        if panels:
+            name = "overlay.png" if group == "all" else f"overlay_{group}.png"
+            figures.append(plot_curves(None, os.path.join(out_dir, name), panels, runs=recs,
+                                       title=f"{study} ({scale})" + ("" if group == "all" else f": {group}")))
+    summary = {"study": study, "scale": scale, "runs": rows, "figures": figures}
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    with open(os.path.join(out_dir, "summary.md"), "w") as f:
+        f.write(f"# {study} ({scale})\n\n{_table(rows)}\n")
+    return summary
+
+
+def _finished(config) -> bool:
+    return os.path.exists(os.path.join(config.run_dir, "study_done.json"))
+
+
+def run_study(study: str, scale: str = "toy", only: dict[str, str] | None = None, root: str = DEFAULT_ROOT,
+              overrides: list[str] | None = None, dry_run: bool = False, log=print) -> dict:
+    """Runs (sequentially) the selected runs of ``study``, each in its own run_dir; finished ones are skipped."""
+    from urlvr_jax.utils.config import apply_overrides
+
+    runs = select(study_runs(study, scale), only or {})
+    seen: set[str] = set()
+    for run in runs:
+        if run.name in seen:
+            continue
+        seen.add(run.name)
+        config = apply_overrides(build_config(run, scale, root), overrides or [])
+        status = "done" if _finished(config) else "dry-run" if dry_run else "run"
+        log(f"[{status}] {study}/{scale}/{run.name} -> {config.run_dir}")
+        if status != "run":
+            continue
+        ensure_prior(config, log=log)
+        from urlvr_jax.rl.loop import train
+
+        result = train(config)
+        with open(os.path.join(config.run_dir, "study_done.json"), "w") as f:
+            json.dump({"steps": result.steps, "collapse_step": result.collapse_step,
+                       "rollout_tokens": result.rollout_tokens}, f)
+    if dry_run:
+        return {"study": study, "scale": scale, "runs": sorted(seen)}
+    summary = summarize(study, scale, runs, root)
+    log(_table(summary["runs"]))
+    return summary
+
+
+def list_runs(study: str | None, scale: str) -> str:
+    lines = []
+    for name in [study] if study else list(STUDIES):
+        runs = study_runs(name, scale)
+        lines.append(f"{name} ({scale}): {len({r.name for r in runs})} runs; "
+                     f"study overrides {STUDY_OVERRIDES[name][scale]}")
+        for run in runs:
+            labels = ",".join(f"{k}={v}" for k, v in run.labels.items())
+            lines.append(f"  {run.name:<40} study={name},{labels},scale={scale}  {run.overrides}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m urlvr_jax.experiments.studies", description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=("list", "run"))
+    parser.add_argument("study", nargs="?", help=f"one of {', '.join(STUDIES)}")
+    parser.add_argument("--scale", default="toy", choices=SCALES)
+    parser.add_argument("--only", action="append", default=[], metavar="LABEL=VALUE")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides")
+    parser.add_argument("--root", default=DEFAULT_ROOT)
+    parser.add_argument("--dry-run", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "list":
+            print(list_runs(args.study, args.scale))
+            return 0
+        if not args.study:
+            parser.error(f"run needs a study: {', '.join(STUDIES)}")
+        only = parse_arg(",".join(args.only))
+        run_study(args.study, args.scale, only, args.root, args.set, args.dry_run)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
