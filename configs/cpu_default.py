@@ -1,0 +1,36 @@
+"""The CPU default: a tiny transformer warm-started to an imperfect prior, then majority-vote URLVR beside
+ground-truth RL on single-step arithmetic. Shows the paper's rise-then-fall and a Model Collapse Step in
+minutes on a 2-core CPU: ``python -m urlvr_jax.experiments.cpu_default``.
+
+The prior (see ``urlvr_jax.experiments.warm_start``): supervision on part of the problems, with a share of
+targets replaced by one shared default answer (the theory's shared attractor). Seen problems start aligned
+(correct majority), unseen ones misaligned (the default answer is their majority).
+"""
+
+import ml_collections
+
+from urlvr_jax.config_base import get_config as base
+
+
+def get_config():
+    c = base()
+    c.name = "cpu_default"
+    c.run_dir = "runs/cpu_default"
+    c.tokenizer.update(kind="char", add_special_tokens=True)
+    c.model.update(source="init", hidden_size=64, intermediate_size=128, num_layers=2, num_heads=4,
+                   num_kv_heads=2, head_dim=16, max_position_embeddings=64)
+    c.data.update(task="arithmetic", template="raw", chat_template="false", pool_size=0, val_size=128)
+    c.data.task_options = dict(fmt="compact", digits=1, min_ops=1, max_ops=2, show_steps=False,
+                              ops_weights=(0.85, 0.15))
+    c.rollout.update(prompts_per_step=32, n=8, max_new_tokens=4, max_prompt_len=8, temperature=1.0)
+    c.reward.name = "majority_vote"
+    c.algo.update(mini_batch_prompts=16, report_ref_kl=True)
+    c.optim.update(lr=5e-4, weight_decay=0.0)
+    c.train.update(steps=150, checkpoint_every=50, keep_checkpoints=1)
+    c.val.update(every=10, k=4, temperature=1.0, top_p=1.0)
+    c.warm_start = ml_collections.ConfigDict(dict(
+        steps=1500, batch_size=64, lr=3e-3, train_fraction=0.7, copies=8, noise_fraction=0.4,
+        default_fraction=0.15, default_answer="10",
+        seed=0, pool_size=243, task_options=dict(min_ops=1, max_ops=1, ops_weights=None)))
+    c.experiment = ml_collections.ConfigDict(dict(arms="majority_vote,ground_truth"))
+    return c

@@ -1,0 +1,86 @@
+"""The README's main job: rise-then-fall and the Model Collapse Step on a 2-core CPU.
+
+    python -m urlvr_jax.experiments.cpu_default [key=value ...]
+
+1. Warm start a tiny transformer to an imperfect prior (``urlvr_jax.experiments.warm_start``).
+2. From that prior, run majority-vote URLVR and ground-truth RL with the same settings.
+3. Write ``runs/cpu_default/{curves.png, summary.json}`` and each arm's ``metrics.jsonl``, and print the
+   Model Collapse Step and whether ground-truth accuracy rose and then fell under majority voting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from urlvr_jax.utils.config import apply_overrides, parse_cli
+from urlvr_jax.utils.metrics_log import read_metrics
+from urlvr_jax.utils.plots import plot_curves
+
+LABELS = {"majority_vote": "majority vote", "ground_truth": "ground truth"}
+
+
+def arm_config(config, arm: str, prior_dir: str):
+    """The URLVR config of one arm, starting from the warm-started prior."""
+    return apply_overrides(config, [f"reward.name={arm}", f"run_dir={os.path.join(config.run_dir, arm)}",
+                                    "model.source=hf", f"model.path={prior_dir}", "tokenizer.kind=hf",
+                                    f"tokenizer.path={prior_dir}", f"name={arm}"])
+
+
+def rise_then_fall(records: list[dict], key: str = "val/avg@k") -> dict:
+    """Start, peak and final value of ``key``; it rose then fell if the peak beats both ends by a margin."""
+    points = [(r["step"], r[key]) for r in records if key in r and np.isfinite(r[key])]
+    if len(points) < 3:
+        return {"rose_then_fell": False, "points": len(points)}
+    steps, values = zip(*points)
+    peak = int(np.argmax(values))
+    start, top, end = values[0], values[peak], values[-1]
+    margin = 0.05
+    return {"start": start, "peak": top, "peak_step": steps[peak], "final": end, "final_step": steps[-1],
+            "rose_then_fell": bool(top >= start + margin and end <= top - margin)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    config, extra = parse_cli(argv, default_config="cpu_default")
+    if extra:
+        raise SystemExit(f"unknown flags {extra}; overrides are written key=value")
+    from urlvr_jax.experiments.warm_start import make_prior
+    from urlvr_jax.rl.loop import train
+
+    t0 = time.time()
+    os.makedirs(config.run_dir, exist_ok=True)
+    prior = make_prior(config, os.path.join(config.run_dir, "prior"))
+    print(f"prior ready in {time.time() - t0:.0f}s: {prior}")
+    results, records = {}, {}
+    for arm in [a.strip() for a in config.experiment.arms.split(",") if a.strip()]:
+        print(f"--- {arm} ---")
+        results[arm] = train(arm_config(config, arm, prior))
+        records[LABELS.get(arm, arm)] = read_metrics(os.path.join(results[arm].run_dir, "metrics.jsonl"))
+    mv = results.get("majority_vote")
+    collapse = mv.collapse_step if mv else None
+    panels = [("ground-truth accuracy (validation avg@k)", ["val/avg@k"]),
+              ("training reward: proxy (MV) / ground truth", ["train/proxy_reward", "train/ground_truth_reward"]),
+              ("reward accuracy", ["train/reward_accuracy"]), ("majority ratio", ["train/majority_ratio"])]
+    figure = plot_curves(None, os.path.join(config.run_dir, "curves.png"), panels, runs=records,
+                         collapse_step={"majority vote": collapse} if collapse else None,
+                         title="CPU default: majority-vote URLVR vs ground-truth RL")
+    summary = {"collapse_step": collapse, "seconds": round(time.time() - t0, 1), "figure": figure}
+    for arm, label in ((a, LABELS.get(a, a)) for a in results):
+        summary[arm] = rise_then_fall(records[label])
+        summary[arm]["final_proxy_reward"] = next((r["train/proxy_reward"] for r in reversed(records[label])
+                                                   if "train/proxy_reward" in r), None)
+    with open(os.path.join(config.run_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    print(json.dumps(summary, indent=2))
+    if mv:
+        print(f"Model Collapse Step (majority vote, reward accuracy < {config.train.collapse_threshold:.0%}): "
+              f"{collapse if collapse is not None else 'not reached'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

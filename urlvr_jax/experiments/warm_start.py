@@ -1,0 +1,126 @@
+"""Supervised warm start: teach a tiny transformer a synthetic task up to a partial, imperfect prior.
+
+The prior's imperfection is controlled the way the theory module's coupled toy controls it: a share
+``noise_fraction`` of the supervised targets is replaced by one shared *default answer*, which every
+prompt then leans towards (a shared attractor). Prompts the model learned well keep a correct majority
+(aligned); the others get the default answer as their majority (misaligned).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from urlvr_jax.model.config import ModelConfig
+from urlvr_jax.model.transformer import Params
+from urlvr_jax.sampling.logprobs import completion_logprobs
+from urlvr_jax.tasks import Example
+
+
+@dataclasses.dataclass(frozen=True)
+class WarmStartConfig:
+    steps: int = 300
+    batch_size: int = 64
+    lr: float = 3e-3
+    train_fraction: float = 0.6  # share of the task's prompt pool shown in supervision (the rest is unseen)
+    copies: int = 8  # each example appears this many times, each copy noisy on its own
+    noise_fraction: float = 0.3  # share of targets replaced by another problem's answer (spread noise)
+    default_fraction: float = 0.1  # share of targets replaced by the one shared default answer (the attractor)
+    default_answer: str = "10"
+    seed: int = 0
+
+
+def supervised_pairs(examples: list[Example], ws: WarmStartConfig) -> list[tuple[str, str]]:
+    """(prompt, target) pairs: ``ws.copies`` copies of each example; each copy's target is, independently,
+    the shared default answer (probability ``default_fraction``), another example's answer (``noise_fraction``)
+    or the correct solution, so a learned prompt keeps a soft prior with a correct plurality."""
+    rng = np.random.default_rng(ws.seed)
+    pairs = []
+    for ex in examples:
+        for u in rng.random(ws.copies):
+            if u < ws.default_fraction:
+                target = ws.default_answer
+            elif u < ws.default_fraction + ws.noise_fraction:
+                target = examples[int(rng.integers(len(examples)))].answer
+            else:
+                target = ex.solution or ex.answer
+            pairs.append((ex.prompt, target))
+    return pairs
+
+
+def _encode(tokenizer, pairs: list[tuple[str, str]], add_special_tokens: bool):
+    prompts = tokenizer([p for p, _ in pairs], padding=True, add_special_tokens=add_special_tokens, return_tensors="np")
+    targets = [tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for _, t in pairs]
+    width = max(len(t) for t in targets)
+    tokens = np.full((len(pairs), width), tokenizer.pad_token_id, np.int32)
+    mask = np.zeros((len(pairs), width), bool)
+    for i, t in enumerate(targets):
+        tokens[i, :len(t)], mask[i, :len(t)] = t, True
+    return prompts["input_ids"].astype(np.int32), prompts["attention_mask"].astype(bool), tokens, mask
+
+
+def supervised_finetune(cfg: ModelConfig, params: Params, tokenizer, pairs: list[tuple[str, str]],
+                        ws: WarmStartConfig, add_special_tokens: bool = True, log=None) -> Params:
+    """``ws.steps`` AdamW steps of token-mean negative log-likelihood of the targets given the prompts."""
+    pt, pm, tt, tm = _encode(tokenizer, pairs, add_special_tokens)
+    optimizer = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, ws.lr, max(ws.steps // 10, 1), ws.steps),
+                            weight_decay=0.0)
+
+    def loss_fn(p, batch):
+        lp = completion_logprobs(p, *batch, cfg=cfg)
+        return -(lp * batch[3]).sum() / batch[3].sum()
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1))
+    def step(p, opt_state, batch):
+        loss, grads = jax.value_and_grad(loss_fn)(p, batch)
+        updates, opt_state = optimizer.update(grads, opt_state, p)
+        return optax.apply_updates(p, updates), opt_state, loss
+
+    params = jax.tree.map(jnp.copy, params)
+    opt_state = optimizer.init(params)
+    rng = np.random.default_rng(ws.seed + 1)
+    for i in range(ws.steps):
+        idx = rng.choice(len(pairs), size=min(ws.batch_size, len(pairs)), replace=False)
+        params, opt_state, loss = step(params, opt_state, (pt[idx], pm[idx], tt[idx], tm[idx]))
+        if log is not None and (i + 1) % max(ws.steps // 5, 1) == 0:
+            log(f"warm start step {i + 1}/{ws.steps}: loss {float(loss):.3f}")
+    return params
+
+
+def make_prior(config, out_dir: str, log=print) -> str:
+    """Warm-starts ``config.model`` (source=init) on ``config.data``'s task per ``config.warm_start`` and writes
+    the result as a Hugging Face directory (weights + tokenizer) at ``out_dir``; reused if it exists."""
+    import os
+
+    from urlvr_jax.model import hf_io
+    from urlvr_jax.rl import setup
+    from urlvr_jax.rl.data import make_task
+    from urlvr_jax.tasks import make_pool
+
+    if os.path.exists(os.path.join(out_dir, "config.json")):
+        return out_dir
+    w = config.warm_start
+    ws = WarmStartConfig(**{f.name: w[f.name] for f in dataclasses.fields(WarmStartConfig)})
+    task = make_task(config.data)
+    if len(w.task_options):  # supervise a narrower slice of the task than RL streams from
+        from urlvr_jax.tasks import get_task
+
+        task = get_task(config.data.task, **{**dict(config.data.task_options), **dict(w.task_options)})
+    pool = make_pool(task, w.pool_size, w.seed)
+    seen = pool[:int(round(ws.train_fraction * len(pool)))]
+    tokenizer = setup.build_tokenizer(config)
+    cfg, params = setup.build_model(config, tokenizer, None, jax.random.key(w.seed))
+    texts = setup.prompt_texts(config, tokenizer, seen)
+    pairs = [(text, target) for text, (_, target) in zip(
+        [t for t in texts for _ in range(ws.copies)], supervised_pairs(seen, ws))]
+    params = supervised_finetune(cfg, params, tokenizer, pairs, ws, config.tokenizer.add_special_tokens, log=log)
+    tmp = out_dir + ".partial"
+    hf_io.save_hf(params, cfg, tmp)
+    tokenizer.save_pretrained(tmp)
+    os.replace(tmp, out_dir)
+    return out_dir
