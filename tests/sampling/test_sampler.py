@@ -214,3 +214,15 @@ def test_bad_inputs_raise_clear_errors(llama):
                 dict(max_new_tokens=4, top_p=0.0), dict(max_new_tokens=4, top_k=-1)):
         with pytest.raises(ValueError, match="SamplingConfig"):
             SamplingConfig(**bad)
+
+
+def test_decode_updates_the_cache_in_place(llama):
+    _, cfg, params = llama
+    sampler = _sampler(cfg, temperature=0.0)
+    (prefill, decode, _), inputs = sampler.prepare(*left_padded(LENGTHS, cfg.vocab_size), jax.random.key(0))
+    state = prefill(params, *inputs)
+    hlo = decode.fn.lower(params, state).compile().as_text()
+    cache_shape = "f32[" + ",".join(map(str, state.cache.k.shape)) + "]"
+    copies = [line for line in hlo.splitlines() if " copy(" in line and f"= {cache_shape}" in line]
+    assert not copies  # no per-step copy of the KV cache
+    assert "input_output_alias" in hlo  # the donated state is reused for the output
