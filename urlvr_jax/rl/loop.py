@@ -27,7 +27,8 @@ from urlvr_jax.rl import setup
 from urlvr_jax.rl.advantages import compute_advantages
 from urlvr_jax.rl.data import make_task, train_source, validation_examples
 from urlvr_jax.rl.losses import GRPOLossConfig
-from urlvr_jax.rl.train_step import StepConfig, TrainBatch, init_train_state, jit_train_step, make_optimizer
+from urlvr_jax.rl.train_step import (StepConfig, TrainBatch, init_train_state, jit_train_step, make_optimizer,
+                                     state_shardings)
 from urlvr_jax.sampling.logprobs import completion_logprobs
 from urlvr_jax.sampling.sampler import DEFAULT_BUCKETS, Sampler
 from urlvr_jax.sampling.strategies import SamplingConfig
@@ -67,6 +68,10 @@ class URLVRRun:
 
     def __init__(self, config):
         self.config = c = config
+        self.n, self.n_votes = c.rollout.n, c.rollout.n_votes or c.rollout.n
+        if self.n_votes < self.n:
+            raise ValueError(f"config rollout.n_votes={self.n_votes} must be 0 or >= rollout.n={self.n}")
+        self._check_batching()  # before anything expensive is built
         self.mesh = shd.make_mesh(c.mesh or None)
         self.rng = jax.random.key(c.seed)
         self.tokenizer = setup.build_tokenizer(c)
@@ -78,10 +83,6 @@ class URLVRRun:
         self.gt_reward = "countdown" if c.data.task == "countdown" or c.data.dataset == "countdown" else "ground_truth"
         self.source = train_source(c.data, c.rollout.prompts_per_step, c.seed)
         self.val_examples = validation_examples(c.data)
-        self.n, self.n_votes = c.rollout.n, c.rollout.n_votes or c.rollout.n
-        if self.n_votes < self.n:
-            raise ValueError(f"config rollout.n_votes={self.n_votes} must be 0 or >= rollout.n={self.n}")
-        self._check_batching()
         pad, stops = self.tokenizer.pad_token_id or 0, setup.stop_token_ids(self.tokenizer, self.cfg)
         buckets = tuple(b for b in DEFAULT_BUCKETS if b < c.rollout.max_prompt_len) + (c.rollout.max_prompt_len,)
         sampling = lambda **kw: SamplingConfig(stop_token_ids=stops, pad_id=pad, **kw)
@@ -108,7 +109,8 @@ class URLVRRun:
         copy = lambda tree: jax.tree.map(jnp.copy, tree)  # the train state is donated; keep separate buffers
         self.ref_params = copy(params) if self.needs_ref else None
         self.teacher = copy(params) if "co_rewarding_teacher" in self.reward_names else None
-        self.state = init_train_state(params, self.optimizer, jax.random.fold_in(self.rng, 2))
+        state = init_train_state(params, self.optimizer, jax.random.fold_in(self.rng, 2))
+        self.state = jax.device_put(state, state_shardings(state, self.mesh, self.cfg))  # as the step returns it
         self._step_fn = None
         self._logprobs = jax.jit(lambda p, pt, pm, t, m: completion_logprobs(
             p, pt, pm, t, m, cfg=self.cfg, temperature=c.rollout.temperature,
@@ -255,10 +257,10 @@ class URLVRRun:
                 metrics = self.rollout_step(step)
                 info["rollout_tokens"] += int(metrics["generated_tokens"])
                 metrics["rollout_tokens"] = float(info["rollout_tokens"])
-                self._check_finite(step, metrics, info)
                 if info["collapse_step"] is None and metrics.get("reward_accuracy", 1.0) < c.train.collapse_threshold:
                     info["collapse_step"] = step
                 logger.log(step, metrics, prefix="train")
+                self._check_finite(step, metrics, info)  # after logging, so a failing step's metrics are kept
                 if c.val.every and step % c.val.every == 0 or step == c.train.steps:
                     logger.log(step, self.validate(step), prefix="val")
                 ckpt.save(step, self._checkpoint_state(), dict(info, step=step), force=step == c.train.steps)
@@ -283,8 +285,9 @@ class URLVRRun:
             info["nonfinite_streak"] = 0
             return
         info["nonfinite_streak"] += 1
+        cause = "" if np.isfinite(metrics.get("proxy_reward", 0.0)) else " (the proxy reward itself is not finite)"
         warnings.warn(f"step {step}: non-finite loss or gradient in {int(metrics.get('nonfinite_updates', 1))} "
-                      "update(s); those updates were skipped", RuntimeWarning)
+                      f"update(s){cause}; those updates were skipped", RuntimeWarning)
         if info["nonfinite_streak"] > self.config.train.max_nonfinite_steps:
             raise FloatingPointError(
                 f"step {step}: non-finite loss or gradient for {info['nonfinite_streak']} steps in a row "

@@ -4,6 +4,7 @@
 Lines are flushed as they are written. Non-finite floats are written as the strings ``"NaN"``,
 ``"Infinity"`` and ``"-Infinity"`` (strict JSON has no such numbers); ``read_metrics`` turns them back
 into floats. Floats are written with ``repr`` precision, so values read back are bit-identical.
+TensorBoard gets only the finite values (e.g. a point-biserial correlation is NaN when a reward is constant).
 
 Resuming: log a step's metrics *before* saving its checkpoint, and on restart pass the restored
 checkpoint step as ``resume_step`` (or call ``truncate_after``): lines with a larger step are moved to
@@ -155,7 +156,7 @@ class MetricsLogger:
         self._file.flush()
         if self._writer is not None:
             for key, value in record.items():
-                if key != "step":
+                if key != "step" and math.isfinite(value):  # non-finite values stay in the JSONL only
                     self._writer.add_scalar(key, float(value), global_step=step)
         self._update_bar(step, record)
         return record
