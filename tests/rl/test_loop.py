@@ -139,7 +139,14 @@ def test_bad_batching_is_one_clear_error():
         URLVRRun(config)
 
 
+@pytest.mark.slow
 def test_ground_truth_grpo_raises_validation_accuracy(tmp_path, env):
+    """Warm start (~100 supervised steps) to a weak prior, then 40 steps of ground-truth GRPO.
+
+    Slow (a warm start plus a 40-step run), and at the time of writing it FAILS: from a prior at val
+    avg@k ~0.16, GT-GRPO at lr 1e-4..3e-3 (with or without warmup) leaves validation and train accuracy
+    flat or lower (see the report of issue 5); kept as the must-show until that is resolved.
+    """
     prior = make_weak_prior(str(tmp_path / "prior"))
     run_dir = str(tmp_path / "run")
     result = run_cli(train_cmd("tiny_gt", *gt_run_overrides(prior, run_dir, "train.steps=40", "val.every=0")), env)
