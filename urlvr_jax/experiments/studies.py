@@ -254,15 +254,18 @@ def _same(a: str, b: str) -> bool:
 
 
 def select(runs: list[Run], only: dict[str, str]) -> list[Run]:
-    """Runs whose labels match every ``only`` item (unknown keys or values: error listing the valid ones)."""
+    """Runs whose labels match every ``only`` item (unknown keys or values: error listing the valid ones,
+    among the runs the earlier items left)."""
+    study = runs[0].study
     for key, value in only.items():
         valid = sorted({r.labels[key] for r in runs if key in r.labels})
         if not valid:
             keys = sorted({k for r in runs for k in r.labels})
-            raise ValueError(f"study {runs[0].study!r} has no label {key!r}; valid labels: {', '.join(keys)}")
+            raise ValueError(f"study {study!r} has no label {key!r}; valid labels: {', '.join(keys)}")
         if not any(_same(value, v) for v in valid):
-            raise ValueError(f"study {runs[0].study!r}: {key}={value!r} is not valid; valid values: {', '.join(valid)}")
-    return [r for r in runs if all(_same(v, r.labels.get(k, "")) for k, v in only.items())]
+            raise ValueError(f"study {study!r}: {key}={value!r} is not valid; valid values: {', '.join(valid)}")
+        runs = [r for r in runs if _same(value, r.labels.get(key, ""))]
+    return runs
 
 
 def parse_arg(arg: str) -> dict[str, str]:

@@ -1,0 +1,136 @@
+"""The study tables: every run's config resolves at both scales, the runner's list / dry-run, a 2-step toy run."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from urlvr_jax.experiments import studies
+from urlvr_jax.utils.config import load_config
+
+ALL_RUNS = [(study, scale, run) for study in studies.STUDIES for scale in studies.SCALES
+            for run in studies.study_runs(study, scale)]
+
+
+def _arg(run: studies.Run, scale: str, root: str) -> str:
+    labels = ",".join(f"{k}={v}" for k, v in run.labels.items())
+    return f"study:study={run.study},{labels},scale={scale},root={root},prior=skip"
+
+
+def _check(config) -> None:
+    """What the loop checks before it runs, without building a model."""
+    from urlvr_jax.rewards.registry import get_reward
+    from urlvr_jax.rl.data import make_task
+    from urlvr_jax.tasks.datasets.specs import SPECS
+
+    assert config.rollout.prompts_per_step % config.algo.mini_batch_prompts == 0
+    rows = config.algo.mini_batch_prompts * config.rollout.n
+    assert rows % (config.algo.micro_batch_rollouts or rows) == 0
+    for part in config.reward.name.split(","):
+        get_reward(part.partition(":")[0])
+    for name in (config.data.dataset, config.data.val_dataset):
+        assert not name or name in SPECS
+    assert config.data.dataset or make_task(config.data) is not None
+    if config.study.scale == "toy":
+        assert config.model.source == "hf" and config.model.path == config.study.prior_dir
+        assert config.tokenizer.kind == "hf"
+
+
+def test_study_sizes():
+    counts = {s: len({r.name for r in studies.study_runs(s)}) for s in studies.STUDIES}
+    assert counts == {"sweep": 5 * (1 + 3 + 4 + 3 + 1), "dataset_size": 3 * 3 + 3, "ttt": 2, "countdown": 3}
+
+
+@pytest.mark.parametrize("study,scale", [(s, sc) for s in studies.STUDIES for sc in studies.SCALES])
+def test_every_run_resolves(study, scale, tmp_path):
+    runs = [r for s, sc, r in ALL_RUNS if (s, sc) == (study, scale)]
+    for run in runs:
+        config = load_config(_arg(run, scale, str(tmp_path)))
+        assert config.run_dir == os.path.join(str(tmp_path), study, scale, run.name)
+        assert json.loads(config.study.labels) == run.labels
+        _check(config)
+    assert not os.listdir(tmp_path)  # prior=skip: nothing warm-started, nothing written
+
+
+def test_scale_mapping(tmp_path):
+    get = lambda arg: load_config(f"study:{arg},root={tmp_path},prior=skip")
+    paper = get("study=sweep,method=probability,knob=mini_batch,value=1,scale=paper")
+    assert (paper.algo.mini_batch_prompts, paper.algo.micro_batch_rollouts, paper.rollout.max_new_tokens) == (1, 8, 7168)
+    assert paper.optim.lr == 1e-6 and paper.rollout.temperature == 1.0 and paper.algo.kl_coef == 0.0
+    toy = get("study=sweep,method=probability,knob=mini_batch,value=8")
+    assert toy.algo.mini_batch_prompts == 4 and toy.rollout.prompts_per_step == 32
+    kl = get("study=sweep,method=majority_vote,knob=kl,value=0.005,scale=paper")
+    assert (kl.algo.kl_coef, kl.algo.kl_estimator) == (0.005, "k3")
+    size = get("study=dataset_size,size=512,seed=2,scale=paper")
+    assert (size.data.split, size.train.steps, size.rollout.prompts_per_step, size.seed) == ("train[1024:1536]", 600, 32, 2)
+    toy_size = get("study=dataset_size,size=512,seed=2")
+    assert (toy_size.data.pool_size, toy_size.train.steps) == (128, 150)  # same epochs: 512*... / 4
+    ttt = get("study=ttt,arm=test_split,scale=paper")
+    assert ttt.data.dataset == ttt.data.val_dataset == "amc23" and ttt.rollout.prompts_per_step == 40
+    cd = get("study=countdown,arm=self_verify,scale=paper")
+    assert (cd.data.dataset, cd.data.val_split, cd.val.k, cd.reward.name) == ("countdown", "train[-1000:]", 16, "self_verify")
+
+
+def test_toy_ttt_validates_on_its_training_pool():
+    from urlvr_jax.rl.data import train_source, validation_examples
+
+    config = studies.build_config(studies.select(studies.study_runs("ttt"), {"arm": "test_split"})[0], "toy")
+    pool = {ex.prompt for ex in train_source(config.data, 32, config.seed).pool}
+    val = {ex.prompt for ex in validation_examples(config.data)}
+    assert val <= pool and len(val) >= 0.9 * len(pool)
+
+
+def test_countdown_toy_prompts_fit_the_char_tokenizer():
+    from urlvr_jax.rl import setup
+    from urlvr_jax.rl.data import make_task
+
+    base = studies.toy_base("countdown")
+    tokenizer = setup.build_tokenizer(base)
+    examples = make_task(base.data).generate(8, seed=0)
+    for text in setup.prompt_texts(base, tokenizer, examples) + [ex.solution for ex in examples]:
+        ids = tokenizer(text, add_special_tokens=True)["input_ids"]
+        assert tokenizer.unk_token_id not in ids and len(ids) <= base.rollout.max_prompt_len
+
+
+@pytest.mark.parametrize("arg,message", [
+    ("study=swep", "valid studies: sweep, dataset_size, ttt, countdown"),
+    ("study=sweep,method=foo,knob=kl,value=off", "valid values: majority_vote, probability"),
+    ("study=sweep,method=probability,knob=lr,value=1", "valid values: kl, mini_batch, rollouts, temperature"),
+    ("study=sweep,method=probability,knob=kl,value=0.1", "valid values: 0.005, off"),
+    ("study=sweep,method=probability", "match 12 runs"),
+    ("study=ttt,arm=test_split,scale=huge", "valid scales: toy, paper"),
+    ("", "needs study=NAME"),
+])
+def test_bad_args_list_the_valid_ones(arg, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(f"study:{arg}" if arg else "study")
+
+
+def test_list_and_dry_run(tmp_path, capsys):
+    assert studies.main(["list", "countdown", "--scale", "paper"]) == 0
+    out = capsys.readouterr().out
+    assert "countdown (paper): 3 runs" in out and "study=countdown,arm=self_verify,scale=paper" in out
+    assert studies.main(["run", "sweep", "--only", "method=majority_vote", "--root", str(tmp_path), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 12 and all(line.startswith("[dry-run] sweep/toy/majority_vote-") for line in lines)
+    assert not os.listdir(tmp_path)
+    assert studies.main(["run", "sweep", "--only", "knob=lr", "--dry-run"]) == 2
+    assert "valid values" in capsys.readouterr().err
+
+
+def test_toy_run_end_to_end(tmp_path, capsys):
+    tiny = ["warm_start.steps=4", "warm_start.batch_size=8", "warm_start.pool_size=16", "train.steps=2",
+            "train.progress=false", "rollout.prompts_per_step=4", "rollout.n=2", "algo.mini_batch_prompts=4",
+            "data.pool_size=4", "data.val_size=4", "val.k=2", "val.every=0",
+            "algo.old_logprobs=sampler", "algo.report_ref_kl=false"]
+    summary = studies.run_study("ttt", "toy", {"arm": "test_split"}, str(tmp_path), tiny)
+    out_dir = tmp_path / "ttt" / "toy"
+    assert (tmp_path / "prior" / "config.json").exists()
+    assert [r["run"] for r in summary["runs"]] == ["test_split"] and summary["runs"][0]["steps"] == 2
+    assert (out_dir / "summary.md").exists() and (out_dir / "overlay.png").exists()
+    assert (out_dir / "test_split" / "study_done.json").exists()
+    capsys.readouterr()
+    studies.run_study("ttt", "toy", {"arm": "test_split"}, str(tmp_path), tiny)
+    assert "[done] ttt/toy/test_split" in capsys.readouterr().out
