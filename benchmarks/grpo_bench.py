@@ -169,7 +169,6 @@ def run_trl(args: argparse.Namespace, path: str, tokenizer, prompts: list[str]) 
 def run_ours(args: argparse.Namespace, path: str, tokenizer, prompts: list[str]) -> dict:
     import jax
     import jax.numpy as jnp
-    import transformers
 
     from urlvr_jax.model.hf_io import load_hf
     from urlvr_jax.model.tokenizer import decode_completions
@@ -268,7 +267,8 @@ def main():
           f"{'rollout':>8s}{'update':>7s} | all steps (s)")
     for name, r in results.items():
         steps = " ".join(f"{s:.2f}" for s in r["all"])
-        print(f"{name:16s}{r['step']:8.3f}{r['rollout']:10.3f}{r['update']:9.3f}{rows * args.new_tokens / r['step']:7.0f}"
+        tok_s = rows * args.new_tokens / r["step"]
+        print(f"{name:16s}{r['step']:8.3f}{r['rollout']:10.3f}{r['update']:9.3f}{tok_s:7.0f}"
               f" |{r['best_step']:11.3f}{r['best_rollout']:8.3f}{r['best_update']:7.3f} | {steps}")
     print("(median over timed steps; rollout = generation + decode + reward + advantages; "
           "update = the rest: old log-probs (ours), loss, backward, optimizer)")
