@@ -16,36 +16,53 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.stats import spearmanr
 
-from urlvr_jax.theory.dynamics import GRPOConfig, collapse_step, make_train
-from urlvr_jax.theory.toys import accuracy, aligned_share, coupled_prior, init_params, log_policy
+from urlvr_jax.theory.dynamics import GRPOConfig, batched_train, collapse_step, make_train, stack_priors
+from urlvr_jax.theory.toys import Prior, accuracy, aligned_share, coupled_prior, init_params, log_policy
 
 COUPLED_DEFAULT = GRPOConfig(reward="majority_vote", num_rollouts=8, batch_size=64, lr=0.3,
                              rho=4.0, t_max=1.0, learn_shared=True, steps=400)
 NUM_ANSWERS, KAPPA, POOL = 16, 2.0, 1024
 
 
+def coupled_priors(mus: Sequence[float], pool: int = POOL, kappa: float = KAPPA, prior_seed: int = 1) -> Prior:
+    """Coupled priors for several mu, stacked along a leading axis (same key: only mu differs)."""
+    key = jax.random.PRNGKey(prior_seed)
+    return stack_priors([coupled_prior(key, pool, NUM_ANSWERS, float(mu), kappa) for mu in mus])
+
+
+def run_coupled_many(mus: Sequence[float], seeds: int = 2, pool: int = POOL,
+                     config: GRPOConfig = COUPLED_DEFAULT, kappa: float = KAPPA, gt_steps: int = 64,
+                     prior_seed: int = 1) -> list[dict]:
+    """Majority-vote and ground-truth GRPO on several coupled priors in one call per reward
+    (vmapped over priors x seeds, shared jitted runner). One dict per mu, as `run_coupled`."""
+    priors = coupled_priors(mus, pool, kappa, prior_seed)
+    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
+    _, m = batched_train(config)(keys, priors)
+    _, g = batched_train(config._replace(reward="ground_truth", steps=gt_steps))(keys, priors)
+    m, g = jax.tree.map(np.asarray, m), jax.tree.map(np.asarray, g)
+    cs = np.asarray(jax.vmap(jax.vmap(collapse_step))(m.reward_accuracy))
+    out = []
+    for i, mu in enumerate(mus):
+        prior = jax.tree.map(lambda x: x[i], priors)
+        acc0 = float(accuracy(*log_policy(init_params(prior), prior, config.rho, config.t_max), prior.c))
+        out.append({
+            "mu": float(mu), "aligned": float(aligned_share(prior)), "acc0": acc0,
+            "accuracy": m.accuracy[i].mean(0), "mv_reward": m.proxy_reward[i].mean(0),
+            "reward_accuracy": m.reward_accuracy[i].mean(0), "gt_accuracy": g.accuracy[i].mean(0),
+            "accuracy_per_seed": m.accuracy[i], "mv_reward_per_seed": m.proxy_reward[i],
+            "collapse_step": cs[i], "gt_gain": g.accuracy[i, :, -1] - acc0,
+        })
+    return out
+
+
 def run_coupled(mu: float, seeds: int = 2, pool: int = POOL, config: GRPOConfig = COUPLED_DEFAULT,
                 kappa: float = KAPPA, gt_steps: int = 64, prior_seed: int = 1) -> dict:
     """Majority-vote and ground-truth GRPO on one coupled prior, vmapped over seeds.
 
-    Returns a dict of numpy arrays: curves of the MV run (mean over seeds), collapse step per seed,
-    GT gain (accuracy after `gt_steps` GT-GRPO steps minus initial accuracy) per seed.
+    Returns a dict of numpy arrays: curves of the MV run (mean over seeds, and per seed), collapse
+    step per seed, GT gain (accuracy after `gt_steps` GT-GRPO steps minus initial accuracy) per seed.
     """
-    prior = coupled_prior(jax.random.PRNGKey(prior_seed), pool, NUM_ANSWERS, mu, kappa)
-    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
-    mv = jax.jit(jax.vmap(make_train(config), (0, None)))
-    gt = jax.jit(jax.vmap(make_train(config._replace(reward="ground_truth", steps=gt_steps)), (0, None)))
-    _, m = mv(keys, prior)
-    _, g = gt(keys, prior)
-    acc0 = float(accuracy(*log_policy(init_params(prior), prior, config.rho, config.t_max), prior.c))
-    return {
-        "mu": mu, "aligned": float(aligned_share(prior)), "acc0": acc0,
-        "accuracy": np.asarray(m.accuracy.mean(0)), "mv_reward": np.asarray(m.proxy_reward.mean(0)),
-        "reward_accuracy": np.asarray(m.reward_accuracy.mean(0)),
-        "gt_accuracy": np.asarray(g.accuracy.mean(0)),
-        "collapse_step": np.asarray(jax.vmap(collapse_step)(m.reward_accuracy)),
-        "gt_gain": np.asarray(g.accuracy[:, -1]) - acc0,
-    }
+    return run_coupled_many([mu], seeds, pool, config, kappa, gt_steps, prior_seed)[0]
 
 
 def collapse_step_experiment(mus: Sequence[float] = (0.0, 1.0, 1.5, 2.0, 2.5), seeds: int = 2,
@@ -54,13 +71,9 @@ def collapse_step_experiment(mus: Sequence[float] = (0.0, 1.0, 1.5, 2.0, 2.5), s
 
     This is the toy mode of the Model Collapse Step tool.
     """
-    rows = []
-    for mu in mus:
-        out = run_coupled(mu, seeds=seeds, **kwargs)
-        rows.append({"mu": mu, "aligned": out["aligned"], "acc0": out["acc0"],
-                     "collapse_step": float(out["collapse_step"].mean()),
-                     "gt_gain": float(out["gt_gain"].mean())})
-    return rows
+    return [{"mu": out["mu"], "aligned": out["aligned"], "acc0": out["acc0"],
+             "collapse_step": float(out["collapse_step"].mean()), "gt_gain": float(out["gt_gain"].mean())}
+            for out in run_coupled_many(mus, seeds=seeds, **kwargs)]
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:

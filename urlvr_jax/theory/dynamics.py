@@ -5,6 +5,7 @@ All three are pure functions built on `lax.scan`; GRPO follows purejaxrl's `make
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Callable, NamedTuple
 
 import jax
@@ -102,6 +103,12 @@ def _rows(params: Params, prior: Prior, idx: jax.Array, rho: tuple[float, float]
     return log_policy(sub_params, sub_prior, *rho)
 
 
+def inverse_cdf(p: jax.Array, u: jax.Array) -> jax.Array:
+    """Sample index from probabilities p [..., V] with one uniform u [...] each (cheap on CPU)."""
+    below = (jnp.cumsum(p, -1) < u[..., None]).sum(-1)
+    return jnp.minimum(below, p.shape[-1] - 1)
+
+
 def make_train(config: GRPOConfig):
     """Build a jittable `train(key, prior) -> (final params, Metrics)`."""
     cfg = config
@@ -112,18 +119,14 @@ def make_train(config: GRPOConfig):
         B, N = min(cfg.batch_size, P), cfg.num_rollouts
         mode0 = jnp.argmax(answer_marginal(*log_policy(init_params(prior), prior, *caps)), -1)
 
-        def sample(key, lz, la):
-            kz, ka = jax.random.split(key)
-            z = jax.random.categorical(kz, lz, shape=(N,))
-            a = jax.random.categorical(ka, la[z])
-            return z, a
-
         def step(params: Params, key):
             k_idx, k_roll = jax.random.split(key)
-            idx = jax.random.permutation(k_idx, P)[:B]
+            idx = jnp.arange(P) if B == P else jax.random.permutation(k_idx, P)[:B]
             lz, la = _rows(params, prior, idx, caps)
             c = prior.c[idx]
-            z, a = jax.vmap(sample)(jax.random.split(k_roll, B), lz, la)
+            u = jax.random.uniform(k_roll, (2, B, N))
+            z = inverse_cdf(jnp.exp(lz)[:, None, :], u[0])
+            a = inverse_cdf(jnp.exp(la[jnp.arange(B)[:, None], z]), u[1])
             r = jax.vmap(lambda *x: R.sampled_rewards(cfg.reward, *x))(lz, la, c, z, a)
             gt = (a == c[:, None]).astype(r.dtype)
             r_mv = jax.vmap(lambda *x: R.sampled_rewards("majority_vote", *x))(lz, la, c, z, a)
@@ -158,6 +161,22 @@ def make_train(config: GRPOConfig):
         return jax.lax.scan(step, init_params(prior), jax.random.split(key, cfg.steps))
 
     return train
+
+
+@lru_cache(maxsize=None)
+def batched_train(config: GRPOConfig):
+    """Shared jitted runner `(keys [S, 2], priors [M, ...]) -> (params, Metrics [M, S, steps])`.
+
+    Priors are array inputs (vmapped, not static), so one compile per config serves every prior and
+    seed; the cache is keyed by the (hashable) config and shared by checks, tests and notebooks.
+    """
+    train = make_train(config)
+    return jax.jit(jax.vmap(jax.vmap(train, (0, None)), (None, 0)))
+
+
+def stack_priors(priors: list[Prior]) -> Prior:
+    """Stack same-shape priors along a new leading axis (for `batched_train`)."""
+    return jax.tree.map(lambda *x: jnp.stack(x), *priors)
 
 
 def collapse_step(reward_accuracy: jax.Array, threshold: float = 0.01) -> jax.Array:
