@@ -11,9 +11,9 @@ on both sides: sample ``group`` completions of each of ``prompts`` prompts (temp
 group-normalised advantages, the policy loss (token-mean, clip 0.2, beta 0), backward and one AdamW update with
 global-norm clipping 1.0.
 
-Ours additionally recomputes the old log-probs in a separate pass (as :class:`urlvr_jax.rl.loop.URLVRRun` does with
-``algo.old_logprobs=recompute``); TRL skips that pass when ``num_iterations == 1`` (its ratio is 1 by construction),
-so the comparison is conservative for us. ``--old-logprobs sampler`` uses the sampler's log-probs instead.
+With one update per rollout batch both sides use pi_old = stop_gradient(pi) (ours: ``--old-logprobs current``, what
+the loop's ``algo.old_logprobs=auto`` picks; TRL: ``num_iterations == 1``). ``--old-logprobs recompute`` adds the
+separate log-prob pass the loop runs when a batch makes several updates; ``sampler`` uses the sampler's log-probs.
 
 Timing: per-step wall time after ``--warmup`` steps (which include XLA compilation and TRL's lazy set-up); TRL's
 steps are timed between consecutive ``on_step_end`` callbacks, its rollout part (``_generate_and_score_completions``:
@@ -45,7 +45,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-5)
-    p.add_argument("--old-logprobs", choices=("recompute", "sampler"), default="recompute")
+    p.add_argument("--old-logprobs", choices=("current", "recompute", "sampler"), default="current")
     p.add_argument("--only", choices=("trl", "ours"), help="run one side only (no ratio)")
     return p.parse_args()
 
@@ -185,7 +185,8 @@ def run_ours(args: argparse.Namespace, path: str, tokenizer, prompts: list[str])
     loss = GRPOLossConfig(eps_low=0.2, loss_agg_mode="token-mean", kl_coef=0.0)
     total = args.warmup + args.steps
     optimizer = make_optimizer(args.lr, total, weight_decay=0.0, grad_clip=1.0)
-    step_fn = jit_train_step(cfg, StepConfig(loss=loss, temperature=1.0), optimizer)
+    step_cfg = StepConfig(loss=loss, temperature=1.0, old_is_current=args.old_logprobs == "current")
+    step_fn = jit_train_step(cfg, step_cfg, optimizer)
     logprobs_fn = jax.jit(lambda p, pt, pm, t, m: completion_logprobs(p, pt, pm, t, m, cfg=cfg, temperature=1.0))
     # Committed to the device as the step returns it, so step 2 does not recompile for a new placement.
     state = jax.device_put(init_train_state(params, optimizer, jax.random.key(0)), jax.devices()[0])

@@ -29,7 +29,7 @@ def get_config():
     c.reward.name = "majority_vote"
     c.algo.update(kl_coef=0.0, report_ref_kl=False,  # no reference copy / forward unless asked for
                   mini_batch_prompts=64, micro_batch_rollouts=16,  # micro-batching: ours (memory only)
-                  old_logprobs="sampler")  # ours: one update per step, and no un-micro-batched 512 x 8k pass
+                  old_logprobs="auto")  # one update per step: pi_old = stop_gradient(pi), no extra pass
     c.optim.update(lr=1e-6, schedule="constant", warmup_ratio=0.0, weight_decay=0.01, grad_clip=1.0)
     c.train.update(steps=300, checkpoint_every=20, keep_checkpoints=2, remat=True, logprob_chunk=1024)
     c.val.update(every=20, k=8, temperature=0.6, top_p=0.95, max_new_tokens=0)  # 0: rollout.max_new_tokens

@@ -63,7 +63,7 @@ def get_config() -> ml_collections.ConfigDict:
         policy_loss="vanilla", eps_low=0.2, eps_high=0.2, dual_clip_c=0.0,  # 0: no dual clip
         loss_agg_mode="token-mean", kl_coef=0.0, kl_estimator="k3", entropy_coef=0.0,
         ppo_epochs=1, mini_batch_prompts=64, micro_batch_rollouts=0,  # 0: no micro-batching
-        old_logprobs="recompute",  # recompute (a stored pass before the update) | sampler
+        old_logprobs="auto",  # auto (current if one update per batch, else recompute) | recompute | sampler
         report_ref_kl=True,  # run the reference forward for the KL metric even when kl_coef == 0
     ))
     c.optim = ml_collections.ConfigDict(dict(

@@ -12,6 +12,8 @@ import os
 import jax
 import pytest
 
+from urlvr_jax.rl import setup
+
 from urlvr_jax.experiments import plan as planmod
 from urlvr_jax.utils import distributed
 from urlvr_jax.utils.config import apply_overrides, load_config
@@ -91,8 +93,8 @@ def test_model_config_from_hf_json(tmp_path):
 def test_batching_errors():
     config = apply_overrides(load_config("paper_qwen3_1p7b"), ["algo.micro_batch_rollouts=7"])
     with pytest.raises(ValueError, match="micro_batch_rollouts=7"):
-        planmod.batching(config)
-    step_cfg, _ = planmod.step_and_optimizer(load_config("paper_qwen3_1p7b"))
+        setup.batching(config)
+    step_cfg, _ = setup.step_and_optimizer(load_config("paper_qwen3_1p7b"))
     assert (step_cfg.num_minibatches, step_cfg.num_microbatches, step_cfg.remat) == (1, 64 * 8 // 16, True)
 
 

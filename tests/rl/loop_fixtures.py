@@ -86,33 +86,3 @@ def run_cli(cmd: list[str], env: dict | None = None, timeout: float = 300) -> su
 
 # ---------------------------------------------------------------- the warm-started tiny run
 
-WARM_START_STEPS = 100  # supervised steps on correct targets: a weak prior (val accuracy ~0.1-0.4)
-
-
-def make_weak_prior(out_dir: str, steps: int = WARM_START_STEPS, seed: int = 0) -> str:
-    """``tiny_gt``'s model briefly warm-started on its own task (1-digit compact arithmetic, "7-1=" -> "6")
-    and written as a Hugging Face directory at ``out_dir`` (a weak prior that ground-truth RL can improve)."""
-    from urlvr_jax.experiments.warm_start import WarmStartConfig, supervised_finetune
-    from urlvr_jax.model import hf_io
-    from urlvr_jax.rl import setup
-    from urlvr_jax.rl.data import make_task
-    from urlvr_jax.utils.config import load_config
-
-    config = load_config("tiny_gt")
-    tokenizer = setup.build_tokenizer(config)
-    cfg, params = setup.build_model(config, tokenizer, None, jax.random.key(seed))
-    examples = make_task(config.data).generate(512, seed=seed + 1)
-    pairs = list(zip(setup.prompt_texts(config, tokenizer, examples), [ex.answer for ex in examples]))
-    ws = WarmStartConfig(steps=steps, batch_size=64, lr=3e-3, seed=seed)
-    params = supervised_finetune(cfg, params, tokenizer, pairs, ws, config.tokenizer.add_special_tokens)
-    hf_io.save_hf(params, cfg, out_dir)
-    tokenizer.save_pretrained(out_dir)
-    return out_dir
-
-
-def gt_run_overrides(prior_dir: str, run_dir: str, *extra: str) -> list[str]:
-    """Command-line overrides of ``tiny_gt`` for ground-truth GRPO from the prior at ``prior_dir``."""
-    return [f"model.source=hf", f"model.path={prior_dir}", f"run_dir={run_dir}", "rollout.max_new_tokens=4",
-            "rollout.max_prompt_len=8", "rollout.n=8", "rollout.prompts_per_step=16", "algo.mini_batch_prompts=16",
-            "optim.lr=1e-3", "data.val_size=32", "val.k=4", "val.temperature=1.0", "val.top_p=1.0",
-            "train.checkpoint_every=1000", *extra]

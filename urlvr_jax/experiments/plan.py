@@ -81,39 +81,6 @@ def model_config(config):
         **numerics)
 
 
-def batching(config) -> tuple[int, int]:
-    """(num_minibatches, num_microbatches), checked as the loop checks them."""
-    prompts, mb = config.rollout.prompts_per_step, config.algo.mini_batch_prompts
-    if mb < 1 or prompts % mb:
-        raise ValueError(f"config algo.mini_batch_prompts={mb} must divide rollout.prompts_per_step={prompts}")
-    rows = mb * config.rollout.n
-    micro = config.algo.micro_batch_rollouts or rows
-    if rows % micro:
-        raise ValueError(f"config algo.micro_batch_rollouts={micro} must divide the {rows} rollouts of a mini-batch")
-    return prompts // mb, rows // micro
-
-
-def step_and_optimizer(config):
-    """(StepConfig, optimizer) derived from the config exactly as ``urlvr_jax.rl.loop.URLVRRun`` does."""
-    from urlvr_jax.rl.losses import GRPOLossConfig
-    from urlvr_jax.rl.train_step import StepConfig, make_optimizer
-
-    c, a, o = config, config.algo, config.optim
-    num_minibatches, num_microbatches = batching(c)
-    loss = GRPOLossConfig(policy_loss=a.policy_loss, eps_low=a.eps_low, eps_high=a.eps_high,
-                          dual_clip_c=a.dual_clip_c or None, loss_agg_mode=a.loss_agg_mode,
-                          norm_length=float(c.rollout.max_new_tokens), kl_coef=a.kl_coef,
-                          kl_estimator=a.kl_estimator, entropy_coef=a.entropy_coef)
-    step_cfg = StepConfig(loss=loss, temperature=c.rollout.temperature, ppo_epochs=a.ppo_epochs,
-                          num_minibatches=num_minibatches, num_microbatches=num_microbatches,
-                          remat=c.train.remat, logprob_chunk=c.train.logprob_chunk or None,
-                          report_ref_kl=bool(a.kl_coef) or a.report_ref_kl)
-    optimizer = make_optimizer(o.lr, c.train.steps * a.ppo_epochs * num_minibatches, schedule=o.schedule,
-                               warmup_ratio=o.warmup_ratio, weight_decay=o.weight_decay, grad_clip=o.grad_clip,
-                               b1=o.b1, b2=o.b2)
-    return step_cfg, optimizer
-
-
 # ---------------------------------------------------------------------------------------------- accounting
 
 
@@ -216,6 +183,7 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
     from urlvr_jax import sharding as shd
     from urlvr_jax.model.hf_io import num_params
     from urlvr_jax.model.transformer import abstract_params
+    from urlvr_jax.rl import setup
     from urlvr_jax.rl.train_step import TrainBatch, init_train_state, jit_train_step, state_shardings
     from urlvr_jax.sampling.logprobs import completion_logprobs
     from urlvr_jax.sampling.sampler import Sampler
@@ -224,7 +192,7 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
     c, r = config, config.rollout
     mesh = shd.make_mesh(c.mesh or None)
     cfg = model_config(c)
-    step_cfg, optimizer = step_and_optimizer(c)
+    step_cfg, optimizer = setup.step_and_optimizer(c)
     key = jax.eval_shape(jax.random.key, 0)
 
     state = jax.eval_shape(lambda p, k: init_train_state(p, optimizer, k), abstract_params(cfg), key)
@@ -258,7 +226,7 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
         programs[prefix + "decode"] = compile_program(prefix + "decode", decode, state.params, decode_states[-1])
 
     needs_ref = bool(c.algo.kl_coef) or c.algo.report_ref_kl
-    if c.algo.old_logprobs == "recompute" or needs_ref:  # the loop's full-batch log-prob pass
+XX
         logprobs = jax.jit(lambda p, pt, pm, t, m: completion_logprobs(
             p, pt, pm, t, m, cfg=cfg, temperature=r.temperature, chunk_size=c.train.logprob_chunk or None))
         programs["logprobs"] = compile_program("logprobs", logprobs, state.params, batch.prompt_tokens,

@@ -26,8 +26,7 @@ from urlvr_jax.rewards.registry import compute_rewards, get_reward
 from urlvr_jax.rl import setup
 from urlvr_jax.rl.advantages import compute_advantages
 from urlvr_jax.rl.data import make_task, train_source, validation_examples
-from urlvr_jax.rl.losses import GRPOLossConfig
-from urlvr_jax.rl.train_step import (StepConfig, TrainBatch, init_train_state, jit_train_step, make_optimizer,
+from urlvr_jax.rl.train_step import (TrainBatch, init_train_state, jit_train_step,
                                      state_shardings)
 from urlvr_jax.sampling.logprobs import completion_logprobs
 from urlvr_jax.sampling.sampler import DEFAULT_BUCKETS, Sampler
@@ -93,19 +92,8 @@ class URLVRRun:
         self.verify_sampler = Sampler(self.cfg, sampling(max_new_tokens=c.reward.verify_max_new_tokens,
                                                          temperature=c.reward.verify_temperature), self.mesh)
         a = c.algo
-        loss = GRPOLossConfig(policy_loss=a.policy_loss, eps_low=a.eps_low, eps_high=a.eps_high,
-                              dual_clip_c=a.dual_clip_c or None, loss_agg_mode=a.loss_agg_mode,
-                              norm_length=float(c.rollout.max_new_tokens), kl_coef=a.kl_coef,
-                              kl_estimator=a.kl_estimator, entropy_coef=a.entropy_coef)
         self.needs_ref = bool(a.kl_coef) or a.report_ref_kl
-        self.step_cfg = StepConfig(loss=loss, temperature=c.rollout.temperature, ppo_epochs=a.ppo_epochs,
-                                   num_minibatches=self.num_minibatches, num_microbatches=self.num_microbatches,
-                                   remat=c.train.remat, logprob_chunk=c.train.logprob_chunk or None,
-                                   report_ref_kl=self.needs_ref)
-        o = c.optim
-        self.optimizer = make_optimizer(o.lr, c.train.steps * a.ppo_epochs * self.num_minibatches,
-                                        schedule=o.schedule, warmup_ratio=o.warmup_ratio,
-                                        weight_decay=o.weight_decay, grad_clip=o.grad_clip, b1=o.b1, b2=o.b2)
+        self.step_cfg, self.optimizer = setup.step_and_optimizer(c)
         copy = lambda tree: jax.tree.map(jnp.copy, tree)  # the train state is donated; keep separate buffers
         self.ref_params = copy(params) if self.needs_ref else None
         self.teacher = copy(params) if "co_rewarding_teacher" in self.reward_names else None
@@ -117,16 +105,7 @@ class URLVRRun:
             chunk_size=c.train.logprob_chunk or None))
 
     def _check_batching(self):
-        c = self.config
-        prompts, mb = c.rollout.prompts_per_step, c.algo.mini_batch_prompts
-        if mb < 1 or prompts % mb:
-            raise ValueError(f"config algo.mini_batch_prompts={mb} must divide rollout.prompts_per_step={prompts}")
-        self.num_minibatches = prompts // mb
-        rows = mb * self.n
-        micro = c.algo.micro_batch_rollouts or rows
-        if rows % micro:
-            raise ValueError(f"config algo.micro_batch_rollouts={micro} must divide the {rows} rollouts of a mini-batch")
-        self.num_microbatches = rows // micro
+        self.num_minibatches, self.num_microbatches = setup.batching(self.config)
 
     # ------------------------------------------------------------------ one step
 
@@ -186,9 +165,8 @@ class URLVRRun:
         advantages = compute_advantages(a.advantage, jnp.asarray(rewards), rollout.group_ids,
                                         self.config.rollout.prompts_per_step, **opts)
         args = (rollout.prompt_tokens, rollout.prompt_mask, rollout.tokens, rollout.mask)
-        old = self._logprobs(self.state.params, *args) if a.old_logprobs == "recompute" else rollout.logprobs
-        if a.old_logprobs not in ("recompute", "sampler"):
-            raise ValueError(f"config algo.old_logprobs={a.old_logprobs!r} is not one of ('recompute', 'sampler')")
+        source = setup.old_logprobs_source(self.config)
+        old = self._logprobs(self.state.params, *args) if source == "recompute" else rollout.logprobs
         ref = self._logprobs(self.ref_params, *args) if self.needs_ref else jnp.zeros_like(rollout.logprobs)
         batch = TrainBatch(prompt_tokens=rollout.prompt_tokens, prompt_mask=rollout.prompt_mask, tokens=rollout.tokens,
                            mask=rollout.mask, advantages=advantages.astype(jnp.float32), old_logprobs=old,

@@ -12,6 +12,8 @@ from urlvr_jax.model import hf_io
 from urlvr_jax.model.config import ModelConfig
 from urlvr_jax.model.tokenizer import encode_batch, load_tokenizer
 from urlvr_jax.model.transformer import Params, init_params
+from urlvr_jax.rl.losses import GRPOLossConfig
+from urlvr_jax.rl.train_step import StepConfig, make_optimizer
 from urlvr_jax.tasks import Example, format_prompt
 
 
@@ -98,3 +100,45 @@ def export_run(run_dir: str, cfg: ModelConfig, params: Params, tokenizer) -> str
     hf_io.save_hf(params, cfg, out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def batching(config) -> tuple[int, int]:
+    """(num_minibatches, num_microbatches), checked as the loop checks them."""
+    prompts, mb = config.rollout.prompts_per_step, config.algo.mini_batch_prompts
+    if mb < 1 or prompts % mb:
+        raise ValueError(f"config algo.mini_batch_prompts={mb} must divide rollout.prompts_per_step={prompts}")
+    rows = mb * config.rollout.n
+    micro = config.algo.micro_batch_rollouts or rows
+    if rows % micro:
+        raise ValueError(f"config algo.micro_batch_rollouts={micro} must divide the {rows} rollouts of a mini-batch")
+    return prompts // mb, rows // micro
+
+
+def step_and_optimizer(config):
+    """(StepConfig, optimizer) of a run config (the loop and plan mode both use this)."""
+    c, a, o = config, config.algo, config.optim
+    num_minibatches, num_microbatches = batching(c)
+    loss = GRPOLossConfig(policy_loss=a.policy_loss, eps_low=a.eps_low, eps_high=a.eps_high,
+                          dual_clip_c=a.dual_clip_c or None, loss_agg_mode=a.loss_agg_mode,
+                          norm_length=float(c.rollout.max_new_tokens), kl_coef=a.kl_coef,
+                          kl_estimator=a.kl_estimator, entropy_coef=a.entropy_coef)
+    step_cfg = StepConfig(loss=loss, temperature=c.rollout.temperature, ppo_epochs=a.ppo_epochs,
+                          num_minibatches=num_minibatches, num_microbatches=num_microbatches,
+                          remat=c.train.remat, logprob_chunk=c.train.logprob_chunk or None,
+                          report_ref_kl=bool(a.kl_coef) or a.report_ref_kl,
+                          old_is_current=old_logprobs_source(c) == "current")
+    optimizer = make_optimizer(o.lr, c.train.steps * a.ppo_epochs * num_minibatches, schedule=o.schedule,
+                               warmup_ratio=o.warmup_ratio, weight_decay=o.weight_decay, grad_clip=o.grad_clip,
+                               b1=o.b1, b2=o.b2)
+    return step_cfg, optimizer
+
+
+def old_logprobs_source(config) -> str:
+    """Where pi_old comes from: ``current`` (stop-gradient of the trainer's own log-probs; exact with one update
+    per rollout batch), ``recompute`` (a stored pass before the updates) or ``sampler`` (the sampler's)."""
+    mode, a = config.algo.old_logprobs, config.algo
+    if mode not in ("auto", "recompute", "sampler"):
+        raise ValueError(f"config algo.old_logprobs={mode!r} is not one of ('auto', 'recompute', 'sampler')")
+    if mode == "auto":
+        return "current" if a.ppo_epochs == 1 and batching(config)[0] == 1 else "recompute"
+    return mode

@@ -59,6 +59,9 @@ class StepConfig:
     remat: bool = False
     logprob_chunk: int | None = None
     report_ref_kl: bool = False  # batch.ref_logprobs hold real reference log-probs
+    # True: pi_old = stop_gradient(pi_theta), exact when each rollout batch makes one update (ratio 1);
+    # batch.old_logprobs is then ignored and no separate log-prob pass is needed.
+    old_is_current: bool = False
 
     def __post_init__(self):
         for name in ("ppo_epochs", "num_minibatches", "num_microbatches"):
@@ -96,7 +99,8 @@ def _microbatch_terms(params, mb: TrainBatch, cfg: ModelConfig, step_cfg: StepCo
                              temperature=step_cfg.temperature, chunk_size=step_cfg.logprob_chunk,
                              remat=step_cfg.remat)
     loss_cfg = step_cfg.loss
-    terms = grpo_loss_terms(stats["logprobs"], mb.old_logprobs, mb.advantages, mb.mask, loss_cfg,
+    old = None if step_cfg.old_is_current else mb.old_logprobs
+    terms = grpo_loss_terms(stats["logprobs"], old, mb.advantages, mb.mask, loss_cfg,
                             ref_logprobs=mb.ref_logprobs if loss_cfg.kl_coef else None,
                             entropy=stats["entropy"] if loss_cfg.entropy_coef else None)
     mask = mb.mask.astype(jnp.float32)
