@@ -76,13 +76,14 @@ def torch_generate(model, tokens, mask, new_tokens: int, greedy: bool):
                               min_new_tokens=new_tokens, pad_token_id=0, eos_token_id=None, **kwargs)
 
 
-def bench_model(name: str, model, path: str, batch: int, new_tokens: int, repeats: int, bandwidth: float):
+def bench_model(name: str, model, path: str, batch: int, new_tokens: int, repeats: int, bandwidth: float,
+                unroll: bool = True):
     cfg, params = hf_io.load_hf(path)
     model.generation_config.eos_token_id = None
     tokens, mask = prompts(batch, cfg.vocab_size)
     print(f"\n== {name}: batch {batch} x {new_tokens} new tokens, prompts {mask.sum(1).min()}-{mask.sum(1).max()} tokens")
     for mode, kwargs in MODES.items():
-        sampler = Sampler(cfg, SamplingConfig(max_new_tokens=new_tokens, **kwargs))
+        sampler = Sampler(cfg, SamplingConfig(max_new_tokens=new_tokens, **kwargs), unroll_layers=unroll)
         key = jax.random.key(0)
         run = lambda: jax.block_until_ready(sampler.generate(params, tokens, mask, key))
         run()
@@ -137,6 +138,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=("tiny", "smollm2"))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-unroll", dest="unroll", action="store_false",
+                        help="decode with the layer scan instead of unrolled layers (Sampler.unroll_layers)")
     args = parser.parse_args()
     threads = cpu_threads()
     torch.set_num_threads(threads)
@@ -146,10 +149,10 @@ def main():
     print(f"measured memory bandwidth (numpy copy, read + write): {bandwidth / 1e9:.2f} GB/s")
     if args.only in (None, "tiny"):
         bench_model("tiny random llama", *tiny_model(), batch=32, new_tokens=128, repeats=args.repeats,
-                    bandwidth=bandwidth)
+                    bandwidth=bandwidth, unroll=args.unroll)
     if args.only in (None, "smollm2"):
         bench_model("SmolLM2-135M-Instruct", *smollm2_model(), batch=8, new_tokens=64, repeats=args.repeats,
-                    bandwidth=bandwidth)
+                    bandwidth=bandwidth, unroll=args.unroll)
 
 
 if __name__ == "__main__":

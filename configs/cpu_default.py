@@ -32,5 +32,5 @@ def get_config():
         steps=1500, batch_size=64, lr=3e-3, train_fraction=0.7, copies=8, noise_fraction=0.4,
         default_fraction=0.15, default_answer="10",
         seed=0, pool_size=243, task_options=dict(min_ops=1, max_ops=1, ops_weights=None)))
-    c.experiment = ml_collections.ConfigDict(dict(arms="majority_vote,ground_truth"))
+    c.experiment = ml_collections.ConfigDict(dict(arms="majority_vote,ground_truth", gt_steps=0))  # 0: train.steps
     return c

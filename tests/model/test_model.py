@@ -196,3 +196,15 @@ def test_query_chunked_attention_matches(saved):
         got, _ = transformer.forward(params, jnp.asarray(tokens), token_mask=jnp.asarray(mask),
                                      cfg=cfg.replace(attention_chunk=chunk))
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)
+
+
+def test_unstacked_layers_give_the_same_logits_and_cache(saved):
+    cfg, params = hf_io.load_hf(saved["llama"][1])
+    tokens, mask = _batch(4)
+    cache = transformer.init_cache(cfg, batch=4, length=16)
+    want, want_cache = transformer.forward(params, jnp.asarray(tokens), token_mask=jnp.asarray(mask), cfg=cfg,
+                                           cache=cache)
+    got, got_cache = transformer.forward(transformer.unstack_layers(params), jnp.asarray(tokens),
+                                         token_mask=jnp.asarray(mask), cfg=cfg, cache=cache)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(got_cache.k), np.asarray(want_cache.k), atol=1e-6)

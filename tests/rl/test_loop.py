@@ -149,7 +149,7 @@ def test_ground_truth_grpo_raises_validation_accuracy(tmp_path):
 
     config = apply_overrides(load_config("cpu_default"), [
         f"run_dir={tmp_path}", "data.task_options.ops_weights=(1.0,0.0)", "warm_start.steps=600",
-        "warm_start.train_fraction=0.7", "warm_start.noise_fraction=0.4", "warm_start.default_fraction=0.1",
+        "warm_start.train_fraction=0.7", "warm_start.noise_fraction=0.0", "warm_start.default_fraction=0.3",
         "train.steps=30", "val.every=10", "val.k=4", "data.val_size=128", "optim.lr=5e-4",
         "algo.mini_batch_prompts=16", "algo.report_ref_kl=false", "train.progress=false",
         "train.checkpoint_every=1000"])

@@ -24,11 +24,12 @@ from urlvr_jax.utils.plots import plot_curves
 LABELS = {"majority_vote": "majority vote", "ground_truth": "ground truth"}
 
 
-def arm_config(config, arm: str, prior_dir: str):
-    """The URLVR config of one arm, starting from the warm-started prior."""
+def arm_config(config, arm: str, prior_dir: str, steps: int = 0):
+    """The URLVR config of one arm, starting from the warm-started prior (``steps``: 0 keeps train.steps)."""
     return apply_overrides(config, [f"reward.name={arm}", f"run_dir={os.path.join(config.run_dir, arm)}",
                                     "model.source=hf", f"model.path={prior_dir}", "tokenizer.kind=hf",
-                                    f"tokenizer.path={prior_dir}", f"name={arm}"])
+                                    f"tokenizer.path={prior_dir}", f"name={arm}",
+                                    f"train.steps={steps or config.train.steps}"])
 
 
 def rise_then_fall(records: list[dict], key: str = "val/avg@k") -> dict:
@@ -58,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     results, records = {}, {}
     for arm in [a.strip() for a in config.experiment.arms.split(",") if a.strip()]:
         print(f"--- {arm} ---")
-        results[arm] = train(arm_config(config, arm, prior))
+        steps = config.experiment.gt_steps if arm == "ground_truth" else 0
+        results[arm] = train(arm_config(config, arm, prior, steps))
         records[LABELS.get(arm, arm)] = read_metrics(os.path.join(results[arm].run_dir, "metrics.jsonl"))
     mv = results.get("majority_vote")
     collapse = mv.collapse_step if mv else None

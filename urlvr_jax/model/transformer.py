@@ -221,11 +221,26 @@ def forward_hidden(params: Params, tokens: jax.Array, positions: jax.Array | Non
     if remat:
         layer = jax.checkpoint(layer, policy=jax.checkpoint_policies.nothing_saveable)
     ks, vs = (cache.k, cache.v) if cache is not None else (None, None)
-    (x, ks, vs, _), _ = jax.lax.scan(layer, (x, ks, vs, jnp.zeros((), jnp.int32)), params["layers"])
+    carry = (x, ks, vs, jnp.zeros((), jnp.int32))
+    if isinstance(params["layers"], (list, tuple)):  # unstacked (see unstack_layers): an unrolled loop
+        for w in params["layers"]:
+            carry, _ = layer(carry, w)
+        x, ks, vs, _ = carry
+    else:
+        (x, ks, vs, _), _ = jax.lax.scan(layer, carry, params["layers"])
     x = rms_norm(x, params["final_norm"], cfg.rms_norm_eps)
     if cache is not None:
         cache = KVCache(k=ks, v=vs, key_mask=key_mask, index=cache.index + S)
     return x, cache
+
+
+def unstack_layers(params: Params) -> Params:
+    """The same params with ``layers`` as a list of per-layer dicts: forward then unrolls the layers, which
+    saves the per-step copy of each layer's weights out of the stacked arrays in bandwidth-bound decoding
+    (at the price of a compile time that grows with depth)."""
+    layers = params["layers"]
+    num = jax.tree.leaves(layers)[0].shape[0]
+    return {**params, "layers": [jax.tree.map(lambda x: x[i], layers) for i in range(num)]}
 
 
 def lm_head_weight(params: Params) -> jax.Array:

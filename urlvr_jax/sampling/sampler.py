@@ -25,7 +25,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from urlvr_jax import sharding as shd
 from urlvr_jax.model.config import ModelConfig
-from urlvr_jax.model.transformer import KVCache, Params, abstract_params, forward, init_cache
+from urlvr_jax.model.transformer import KVCache, Params, abstract_params, forward, init_cache, unstack_layers
 from urlvr_jax.sampling.rollout import STAT_NAMES, Rollout
 from urlvr_jax.sampling.stats import token_stats
 from urlvr_jax.sampling.strategies import SamplingConfig, choose_tokens
@@ -87,7 +87,11 @@ def _is_stop(token: jax.Array, stop_ids: tuple[int, ...]) -> jax.Array:
     return stop
 
 
-def _decode(params: Params, state: DecodeState, *, cfg: ModelConfig, sampling: SamplingConfig) -> DecodeState:
+def _decode(params: Params, state: DecodeState, *, cfg: ModelConfig, sampling: SamplingConfig,
+            unroll_layers: bool = False) -> DecodeState:
+    if unroll_layers:  # static per-layer slices (bitcasts) instead of the scan's per-step weight copies
+        params = unstack_layers(params)
+
     def cond(s: DecodeState):
         return (s.step < sampling.max_new_tokens) & ~jnp.all(s.done)
 
@@ -152,6 +156,7 @@ class Sampler:
     sampling: SamplingConfig
     mesh: jax.sharding.Mesh | None = None
     buckets: tuple[int, ...] = DEFAULT_BUCKETS
+    unroll_layers: bool = False  # decode with the layers unrolled: faster bandwidth-bound decoding, longer compile
 
     @functools.cached_property
     def _programs(self) -> dict:
@@ -163,7 +168,7 @@ class Sampler:
         if key not in self._programs:
             kwargs = dict(cfg=self.cfg, sampling=self.sampling)
             prefill = functools.partial(_prefill, num_samples=num_samples, **kwargs)
-            decode = functools.partial(_decode, **kwargs)
+            decode = functools.partial(_decode, unroll_layers=self.unroll_layers, **kwargs)
             to_rollout = functools.partial(_rollout, num_samples=num_samples)
             if self.mesh is None:
                 jits = (jax.jit(prefill), jax.jit(decode, donate_argnums=(1,)), jax.jit(to_rollout))
