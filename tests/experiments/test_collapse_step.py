@@ -149,8 +149,8 @@ def test_report_without_labels():
 def test_toy_priors_rank_like_gt_gain(tmp_path, capsys):
     """``--toy`` (5 coupled-toy priors) with small seeds/steps: MCS predicts GT gain, rho >= 0.8."""
     out = tmp_path / "toy"
-    assert cs.main(["--toy", "--protocols", "default", "--budget", "100", "--gt-steps", "16", "--toy-seeds", "1",
-                    "--toy-pool", "128", "--out", str(out)]) == 0
+    assert cs.main(["--toy", "--protocols", "default", "--budget", "100", "--gt-steps", "16", "--toy-seeds", "2",
+                    "--toy-pool", "64", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     data = json.loads((out / "mcs_results.json").read_text())
     assert [p["name"] for p in data["priors"]] == cs.TOY_PRIORS.split(",")
@@ -160,12 +160,15 @@ def test_toy_priors_rank_like_gt_gain(tmp_path, capsys):
 
 
 def test_transformer_end_to_end(tmp_path, capsys):
-    """Two warm-started tiny transformers, both protocols, GT RL; seconds-scale budgets."""
+    """Two warm-started tiny transformers, the aggressive protocol (mini-batch 1) and GT RL; tiny budgets.
+
+    (The default protocol runs the same code path with other mini-batches; left out to keep CI time.)"""
     out = tmp_path / "mcs"
-    tiny = ["warm_start.steps=20", "train.steps=3", "rollout.prompts_per_step=4", "algo.mini_batch_prompts=4",
+    tiny = ["warm_start.steps=10", "train.steps=3", "rollout.prompts_per_step=4", "algo.mini_batch_prompts=4",
             "rollout.n=4", "data.val_size=8", "val.k=2", "train.progress=false"]
     priors = "warm:weak=train_fraction=0.2,warm:strong=train_fraction=0.9;default_fraction=0.05"
-    assert cs.main(["--priors", priors, "--budget", "2", "--gt-steps", "1", "--out", str(out), *tiny]) == 0
+    assert cs.main(["--priors", priors, "--protocols", "aggressive", "--budget", "2", "--gt-steps", "1",
+                    "--out", str(out), *tiny]) == 0
     printed = capsys.readouterr().out
     data = json.loads((out / "mcs_results.json").read_text())
     assert [p["name"] for p in data["priors"]] == ["weak", "strong"] and data["labels"] is True
@@ -174,6 +177,6 @@ def test_transformer_end_to_end(tmp_path, capsys):
             assert mcs["collapsed"] or mcs["step"] == 2  # never collapsed -> the budget
             assert 1 <= mcs["step"] <= 2 and mcs["tokens"] > 0
         assert prior["gt_tokens"] > 0 and np.isfinite(prior["gt_gain"])
-    assert "MCS (aggressive)" in printed and "ranking by MCS (default)" in printed
+    assert "MCS (aggressive)" in printed and "ranking by MCS (aggressive)" in printed and "GT / MCS" in printed
     assert "needs at least 3 priors" in printed
     assert len(os.listdir(out / "priors")) == 2
