@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +13,7 @@ from urlvr_jax.theory import coupled as C
 from urlvr_jax.theory import rewards as R
 from urlvr_jax.theory.dynamics import GRPOConfig, batched_train, exact_reward_fn, kl_iteration, stack_priors
 from urlvr_jax.theory.sharpening import sharpening_table
-from urlvr_jax.theory.toys import answer_marginal, class_probs, sequence_prior, tabular_prior
+from urlvr_jax.theory.toys import Prior, answer_marginal, class_probs, sequence_prior, tabular_prior
 
 
 @dataclass
@@ -32,9 +32,9 @@ class Row:
         return "yes" if self.holds else ("NO (finding)" if self.finding else "NO")
 
 
-def _class_mv(form_to_answer: jax.Array):
+def _class_mv(form_to_answer: jax.Array, num_classes: int):
     """Majority vote on answer classes (surface forms of one answer vote together)."""
-    onehot = jax.nn.one_hot(form_to_answer, int(form_to_answer.max()) + 1)
+    onehot = jax.nn.one_hot(form_to_answer, num_classes)
 
     def fn(lz, la, c):
         p_cls = jnp.exp(lz[:, None] + la).sum(0) @ onehot
@@ -48,21 +48,27 @@ def check_theorem1(beta: float = 0.5, steps: int = 40) -> list[Row]:
         return _theorem1_rows(beta, steps)
 
 
-def _theorem1_rows(beta: float, steps: int) -> list[Row]:
-    prior, f2a = tabular_prior(jax.random.PRNGKey(0), 50, 4, 0.6, 0.5, num_forms=3)
-    prior = jax.tree.map(lambda x: x.astype(jnp.float64) if x.dtype == jnp.float32 else x, prior)
-    lzs, las = kl_iteration(prior, _class_mv(f2a), beta, steps)
+@partial(jax.jit, static_argnames=("num_classes", "beta", "steps"))
+def _theorem1_numbers(prior: Prior, f2a: jax.Array, num_classes: int, beta: float, steps: int):
+    """(odds error, median 1 - p_maj ratio, limit error, flips) in one compiled program."""
+    lzs, las = kl_iteration(prior, _class_mv(f2a, num_classes), beta, steps)
     p = jax.vmap(answer_marginal)(lzs, las)  # [T, P, K*F]
-    p_cls = class_probs(p, f2a)
+    p_cls = class_probs(p, f2a, num_classes)
     maj = jnp.argmax(p_cls[0], -1)
     p_maj = jnp.take_along_axis(p_cls, maj[None, :, None], -1)[..., 0]
     odds = jnp.log(p_maj) - jnp.log1p(-p_maj)
-    err_odds = float(jnp.abs(odds[1] - odds[0] - 1.0 / beta).max())
-    rate = float(jnp.median((1 - p_maj[12]) / (1 - p_maj[11])))
+    err_odds = jnp.abs(odds[1] - odds[0] - 1.0 / beta).max()
+    rate = jnp.median((1 - p_maj[12]) / (1 - p_maj[11]))
     in_cls = f2a[None, :] == maj[:, None]
     ref = jnp.where(in_cls, p[0], 0.0)
-    limit_err = float(jnp.abs(p[-1] - ref / ref.sum(-1, keepdims=True)).max())
-    flips = int((jnp.argmax(p_cls[-1], -1) != maj).sum())
+    limit_err = jnp.abs(p[-1] - ref / ref.sum(-1, keepdims=True)).max()
+    return err_odds, rate, limit_err, (jnp.argmax(p_cls[-1], -1) != maj).sum()
+
+
+def _theorem1_rows(beta: float, steps: int) -> list[Row]:
+    prior, f2a = tabular_prior(jax.random.PRNGKey(0), 50, 4, 0.6, 0.5, num_forms=3)
+    prior = jax.tree.map(lambda x: x.astype(jnp.float64) if x.dtype == jnp.float32 else x, prior)
+    err_odds, rate, limit_err, flips = (float(x) for x in _theorem1_numbers(prior, f2a, 4, beta, steps))
     return [
         Row("Thm 1: one KL step multiplies majority odds by e^{1/beta}", f"log-odds +{1/beta:.3f} (err<1e-6)",
             f"max err {err_odds:.1e}", err_odds < 1e-6),
@@ -73,17 +79,23 @@ def _theorem1_rows(beta: float, steps: int) -> list[Row]:
     ]
 
 
-def check_unified(num_prompts: int = 64) -> Row:
-    """psi(sigma * mean H(q, pi)) equals every direct reward definition."""
-    prior = sequence_prior(jax.random.PRNGKey(1), num_prompts, 3, 5)
+@jax.jit
+def _unified_error(prior: Prior) -> jax.Array:
+    """max |direct - unified| over all rewards, one compiled program."""
     lz = jax.nn.log_softmax(prior.s_z, -1)
     la = jax.nn.log_softmax(prior.s_a, -1)
-    p_vote = jax.nn.softmax(jax.random.normal(jax.random.PRNGKey(2), (num_prompts, 5)), -1)
-    err = 0.0
+    p_vote = jax.nn.softmax(jax.random.normal(jax.random.PRNGKey(2), prior.s_a.shape[::2]), -1)
+    errs = []
     for name in R.REWARDS:
-        d = jax.vmap(lambda *x: R.reward_table(name, *x))(lz, la, prior.c, p_vote)
-        u = jax.vmap(lambda *x: R.unified_reward_table(name, *x))(lz, la, prior.c, p_vote)
-        err = max(err, float(jnp.abs(d - u).max()))
+        d = jax.vmap(partial(R.reward_table, name))(lz, la, prior.c, p_vote)
+        u = jax.vmap(partial(R.unified_reward_table, name))(lz, la, prior.c, p_vote)
+        errs.append(jnp.abs(d - u).max())
+    return jnp.stack(errs).max()
+
+
+def check_unified(num_prompts: int = 64) -> Row:
+    """psi(sigma * mean H(q, pi)) equals every direct reward definition."""
+    err = float(_unified_error(sequence_prior(jax.random.PRNGKey(1), num_prompts, 3, 5)))
     return Row("Unified psi(sigma H(q,pi)) = direct rewards (7 rewards)", "max |diff| < 1e-5",
                f"{err:.1e}", err < 1e-5)
 
@@ -189,17 +201,27 @@ def check_alignment(steps: int = 60) -> list[Row]:
     return rows
 
 
+@lru_cache(maxsize=4)
+def coupled_runs(mus: tuple[float, ...], seeds: int, steps: int, gt_steps: int) -> tuple[dict, ...]:
+    """Cached `run_coupled_many` on the default coupled config (shared by the report and tests)."""
+    cfg = C.COUPLED_DEFAULT._replace(steps=steps)
+    return tuple(C.run_coupled_many(mus, seeds=seeds, config=cfg, gt_steps=gt_steps))
+
+
 RISE_FALL_MU = 1.75  # 41% aligned: the default-answer attractor beats the saturating sharpening in every seed
 
 
-def check_coupling(mus=(0.0, 1.0, 1.5, RISE_FALL_MU, 2.0, 2.5), seeds: int = 4, steps: int = 400,
+COUPLED_MUS = (0.0, 1.0, 1.5, RISE_FALL_MU, 2.0, 2.5)
+
+
+def check_coupling(mus=COUPLED_MUS, seeds: int = 4, steps: int = 400,
                    gt_steps: int = 64) -> list[Row]:
     """Coupled toy: rise-then-fall, collapse step vs alignment and vs GT gain, small-data effect.
 
     All priors x seeds run in one vmapped call per reward (MV, GT) and one for the small pool.
     """
     cfg = C.COUPLED_DEFAULT._replace(steps=steps)
-    runs = C.run_coupled_many(mus, seeds=seeds, config=cfg, gt_steps=gt_steps)
+    runs = coupled_runs(tuple(mus), seeds, steps, gt_steps)
     mid = runs[list(mus).index(RISE_FALL_MU)]
     ok, rise, peak, fall = C.rise_then_fall(mid["accuracy"])
     mv_end = float(mid["mv_reward"][-10:].mean())
@@ -210,7 +232,7 @@ def check_coupling(mus=(0.0, 1.0, 1.5, RISE_FALL_MU, 2.0, 2.5), seeds: int = 4, 
     al = [r["aligned"] for r in runs]
     rho_al, rho_gain = C.spearman(al, cs), C.spearman(cs, gains)
     low = runs[1]  # a weak prior that collapses with the large pool
-    cs_small = float(C.run_coupled(low["mu"], seeds=seeds, pool=32, config=cfg, gt_steps=gt_steps)["collapse_step"].mean())
+    cs_small = float(C.run_coupled(low["mu"], seeds=seeds, pool=32, config=cfg, gt_steps=0)["collapse_step"].mean())
     cs_large = float(low["collapse_step"].mean())
     return [
         Row("Coupled: MV accuracy rises then falls, MV reward keeps rising "

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.stats import spearmanr
 
-from urlvr_jax.theory.dynamics import GRPOConfig, batched_train, collapse_step, make_train, stack_priors
+from urlvr_jax.theory.dynamics import GRPOConfig, batched_train, collapse_step, stack_priors
 from urlvr_jax.theory.toys import Prior, accuracy, aligned_share, coupled_prior, init_params, log_policy
 
 COUPLED_DEFAULT = GRPOConfig(reward="majority_vote", num_rollouts=8, batch_size=64, lr=0.3,
@@ -34,12 +34,17 @@ def run_coupled_many(mus: Sequence[float], seeds: int = 2, pool: int = POOL,
                      config: GRPOConfig = COUPLED_DEFAULT, kappa: float = KAPPA, gt_steps: int = 64,
                      prior_seed: int = 1) -> list[dict]:
     """Majority-vote and ground-truth GRPO on several coupled priors in one call per reward
-    (vmapped over priors x seeds, shared jitted runner). One dict per mu, as `run_coupled`."""
+    (vmapped over priors x seeds, shared jitted runner). One dict per mu, as `run_coupled`;
+    `gt_steps=0` skips the GT run (GT curves and gains are then NaN)."""
     priors = coupled_priors(mus, pool, kappa, prior_seed)
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
     _, m = batched_train(config)(keys, priors)
-    _, g = batched_train(config._replace(reward="ground_truth", steps=gt_steps))(keys, priors)
-    m, g = jax.tree.map(np.asarray, m), jax.tree.map(np.asarray, g)
+    m = jax.tree.map(np.asarray, m)
+    if gt_steps > 0:
+        _, g = batched_train(config._replace(reward="ground_truth", steps=gt_steps))(keys, priors)
+        g = jax.tree.map(np.asarray, g)
+    else:  # no GT run: NaN gains
+        g = m._replace(accuracy=np.full(m.accuracy.shape[:2] + (1,), np.nan))
     cs = np.asarray(jax.vmap(jax.vmap(collapse_step))(m.reward_accuracy))
     out = []
     for i, mu in enumerate(mus):
@@ -86,17 +91,3 @@ def rise_then_fall(acc: np.ndarray, min_rise: float = 0.05, min_fall: float = 0.
     peak = int(np.argmax(acc))
     rise, fall = float(acc[peak] - acc[0]), float(acc[peak] - acc[-1])
     return (rise >= min_rise and fall >= min_fall), rise, peak, fall
-
-
-def sweep_final_accuracy(mus: jax.Array, seeds: int, steps: int = 200, pool: int = 64,
-                         config: GRPOConfig = COUPLED_DEFAULT) -> jax.Array:
-    """Fully vectorised sweep: final MV accuracy [len(mus), seeds] (vmap over priors and seeds)."""
-    cfg = config._replace(steps=steps, batch_size=min(config.batch_size, pool))
-    train = make_train(cfg)
-
-    def one(mu, key):
-        prior = coupled_prior(jax.random.PRNGKey(1), pool, NUM_ANSWERS, mu, KAPPA)
-        return train(key, prior)[1].accuracy[-1]
-
-    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
-    return jax.jit(jax.vmap(jax.vmap(one, (None, 0)), (0, None)))(mus, keys)

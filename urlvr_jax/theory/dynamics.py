@@ -97,9 +97,12 @@ class Metrics(NamedTuple):
     entropy: jax.Array  # mean answer-marginal entropy over the pool
 
 
-def _rows(params: Params, prior: Prior, idx: jax.Array, rho: tuple[float, float]):
-    sub_prior = Prior(prior.s_z[idx], prior.s_a[idx], prior.c[idx], prior.b0)
-    sub_params = Params(params.u_z[idx], params.u_a[idx], params.b, params.w)
+def _rows(params: Params, prior: Prior, start: jax.Array, size: int, rho: tuple[float, float]):
+    """Policy of prompts [start, start + size): a dynamic slice (its gradient is a cheap update-slice;
+    a gather/scatter over random indices costs seconds of XLA compile time on CPU)."""
+    cut = lambda x: jax.lax.dynamic_slice_in_dim(x, start, size)
+    sub_prior = Prior(cut(prior.s_z), cut(prior.s_a), cut(prior.c), prior.b0)
+    sub_params = Params(cut(params.u_z), cut(params.u_a), params.b, params.w)
     return log_policy(sub_params, sub_prior, *rho)
 
 
@@ -117,13 +120,15 @@ def make_train(config: GRPOConfig):
     def train(key: jax.Array, prior: Prior):
         P = prior.c.shape[0]
         B, N = min(cfg.batch_size, P), cfg.num_rollouts
+        Bm = B // cfg.num_minibatches
         mode0 = jnp.argmax(answer_marginal(*log_policy(init_params(prior), prior, *caps)), -1)
 
         def step(params: Params, key):
             k_idx, k_roll = jax.random.split(key)
-            idx = jnp.arange(P) if B == P else jax.random.permutation(k_idx, P)[:B]
-            lz, la = _rows(params, prior, idx, caps)
-            c = prior.c[idx]
+            # one of the P // B fixed blocks of prompts, uniformly (prompts of a toy prior are i.i.d.)
+            start = B * jax.random.randint(k_idx, (), 0, P // B)
+            lz, la = _rows(params, prior, start, B, caps)
+            c = jax.lax.dynamic_slice_in_dim(prior.c, start, B)
             u = jax.random.uniform(k_roll, (2, B, N))
             z = inverse_cdf(jnp.exp(lz)[:, None, :], u[0])
             a = inverse_cdf(jnp.exp(la[jnp.arange(B)[:, None], z]), u[1])
@@ -133,21 +138,23 @@ def make_train(config: GRPOConfig):
             adv = (r - r.mean(1, keepdims=True)) / (r.std(1, keepdims=True) + cfg.std_eps)
             old = lz[jnp.arange(B)[:, None], z] + la[jnp.arange(B)[:, None], z, a]
 
-            def loss(p: Params, mb: jax.Array) -> jax.Array:
-                lz_n, la_n = _rows(p, prior, idx[mb], caps)
-                zb, ab = z[mb], a[mb]
-                rows = jnp.arange(mb.shape[0])[:, None]
-                ratio = jnp.exp(lz_n[rows, zb] + la_n[rows, zb, ab] - old[mb])
+            def loss(p: Params, off: jax.Array) -> jax.Array:
+                lz_n, la_n = _rows(p, prior, start + off, Bm, caps)
+                zb, ab, old_b, adv_b = (jax.lax.dynamic_slice_in_dim(x, off, Bm) for x in (z, a, old, adv))
+                rows = jnp.arange(Bm)[:, None]
+                ratio = jnp.exp(lz_n[rows, zb] + la_n[rows, zb, ab] - old_b)
                 clipped = jnp.clip(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps)
-                return -jnp.minimum(ratio * adv[mb], clipped * adv[mb]).mean()
+                return -jnp.minimum(ratio * adv_b, clipped * adv_b).mean()
 
             def mb_step(p: Params, mb):
                 g = jax.grad(loss)(p, mb)
                 g = g._replace(b=g.b * cfg.learn_shared, w=g.w * cfg.learn_shared)
                 return jax.tree.map(lambda x, d: x - cfg.lr * d, p, g), None
 
-            mbs = jnp.arange(B).reshape(cfg.num_minibatches, -1)
-            params, _ = jax.lax.scan(mb_step, params, mbs)
+            if cfg.num_minibatches == 1:
+                params, _ = mb_step(params, jnp.int32(0))
+            else:
+                params, _ = jax.lax.scan(mb_step, params, Bm * jnp.arange(cfg.num_minibatches))
             pool = answer_marginal(*log_policy(params, prior, *caps))
             metrics = Metrics(
                 accuracy=jnp.take_along_axis(pool, prior.c[:, None], -1).mean(),

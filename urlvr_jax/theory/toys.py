@@ -145,7 +145,8 @@ def aligned_share(prior: Prior, form_to_answer: jax.Array | None = None) -> jax.
     return (jnp.argmax(p, -1) == prior.c).mean()
 
 
-def class_probs(p_forms: jax.Array, form_to_answer: jax.Array) -> jax.Array:
-    """Sum surface-form probabilities into answer-class probabilities [..., K]."""
-    K = int(form_to_answer.max()) + 1
+def class_probs(p_forms: jax.Array, form_to_answer: jax.Array, num_classes: int | None = None) -> jax.Array:
+    """Sum surface-form probabilities into answer-class probabilities [..., K] (pass `num_classes`
+    under jit)."""
+    K = int(form_to_answer.max()) + 1 if num_classes is None else num_classes
     return p_forms @ jax.nn.one_hot(form_to_answer, K)
