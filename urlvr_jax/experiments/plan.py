@@ -226,7 +226,7 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
         programs[prefix + "decode"] = compile_program(prefix + "decode", decode, state.params, decode_states[-1])
 
     needs_ref = bool(c.algo.kl_coef) or c.algo.report_ref_kl
-XX
+    if setup.old_logprobs_source(c) == "recompute" or needs_ref:  # the loop's full-batch log-prob pass
         logprobs = jax.jit(lambda p, pt, pm, t, m: completion_logprobs(
             p, pt, pm, t, m, cfg=cfg, temperature=r.temperature, chunk_size=c.train.logprob_chunk or None))
         programs["logprobs"] = compile_program("logprobs", logprobs, state.params, batch.prompt_tokens,
