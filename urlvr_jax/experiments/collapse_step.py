@@ -343,7 +343,7 @@ def run_study(config, specs: list[PriorSpec], protocols: list[str], out: str, bu
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m urlvr_jax.experiments.collapse_step",
+    ap = argparse.ArgumentParser(prog="python -m urlvr_jax.experiments.collapse_step", allow_abbrev=False,
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--priors", default="", help="comma-separated: " + " | ".join(PRIOR_FORMS))
     ap.add_argument("--toy", action="store_true", help=f"shortcut for --priors {TOY_PRIORS}")
