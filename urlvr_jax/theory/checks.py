@@ -69,6 +69,7 @@ def _theorem1_rows(beta: float, steps: int) -> list[Row]:
     prior, f2a = tabular_prior(jax.random.PRNGKey(0), 50, 4, 0.6, 0.5, num_forms=3)
     prior = jax.tree.map(lambda x: x.astype(jnp.float64) if x.dtype == jnp.float32 else x, prior)
     err_odds, rate, limit_err, flips = (float(x) for x in _theorem1_numbers(prior, f2a, 4, beta, steps))
+    flips = int(flips)
     return [
         Row("Thm 1: one KL step multiplies majority odds by e^{1/beta}", f"log-odds +{1/beta:.3f} (err<1e-6)",
             f"max err {err_odds:.1e}", err_odds < 1e-6),
