@@ -92,8 +92,8 @@ def params_from_tensors(cfg: ModelConfig, read: Callable[[str], np.ndarray], sha
         present.discard("lm_head.weight")
     missing, extra = sorted(set(expected) - present), sorted(present - set(expected))
     if missing:
-        raise ValueError(f"{where(missing[0])}: {len(missing)} tensor(s) required by the config are missing: "
-                         f"{missing[:8]}{' ...' if len(missing) > 8 else ''}")
+        raise ValueError(f"{where(missing[0])}: {len(missing)} tensor(s) required by the config are missing from the "
+                         f"checkpoint: {missing[:8]}{' ...' if len(missing) > 8 else ''}")
     if extra:
         raise ValueError(f"{where(extra[0])}: {len(extra)} unexpected tensor(s) not in the {cfg.family} name table: "
                          f"{extra[:8]}{' ...' if len(extra) > 8 else ''} (does config.json match the weights?)")
