@@ -10,7 +10,6 @@ import argparse
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from urlvr_jax.theory.dynamics import GRPOConfig, batched_train, stack_priors

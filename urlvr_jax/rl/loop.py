@@ -70,7 +70,8 @@ class URLVRRun:
         self.n, self.n_votes = c.rollout.n, c.rollout.n_votes or c.rollout.n
         if self.n_votes < self.n:
             raise ValueError(f"config rollout.n_votes={self.n_votes} must be 0 or >= rollout.n={self.n}")
-        self._check_batching()  # before anything expensive is built
+        setup.batching(c)  # bad batching fails here, before anything expensive is built
+        self.old_source = setup.old_logprobs_source(c)
         self.mesh = shd.make_mesh(c.mesh or None)
         self.rng = jax.random.key(c.seed)
         self.tokenizer = setup.build_tokenizer(c)
@@ -103,9 +104,6 @@ class URLVRRun:
         self._logprobs = jax.jit(lambda p, pt, pm, t, m: completion_logprobs(
             p, pt, pm, t, m, cfg=self.cfg, temperature=c.rollout.temperature,
             chunk_size=c.train.logprob_chunk or None))
-
-    def _check_batching(self):
-        self.num_minibatches, self.num_microbatches = setup.batching(self.config)
 
     # ------------------------------------------------------------------ one step
 
@@ -165,8 +163,7 @@ class URLVRRun:
         advantages = compute_advantages(a.advantage, jnp.asarray(rewards), rollout.group_ids,
                                         self.config.rollout.prompts_per_step, **opts)
         args = (rollout.prompt_tokens, rollout.prompt_mask, rollout.tokens, rollout.mask)
-        source = setup.old_logprobs_source(self.config)
-        old = self._logprobs(self.state.params, *args) if source == "recompute" else rollout.logprobs
+        old = self._logprobs(self.state.params, *args) if self.old_source == "recompute" else rollout.logprobs
         ref = self._logprobs(self.ref_params, *args) if self.needs_ref else jnp.zeros_like(rollout.logprobs)
         batch = TrainBatch(prompt_tokens=rollout.prompt_tokens, prompt_mask=rollout.prompt_mask, tokens=rollout.tokens,
                            mask=rollout.mask, advantages=advantages.astype(jnp.float32), old_logprobs=old,
