@@ -21,7 +21,7 @@ from urlvr_jax.model.tokenizer import decode_completions
 from urlvr_jax.rewards import metrics as rmetrics
 from urlvr_jax.rewards.answers import extract_answer
 from urlvr_jax.rewards.batch import RewardBatch, select_first_m
-from urlvr_jax.rewards.ensemble import ema_update, teacher_answers_from_texts
+from urlvr_jax.rewards.ensemble import ema_update, majority_labels, teacher_answers_from_texts
 from urlvr_jax.rewards.registry import compute_rewards, get_reward
 from urlvr_jax.rl import setup
 from urlvr_jax.rl.advantages import compute_advantages
@@ -196,7 +196,9 @@ class URLVRRun:
             groups.append(np.asarray(rollout.group_ids) + start)
             lengths.append(np.asarray(rollout.lengths))
             if self.gt_reward == "ground_truth":
-                label_hits.append(rmetrics.urlvr_metrics(batch, gt, gt)["label_accuracy"] * len(examples))
+                labels = list(majority_labels(batch)[0].values())  # groups in prompt order
+                label_hits.append(rmetrics.label_accuracy(labels, [ex.answer for ex in examples],
+                                                          [ex.info.get("answer_type") for ex in examples]).sum())
         correct, groups = np.concatenate(correct), np.concatenate(groups)
         n, hits = rmetrics.group_counts(correct, groups)
         out = {"avg@k": float(correct.mean()), "pass@k": float(rmetrics.pass_at_k(n, hits, k).mean()),
