@@ -11,7 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from urlvr_jax.theory import checks, coupled
-from urlvr_jax.theory.dynamics import GRPOConfig, batched_train, collapse_step, inverse_cdf
+from urlvr_jax.theory import rewards as R
+from urlvr_jax.theory.dynamics import (GRPOConfig, batched_train, clipped_objective, collapse_step,
+                                       group_advantages, inverse_cdf, rollout_counts)
 from urlvr_jax.theory.toys import tabular_prior
 
 QUICK_STEPS, GT_STEPS = checks.QUICK["coupled_steps"], checks.QUICK["gt_steps"]
@@ -63,6 +65,46 @@ def test_inverse_cdf_sampling_matches_probabilities():
     p = jnp.array([0.1, 0.6, 0.3])
     draws = inverse_cdf(jnp.broadcast_to(p, (20_000, 3)), jax.random.uniform(jax.random.PRNGKey(0), (20_000,)))
     assert np.allclose(np.bincount(np.asarray(draws), minlength=3) / 20_000, p, atol=0.02)
+
+
+def test_counts_step_equals_rollout_by_rollout_grpo():
+    """The counts-based step == GRPO written per rollout (gathers, jnp.std over the group): same samples,
+    loss and gradient, for a sequence toy (R = 3) and the majority-vote and self-certainty rewards."""
+    B, N, Rz, K = 5, 8, 3, 4
+    kz, ka, ku, kc = jax.random.split(jax.random.PRNGKey(3), 4)
+    uz, ua = jax.random.normal(kz, (B, Rz)), jax.random.normal(ka, (B, Rz, K))
+    c = jax.random.randint(kc, (B,), 0, K)
+    policy = lambda uz, ua: (jax.nn.log_softmax(uz), jax.nn.log_softmax(ua))
+    lz, la = policy(uz, ua)
+    u = jax.random.uniform(ku, (B, N))
+    counts = rollout_counts(lz, la, u)
+    joint = inverse_cdf(jnp.exp(lz[..., None] + la).reshape(B, 1, Rz * K), u)  # [B, N], rollout by rollout
+    z, a = joint // K, joint % K
+    np.testing.assert_array_equal(counts.sum((1, 2)), N)
+    np.testing.assert_array_equal(
+        counts, jax.vmap(lambda j: jnp.bincount(j, length=Rz * K))(joint).reshape(B, Rz, K))
+    rows = jnp.arange(B)[:, None]
+    for name in ("majority_vote", "self_certainty"):
+        votes = jax.vmap(lambda x: jnp.bincount(x, length=K) / N)(a)
+        table = jax.vmap(lambda *x: R.reward_table(name, *x))(lz, la, c, votes)
+        r = table[rows, z, a]
+        adv_ref = (r - r.mean(1, keepdims=True)) / (r.std(1, keepdims=True) + 1e-6)
+        old = jax.lax.stop_gradient(lz[..., None] + la)
+
+        def per_rollout(uz2, ua2):
+            lz2, la2 = policy(uz2, ua2)
+            ratio = jnp.exp(lz2[rows, z] + la2[rows, z, a] - old[rows, z, a])
+            return jnp.minimum(ratio * adv_ref, jnp.clip(ratio, 0.8, 1.2) * adv_ref).mean()
+
+        def counted(uz2, ua2):
+            lz2, la2 = policy(uz2, ua2)
+            return clipped_objective(lz2[..., None] + la2, old, group_advantages(counts, table, 1e-6), counts, 0.2)
+
+        shifted = (uz + 0.3, ua - 0.2 * ua)  # ratios away from 1, so clipping is active for some rollouts
+        for args in ((uz, ua), shifted):
+            np.testing.assert_allclose(counted(*args), per_rollout(*args), rtol=1e-5, atol=1e-6)
+            for g1, g2 in zip(jax.grad(counted, (0, 1))(*args), jax.grad(per_rollout, (0, 1))(*args)):
+                np.testing.assert_allclose(g1, g2, rtol=1e-4, atol=1e-6)
 
 
 def test_collapse_step_definition():

@@ -14,6 +14,10 @@ import jax.numpy as jnp
 from urlvr_jax.theory import rewards as R
 from urlvr_jax.theory.toys import Params, Prior, answer_marginal, init_params, log_policy
 
+# Toy arrays are many tiny rows (K ~ 8 answers): XLA:CPU's YNNPACK reduce/elementwise fusions cost ~3x
+# the native loops on them (benchmarks/theory_sweeps.py); "" turns them off. Other backends ignore it.
+TOY_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+
 RewardFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]  # (lz, la, c) -> r [R, K]
 
 
@@ -108,8 +112,45 @@ def _rows(params: Params, prior: Prior, start: jax.Array, size: int, rho: tuple[
 
 def inverse_cdf(p: jax.Array, u: jax.Array) -> jax.Array:
     """Sample index from probabilities p [..., V] with one uniform u [...] each (cheap on CPU)."""
-    below = (jnp.cumsum(p, -1) < u[..., None]).sum(-1)
+    cdf = jax.lax.associative_scan(jnp.add, p, axis=-1)  # jnp.cumsum lowers to a slow reduce-window on CPU
+    below = (cdf < u[..., None]).sum(-1)
     return jnp.minimum(below, p.shape[-1] - 1)
+
+
+def rollout_counts(lz: jax.Array, la: jax.Array, u: jax.Array) -> jax.Array:
+    """Counts [B, R, K] of N rollouts (z, a) per prompt, drawn from the joint with uniforms u [B, N].
+
+    Every per-rollout quantity of GRPO on a toy (reward, advantage, ratio, clipped objective) is a
+    function of the outcome (z, a) and of the group's votes, which are themselves counts; so a group
+    is summarised exactly by its outcome counts, and the step works on [B, R, K] tables instead of
+    [B, N, R, K] one-hots (N times less work; same samples as drawing rollout by rollout).
+    """
+    B, R, K = la.shape
+    cdf = jax.lax.associative_scan(jnp.add, jnp.exp(lz[..., None] + la).reshape(B, R * K), axis=-1)
+    idx = jnp.minimum((cdf[:, None, :] < u[..., None]).sum(-1), R * K - 1)  # [B, N] joint outcome
+    return (idx[..., None] == jnp.arange(R * K)).sum(1).reshape(B, R, K).astype(la.dtype)
+
+
+def group_mean(counts: jax.Array, table: jax.Array) -> jax.Array:
+    """Mean over each group's rollouts of a per-outcome table [B, R, K] -> [B]."""
+    return (counts * table).sum((-2, -1)) / counts.sum((-2, -1))
+
+
+def group_advantages(counts: jax.Array, r: jax.Array, std_eps: float) -> jax.Array:
+    """GRPO advantages (r - mean) / (std + eps) per outcome [B, R, K]; population std over the group's
+    rollouts, as `jnp.std` over the N rewards."""
+    mean = group_mean(counts, r)[:, None, None]
+    std = jnp.sqrt(group_mean(counts, jnp.square(r - mean)))[:, None, None]
+    return (r - mean) / (std + std_eps)
+
+
+def clipped_objective(logj: jax.Array, old: jax.Array, adv: jax.Array, counts: jax.Array, clip_eps: float):
+    """PPO/GRPO clipped surrogate, mean over all rollouts, from outcome tables [B, R, K]: joint log-probs
+    now (`logj`) and at sampling (`old`), advantages, and rollout counts."""
+    # unsampled outcomes carry no weight; keep their exponent at 0 so nothing overflows
+    ratio = jnp.exp(jnp.where(counts > 0, logj - old, 0.0))
+    clipped = jnp.clip(ratio, 1 - clip_eps, 1 + clip_eps)
+    return (counts * jnp.minimum(ratio * adv, clipped * adv)).sum() / counts.sum()
 
 
 def make_train(config: GRPOConfig):
@@ -129,22 +170,19 @@ def make_train(config: GRPOConfig):
             start = B * jax.random.randint(k_idx, (), 0, P // B)
             lz, la = _rows(params, prior, start, B, caps)
             c = jax.lax.dynamic_slice_in_dim(prior.c, start, B)
-            u = jax.random.uniform(k_roll, (2, B, N))
-            z = inverse_cdf(jnp.exp(lz)[:, None, :], u[0])
-            a = inverse_cdf(jnp.exp(la[jnp.arange(B)[:, None], z]), u[1])
-            r = jax.vmap(lambda *x: R.sampled_rewards(cfg.reward, *x))(lz, la, c, z, a)
-            gt = (a == c[:, None]).astype(r.dtype)
-            r_mv = jax.vmap(lambda *x: R.sampled_rewards("majority_vote", *x))(lz, la, c, z, a)
-            adv = (r - r.mean(1, keepdims=True)) / (r.std(1, keepdims=True) + cfg.std_eps)
-            old = lz[jnp.arange(B)[:, None], z] + la[jnp.arange(B)[:, None], z, a]
+            counts = rollout_counts(lz, la, jax.random.uniform(k_roll, (B, N)))
+            votes = counts.sum(1) / N
+            table = lambda name: jax.vmap(lambda *x: R.reward_table(name, *x))(lz, la, c, votes)
+            r = table(cfg.reward)
+            gt = table("ground_truth")
+            r_mv = r if cfg.reward == "majority_vote" else table("majority_vote")
+            adv = group_advantages(counts, r, cfg.std_eps)
+            old = lz[..., None] + la
 
             def loss(p: Params, off: jax.Array) -> jax.Array:
                 lz_n, la_n = _rows(p, prior, start + off, Bm, caps)
-                zb, ab, old_b, adv_b = (jax.lax.dynamic_slice_in_dim(x, off, Bm) for x in (z, a, old, adv))
-                rows = jnp.arange(Bm)[:, None]
-                ratio = jnp.exp(lz_n[rows, zb] + la_n[rows, zb, ab] - old_b)
-                clipped = jnp.clip(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps)
-                return -jnp.minimum(ratio * adv_b, clipped * adv_b).mean()
+                n_b, old_b, adv_b = (jax.lax.dynamic_slice_in_dim(x, off, Bm) for x in (counts, old, adv))
+                return -clipped_objective(lz_n[..., None] + la_n, old_b, adv_b, n_b, cfg.clip_eps)
 
             def mb_step(p: Params, mb):
                 g = jax.grad(loss)(p, mb)
@@ -158,8 +196,8 @@ def make_train(config: GRPOConfig):
             pool = answer_marginal(*log_policy(params, prior, *caps))
             metrics = Metrics(
                 accuracy=jnp.take_along_axis(pool, prior.c[:, None], -1).mean(),
-                proxy_reward=r.mean(), gt_reward=gt.mean(),
-                reward_accuracy=(r_mv == gt).mean(),
+                proxy_reward=group_mean(counts, r).mean(), gt_reward=group_mean(counts, gt).mean(),
+                reward_accuracy=group_mean(counts, (r_mv == gt).astype(r.dtype)).mean(),
                 mode_kept=(jnp.argmax(pool, -1) == mode0).mean(),
                 entropy=R.entropy(jnp.log(jnp.clip(pool, 1e-30))).mean(),
             )
@@ -178,7 +216,7 @@ def batched_train(config: GRPOConfig):
     seed; the cache is keyed by the (hashable) config and shared by checks, tests and notebooks.
     """
     train = make_train(config)
-    return jax.jit(jax.vmap(jax.vmap(train, (0, None)), (None, 0)))
+    return jax.jit(jax.vmap(jax.vmap(train, (0, None)), (None, 0)), compiler_options=TOY_COMPILER_OPTIONS)
 
 
 def stack_priors(priors: list[Prior]) -> Prior:

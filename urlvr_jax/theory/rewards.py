@@ -3,7 +3,7 @@
 A reward is a table r[z, a] over the toy's outcomes (reasoning token z, answer a), computed from
 the current policy (log pi(z) [R], log pi(a|z) [R, K]) and an answer distribution `p_vote` [K]
 used by the ensemble rewards: the exact answer marginal (N -> infinity) or the empirical vote
-shares of N rollouts. Sampled rewards are gathers from this table.
+shares of N rollouts. A sampled rollout's reward is the table's entry at its outcome.
 
 Each reward is written twice: directly (`reward_table`) and in the paper's unified form
 r = psi(sigma / |I| * sum_{i in I} H(q_i, pi_i)) (`unified_reward_table`).
@@ -100,14 +100,3 @@ def exact_reward_table(name: str, lz: jax.Array, la: jax.Array, c: jax.Array) ->
     """Reward table with N -> infinity votes (p_vote = exact answer marginal)."""
     p_vote = jnp.exp(lz[:, None] + la).sum(0)
     return reward_table(name, lz, la, c, p_vote)
-
-
-def vote_shares(a: jax.Array, num_answers: int) -> jax.Array:
-    """Empirical answer shares of N sampled answers a [N]."""
-    return jax.nn.one_hot(a, num_answers).mean(0)
-
-
-def sampled_rewards(name: str, lz: jax.Array, la: jax.Array, c: jax.Array, z: jax.Array, a: jax.Array) -> jax.Array:
-    """Rewards [N] of N rollouts (z, a) of one prompt, with finite-N votes."""
-    table = reward_table(name, lz, la, c, vote_shares(a, la.shape[-1]))
-    return table[z, a]
