@@ -118,7 +118,7 @@ def tree_batch_shardings(tree, mesh: Mesh, batch_axis: int = 0):
 
 def cache_shardings(cache, mesh: Mesh):
     """KV cache: batch over ('data','fsdp'), kv-heads over 'tensor'; mask by batch; index replicated."""
-    kv = NamedSharding(mesh, fit_spec(P(None, BATCH, None, "tensor", None), cache.k.shape, mesh))
+    kv = NamedSharding(mesh, fit_spec(P(None, BATCH, "tensor", None, None), cache.k.shape, mesh))
     return type(cache)(k=kv, v=kv, key_mask=batch_sharding(mesh, cache.key_mask.shape),
                        index=NamedSharding(mesh, P()))
 

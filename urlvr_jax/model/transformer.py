@@ -29,18 +29,20 @@ _MASKED = -1e30
 
 @flax.struct.dataclass(frozen=True)
 class KVCache:
-    k: jax.Array  # [L, B, S, Hkv, Dh]
-    v: jax.Array  # [L, B, S, Hkv, Dh]
+    # Head-major: attention reads a layer's cache in place, batch dims (b, h) leading (a sequence-major
+    # [L, B, S, Hkv, Dh] cache cost two full-cache transposes per layer and decode step on CPU).
+    k: jax.Array  # [L, B, Hkv, S, Dh]
+    v: jax.Array  # [L, B, Hkv, S, Dh]
     key_mask: jax.Array  # [B, S] bool: slot holds a real token
     index: jax.Array  # [] int32: next slot to write
 
     @property
     def length(self) -> int:
-        return self.k.shape[2]
+        return self.k.shape[3]
 
 
 def init_cache(cfg: ModelConfig, batch: int, length: int, dtype=None) -> KVCache:
-    shape = (cfg.num_layers, batch, length, cfg.num_kv_heads, cfg.head_dim)
+    shape = (cfg.num_layers, batch, cfg.num_kv_heads, length, cfg.head_dim)
     dtype = dtype or cfg.compute_dtype
     return KVCache(k=jnp.zeros(shape, dtype), v=jnp.zeros(shape, dtype),
                    key_mask=jnp.zeros((batch, length), bool), index=jnp.zeros((), jnp.int32))
@@ -126,14 +128,14 @@ def positions_from_mask(token_mask: jax.Array) -> jax.Array:
 
 
 def _attention_block(q, k, v, mask, cfg: ModelConfig):
-    """q [B,S,H,Dh], k/v [B,K,Hkv,Dh], mask [B,S,K] -> [B,S,H,Dh] (grouped-query attention)."""
+    """q [B,S,H,Dh], k/v [B,Hkv,K,Dh], mask [B,S,K] -> [B,S,H,Dh] (grouped-query attention)."""
     B, S, H, Dh = q.shape
     groups = H // cfg.num_kv_heads
     q = q.reshape(B, S, cfg.num_kv_heads, groups, Dh)
-    scores = jnp.einsum("bshgd,bkhd->bhgsk", q, k, preferred_element_type=jnp.float32) / np.sqrt(Dh)
+    scores = jnp.einsum("bshgd,bhkd->bhgsk", q, k, preferred_element_type=jnp.float32) / np.sqrt(Dh)
     scores = jnp.where(mask[:, None, None, :, :], scores, _MASKED)
     probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-    out = jnp.einsum("bhgsk,bkhd->bshgd", probs, v, preferred_element_type=jnp.float32)
+    out = jnp.einsum("bhgsk,bhkd->bshgd", probs, v, preferred_element_type=jnp.float32)
     return out.reshape(B, S, H, Dh).astype(q.dtype)
 
 
@@ -207,11 +209,12 @@ def forward_hidden(params: Params, tokens: jax.Array, positions: jax.Array | Non
         x, ks, vs, i = carry
         h = rms_norm(x, w["attn_norm"], cfg.rms_norm_eps)
         q, k, v = _project_qkv(h, w, positions, inv_freq, cfg)
+        k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # head-major [B, Hkv, S, Dh]
         if cache is None:
             keys, values = k, v
         else:
-            ks = jax.lax.dynamic_update_slice(ks, k[None].astype(ks.dtype), (i, 0, cache.index, 0, 0))
-            vs = jax.lax.dynamic_update_slice(vs, v[None].astype(vs.dtype), (i, 0, cache.index, 0, 0))
+            ks = jax.lax.dynamic_update_slice(ks, k[None].astype(ks.dtype), (i, 0, 0, cache.index, 0))
+            vs = jax.lax.dynamic_update_slice(vs, v[None].astype(vs.dtype), (i, 0, 0, cache.index, 0))
             keys, values = ks[i].astype(x.dtype), vs[i].astype(x.dtype)
         attn = _attention(q, keys, values, mask, cfg)
         x = x + jnp.einsum("bshk,hkd->bsd", attn, w["o"].astype(x.dtype))

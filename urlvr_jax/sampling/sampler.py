@@ -29,6 +29,7 @@ from urlvr_jax.model.transformer import KVCache, Params, abstract_params, forwar
 from urlvr_jax.sampling.rollout import STAT_NAMES, Rollout
 from urlvr_jax.sampling.stats import token_stats
 from urlvr_jax.sampling.strategies import SamplingConfig, choose_tokens
+from urlvr_jax.utils.xla_options import compiler_options
 
 DEFAULT_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
@@ -171,7 +172,9 @@ class Sampler:
             decode = functools.partial(_decode, unroll_layers=self.unroll_layers, **kwargs)
             to_rollout = functools.partial(_rollout, num_samples=num_samples)
             if self.mesh is None:
-                jits = (jax.jit(prefill), jax.jit(decode, donate_argnums=(1,)), jax.jit(to_rollout))
+                opts = compiler_options()
+                jits = (jax.jit(prefill, compiler_options=opts),
+                        jax.jit(decode, donate_argnums=(1,), compiler_options=opts), jax.jit(to_rollout))
             else:
                 jits = self._sharded_jits(prefill, decode, to_rollout, batch, bucket, num_samples)
             self._programs[key] = tuple(_Program(fn) for fn in jits)
@@ -190,10 +193,13 @@ class Sampler:
         abstract_rollout = jax.eval_shape(to_rollout, abstract_state, jax.ShapeDtypeStruct((batch, bucket), jnp.int32),
                                           jax.ShapeDtypeStruct((batch, bucket), bool))
         replicated = NamedSharding(mesh, PartitionSpec())
+        opts = compiler_options(mesh)
         return (
             jax.jit(prefill, out_shardings=state, in_shardings=(
-                params, prompt, prompt, shd.batch_sharding(mesh, (batch * num_samples,)), replicated)),
-            jax.jit(decode, in_shardings=(params, state), out_shardings=state, donate_argnums=(1,)),
+                params, prompt, prompt, shd.batch_sharding(mesh, (batch * num_samples,)), replicated),
+                compiler_options=opts),
+            jax.jit(decode, in_shardings=(params, state), out_shardings=state, donate_argnums=(1,),
+                    compiler_options=opts),
             jax.jit(to_rollout, in_shardings=(state, prompt, prompt),
                     out_shardings=shd.tree_batch_shardings(abstract_rollout, mesh)),
         )
