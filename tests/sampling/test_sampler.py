@@ -226,3 +226,20 @@ def test_decode_updates_the_cache_in_place(llama):
     copies = [line for line in hlo.splitlines() if " copy(" in line and f"= {cache_shape}" in line]
     assert not copies  # no per-step copy of the KV cache
     assert "input_output_alias" in hlo  # the donated state is reused for the output
+
+
+@pytest.mark.parametrize("kwargs", [dict(temperature=0.0), SAMPLED], ids=["greedy", "sampled"])
+def test_unrolled_layers_equal_scanned_layers(llama, kwargs):
+    """unroll_layers=True (per-layer weights and KV caches inside decode) changes nothing but speed."""
+    _, cfg, params = llama
+    tokens, mask = left_padded(LENGTHS, cfg.vocab_size, seed=4)
+    scanned = _run(cfg, params, tokens, mask, seed=3, **kwargs)
+    sampler = Sampler(cfg, SamplingConfig(max_new_tokens=NEW, **kwargs), unroll_layers=True)
+    unrolled = jax.tree.map(np.asarray, sampler.generate(params, tokens, mask, jax.random.key(3)))
+    np.testing.assert_array_equal(unrolled.tokens, scanned.tokens)
+    np.testing.assert_array_equal(unrolled.lengths, scanned.lengths)
+    for name in STAT_NAMES:
+        np.testing.assert_allclose(getattr(unrolled, name), getattr(scanned, name), atol=1e-5)
+    (prefill, decode, _), inputs = sampler.prepare(tokens, mask, jax.random.key(3))
+    state = prefill(params, *inputs)
+    assert jax.tree.map(jnp.shape, decode(params, state).cache) == jax.tree.map(jnp.shape, state.cache)

@@ -38,7 +38,16 @@ class KVCache:
 
     @property
     def length(self) -> int:
-        return self.k.shape[3]
+        return (self.k[0] if isinstance(self.k, tuple) else self.k).shape[-2]
+
+    def per_layer(self) -> "KVCache":
+        """k and v as tuples of per-layer [B, Hkv, S, Dh] arrays: with unstacked params, forward then writes and
+        reads each layer's cache in place (a stacked cache costs a copy of the layer's slice per read)."""
+        return self.replace(k=tuple(self.k), v=tuple(self.v))
+
+    def stacked(self) -> "KVCache":
+        """The inverse of :meth:`per_layer`."""
+        return self.replace(k=jnp.stack(self.k), v=jnp.stack(self.v)) if isinstance(self.k, tuple) else self
 
 
 def init_cache(cfg: ModelConfig, batch: int, length: int, dtype=None) -> KVCache:
@@ -132,10 +141,13 @@ def _attention_block(q, k, v, mask, cfg: ModelConfig):
     B, S, H, Dh = q.shape
     groups = H // cfg.num_kv_heads
     q = q.reshape(B, S, cfg.num_kv_heads, groups, Dh)
-    scores = jnp.einsum("bshgd,bhkd->bhgsk", q, k, preferred_element_type=jnp.float32) / np.sqrt(Dh)
+    qh = q.transpose(0, 2, 3, 1, 4)  # [B, Hkv, G, S, Dh]
+    scores = jnp.einsum("bhgsd,bhkd->bhgsk", qh, k, preferred_element_type=jnp.float32) / np.sqrt(Dh)
     scores = jnp.where(mask[:, None, None, :, :], scores, _MASKED)
     probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-    out = jnp.einsum("bhgsk,bhkd->bshgd", probs, v, preferred_element_type=jnp.float32)
+    # the dot's natural output order, then one transpose: XLA:CPU keeps this dot in YNNPACK (an output order
+    # of "bshgd" made it swap the operands into a slow Eigen batched matmul, ~30% of a tiny decode step)
+    out = jnp.einsum("bhgsk,bhkd->bhgsd", probs, v, preferred_element_type=jnp.float32).transpose(0, 3, 1, 2, 4)
     return out.reshape(B, S, H, Dh).astype(q.dtype)
 
 
@@ -212,6 +224,11 @@ def forward_hidden(params: Params, tokens: jax.Array, positions: jax.Array | Non
         k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # head-major [B, Hkv, S, Dh]
         if cache is None:
             keys, values = k, v
+        elif isinstance(ks, tuple):  # per-layer cache (KVCache.per_layer), unrolled layers: i is a Python int
+            write = lambda buf, new: buf[:i] + (jax.lax.dynamic_update_slice(
+                buf[i], new.astype(buf[i].dtype), (0, 0, cache.index, 0)),) + buf[i + 1:]
+            ks, vs = write(ks, k), write(vs, v)
+            keys, values = ks[i].astype(x.dtype), vs[i].astype(x.dtype)
         else:
             ks = jax.lax.dynamic_update_slice(ks, k[None].astype(ks.dtype), (i, 0, 0, cache.index, 0))
             vs = jax.lax.dynamic_update_slice(vs, v[None].astype(vs.dtype), (i, 0, 0, cache.index, 0))
@@ -224,13 +241,15 @@ def forward_hidden(params: Params, tokens: jax.Array, positions: jax.Array | Non
     if remat:
         layer = jax.checkpoint(layer, policy=jax.checkpoint_policies.nothing_saveable)
     ks, vs = (cache.k, cache.v) if cache is not None else (None, None)
-    carry = (x, ks, vs, jnp.zeros((), jnp.int32))
     if isinstance(params["layers"], (list, tuple)):  # unstacked (see unstack_layers): an unrolled loop
+        carry = (x, ks, vs, 0)
         for w in params["layers"]:
             carry, _ = layer(carry, w)
         x, ks, vs, _ = carry
     else:
-        (x, ks, vs, _), _ = jax.lax.scan(layer, carry, params["layers"])
+        if isinstance(ks, tuple):
+            raise ValueError("a per-layer KVCache needs unstacked params (see unstack_layers)")
+        (x, ks, vs, _), _ = jax.lax.scan(layer, (x, ks, vs, jnp.zeros((), jnp.int32)), params["layers"])
     x = rms_norm(x, params["final_norm"], cfg.rms_norm_eps)
     if cache is not None:
         cache = KVCache(k=ks, v=vs, key_mask=key_mask, index=cache.index + S)

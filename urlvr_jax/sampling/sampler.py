@@ -90,8 +90,10 @@ def _is_stop(token: jax.Array, stop_ids: tuple[int, ...]) -> jax.Array:
 
 def _decode(params: Params, state: DecodeState, *, cfg: ModelConfig, sampling: SamplingConfig,
             unroll_layers: bool = False) -> DecodeState:
-    if unroll_layers:  # static per-layer slices (bitcasts) instead of the scan's per-step weight copies
-        params = unstack_layers(params)
+    if unroll_layers:  # per-layer weights and caches instead of per-step copies out of the stacked arrays;
+        # the barrier materialises them once per call, else XLA sinks the slices into the loop (a copy per step)
+        params, cache = jax.lax.optimization_barrier((unstack_layers(params), state.cache.per_layer()))
+        state = state.replace(cache=cache)
 
     def cond(s: DecodeState):
         return (s.step < sampling.max_new_tokens) & ~jnp.all(s.done)
@@ -112,7 +114,8 @@ def _decode(params: Params, state: DecodeState, *, cfg: ModelConfig, sampling: S
             lengths=s.lengths + active.astype(jnp.int32),
             done=s.done | stopped, finished=s.finished | stopped, step=s.step + 1)
 
-    return jax.lax.while_loop(cond, body, state)
+    state = jax.lax.while_loop(cond, body, state)
+    return state.replace(cache=state.cache.stacked())
 
 
 def _rollout(state: DecodeState, prompt_tokens, prompt_mask, *, num_samples: int) -> Rollout:
