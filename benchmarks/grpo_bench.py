@@ -47,6 +47,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--old-logprobs", choices=("current", "recompute", "sampler"), default="current")
     p.add_argument("--only", choices=("trl", "ours"), help="run one side only (no ratio)")
+    p.add_argument("--no-unroll", dest="unroll", action="store_false",
+                   help="scan over layers in sampler and train step (default: unrolled, train.unroll_layers=true)")
     return p.parse_args()
 
 
@@ -181,11 +183,12 @@ def run_ours(args: argparse.Namespace, path: str, tokenizer, prompts: list[str])
 
     cfg, params = load_hf(path)
     sampler = Sampler(cfg, SamplingConfig(max_new_tokens=args.new_tokens, temperature=1.0,
-                                          pad_id=tokenizer.pad_token_id))
+                                          pad_id=tokenizer.pad_token_id), unroll_layers=args.unroll)
     loss = GRPOLossConfig(eps_low=0.2, loss_agg_mode="token-mean", kl_coef=0.0)
     total = args.warmup + args.steps
     optimizer = make_optimizer(args.lr, total, weight_decay=0.0, grad_clip=1.0)
-    step_cfg = StepConfig(loss=loss, temperature=1.0, old_is_current=args.old_logprobs == "current")
+    step_cfg = StepConfig(loss=loss, temperature=1.0, old_is_current=args.old_logprobs == "current",
+                          unroll_layers=args.unroll)
     step_fn = jit_train_step(cfg, step_cfg, optimizer)
     logprobs_fn = jax.jit(lambda p, pt, pm, t, m: completion_logprobs(p, pt, pm, t, m, cfg=cfg, temperature=1.0))
     # Committed to the device as the step returns it, so step 2 does not recompile for a new placement.

@@ -72,6 +72,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.train = ml_collections.ConfigDict(dict(
         steps=100, checkpoint_every=10, keep_checkpoints=3, max_nonfinite_steps=3, remat=False,
         logprob_chunk=0, export_hf=False, progress=True,
+        # unroll the layer loop in the train step and the samplers' decode (per-layer weights and KV caches):
+        # ~15% faster steps and ~1.5x faster decoding on CPU at small sizes; compile time grows with depth
+        unroll_layers=False,
         collapse_threshold=0.01, stop_at_collapse=False,  # Model Collapse Step: reward accuracy < threshold
     ))
     c.val = ml_collections.ConfigDict(dict(every=20, k=8, temperature=0.6, top_p=0.95, max_new_tokens=0))

@@ -6,6 +6,7 @@ Compiles dominate the runtime, so each step configuration is jitted once (``_ste
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -121,6 +122,17 @@ def test_minibatches_and_epochs_are_sequential_updates():
 def test_sharded_step_equals_unsharded():
     assert len(jax.devices()) == 8
     state, metrics = _run(_cfg(micro=2), [_batch(0), _batch(1)], sharded=True)
+    ref_state, ref_metrics = _two_full_steps(2)
+    assert max_abs_diff(state.params, ref_state.params) < ATOL
+    assert max_abs_diff(state.opt_state, ref_state.opt_state) < ATOL
+    for a, b in zip(metrics, ref_metrics):
+        _assert_metrics_close(a, b)
+
+
+def test_unrolled_layers_equal_scanned_layers():
+    """StepConfig.unroll_layers changes the compiled loop, not the update."""
+    unrolled = dataclasses.replace(_cfg(micro=2), unroll_layers=True)
+    state, metrics = _run(unrolled, [_batch(0), _batch(1)])
     ref_state, ref_metrics = _two_full_steps(2)
     assert max_abs_diff(state.params, ref_state.params) < ATOL
     assert max_abs_diff(state.opt_state, ref_state.opt_state) < ATOL

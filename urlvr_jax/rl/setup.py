@@ -125,6 +125,7 @@ def step_and_optimizer(config):
     step_cfg = StepConfig(loss=loss, temperature=c.rollout.temperature, ppo_epochs=a.ppo_epochs,
                           num_minibatches=num_minibatches, num_microbatches=num_microbatches,
                           remat=c.train.remat, logprob_chunk=c.train.logprob_chunk or None,
+                          unroll_layers=c.train.unroll_layers,
                           report_ref_kl=bool(a.kl_coef) or a.report_ref_kl,
                           old_is_current=old_logprobs_source(c) == "current")
     optimizer = make_optimizer(o.lr, c.train.steps * a.ppo_epochs * num_minibatches, schedule=o.schedule,
