@@ -73,7 +73,7 @@ def get_config() -> ml_collections.ConfigDict:
         steps=100, checkpoint_every=10, keep_checkpoints=3, max_nonfinite_steps=3, remat=False,
         logprob_chunk=0, export_hf=False, progress=True,
         # unroll the layer loop in the train step and the samplers' decode (per-layer weights and KV caches):
-        # ~15% faster steps and ~1.5x faster decoding on CPU at small sizes; compile time grows with depth
+        # faster on CPU at small sizes (benchmarks/grpo_bench.py --no-unroll compares); compile time grows with depth
         unroll_layers=False,
         collapse_threshold=0.01, stop_at_collapse=False,  # Model Collapse Step: reward accuracy < threshold
     ))

@@ -47,7 +47,7 @@ class KVCache:
 
     def stacked(self) -> "KVCache":
         """The inverse of :meth:`per_layer`."""
-        return self.replace(k=jnp.stack(self.k), v=jnp.stack(self.v)) if isinstance(self.k, tuple) else self
+        return self.replace(k=jnp.stack(self.k), v=jnp.stack(self.v))
 
 
 def init_cache(cfg: ModelConfig, batch: int, length: int, dtype=None) -> KVCache:

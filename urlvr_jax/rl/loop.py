@@ -8,6 +8,7 @@ from its last checkpoint continues bit for bit.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 import warnings
@@ -86,15 +87,13 @@ class URLVRRun:
         pad, stops = self.tokenizer.pad_token_id or 0, setup.stop_token_ids(self.tokenizer, self.cfg)
         buckets = tuple(b for b in DEFAULT_BUCKETS if b < c.rollout.max_prompt_len) + (c.rollout.max_prompt_len,)
         sampling = lambda **kw: SamplingConfig(stop_token_ids=stops, pad_id=pad, **kw)
-        self.sampler = Sampler(self.cfg, sampling(max_new_tokens=c.rollout.max_new_tokens, temperature=c.rollout.temperature,
-                                                  top_k=c.rollout.top_k, top_p=c.rollout.top_p), self.mesh, buckets,
-                               c.train.unroll_layers)
-        self.val_sampler = Sampler(self.cfg, sampling(max_new_tokens=c.val.max_new_tokens or c.rollout.max_new_tokens,
-                                                      temperature=c.val.temperature, top_p=c.val.top_p), self.mesh, buckets,
-                                   c.train.unroll_layers)
-        self.verify_sampler = Sampler(self.cfg, sampling(max_new_tokens=c.reward.verify_max_new_tokens,
-                                                         temperature=c.reward.verify_temperature), self.mesh,
-                                      unroll_layers=c.train.unroll_layers)
+        sampler = functools.partial(Sampler, self.cfg, mesh=self.mesh, unroll_layers=c.train.unroll_layers)
+        self.sampler = sampler(sampling(max_new_tokens=c.rollout.max_new_tokens, temperature=c.rollout.temperature,
+                                        top_k=c.rollout.top_k, top_p=c.rollout.top_p), buckets=buckets)
+        self.val_sampler = sampler(sampling(max_new_tokens=c.val.max_new_tokens or c.rollout.max_new_tokens,
+                                            temperature=c.val.temperature, top_p=c.val.top_p), buckets=buckets)
+        self.verify_sampler = sampler(sampling(max_new_tokens=c.reward.verify_max_new_tokens,
+                                               temperature=c.reward.verify_temperature))
         a = c.algo
         self.needs_ref = bool(a.kl_coef) or a.report_ref_kl
         self.step_cfg, self.optimizer = setup.step_and_optimizer(c)

@@ -58,7 +58,7 @@ class StepConfig:
     num_microbatches: int = 1
     remat: bool = False
     logprob_chunk: int | None = None
-    unroll_layers: bool = False  # unstacked layers: no stacked residual buffers to fill and slice (CPU: ~15%)
+    unroll_layers: bool = False  # unstacked layers: no stacked residual buffers to fill and slice
     report_ref_kl: bool = False  # batch.ref_logprobs hold real reference log-probs
     # True: pi_old = stop_gradient(pi_theta), exact when each rollout batch makes one update (ratio 1);
     # batch.old_logprobs is then ignored and no separate log-prob pass is needed.

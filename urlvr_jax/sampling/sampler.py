@@ -115,7 +115,7 @@ def _decode(params: Params, state: DecodeState, *, cfg: ModelConfig, sampling: S
             done=s.done | stopped, finished=s.finished | stopped, step=s.step + 1)
 
     state = jax.lax.while_loop(cond, body, state)
-    return state.replace(cache=state.cache.stacked())
+    return state.replace(cache=state.cache.stacked()) if unroll_layers else state
 
 
 def _rollout(state: DecodeState, prompt_tokens, prompt_mask, *, num_samples: int) -> Rollout:

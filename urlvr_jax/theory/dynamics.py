@@ -13,10 +13,7 @@ import jax.numpy as jnp
 
 from urlvr_jax.theory import rewards as R
 from urlvr_jax.theory.toys import Params, Prior, answer_marginal, init_params, log_policy
-
-# Toy arrays are many tiny rows (K ~ 8 answers): XLA:CPU's YNNPACK reduce/elementwise fusions cost ~3x
-# the native loops on them (benchmarks/theory_sweeps.py); "" turns them off. Other backends ignore it.
-TOY_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+from urlvr_jax.utils.xla_options import YNN_NONE, compiler_options
 
 RewardFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]  # (lz, la, c) -> r [R, K]
 
@@ -110,11 +107,18 @@ def _rows(params: Params, prior: Prior, start: jax.Array, size: int, rho: tuple[
     return log_policy(sub_params, sub_prior, *rho)
 
 
+def _cdf(p: jax.Array) -> jax.Array:
+    return jax.lax.associative_scan(jnp.add, p, axis=-1)  # jnp.cumsum lowers to a slow reduce-window on CPU
+
+
+def _cdf_index(cdf: jax.Array, u: jax.Array) -> jax.Array:
+    """First index whose cumulative probability reaches u, for cdf [..., V] and u [...]."""
+    return jnp.minimum((cdf < u[..., None]).sum(-1), cdf.shape[-1] - 1)
+
+
 def inverse_cdf(p: jax.Array, u: jax.Array) -> jax.Array:
     """Sample index from probabilities p [..., V] with one uniform u [...] each (cheap on CPU)."""
-    cdf = jax.lax.associative_scan(jnp.add, p, axis=-1)  # jnp.cumsum lowers to a slow reduce-window on CPU
-    below = (cdf < u[..., None]).sum(-1)
-    return jnp.minimum(below, p.shape[-1] - 1)
+    return _cdf_index(_cdf(p), u)
 
 
 def rollout_counts(lz: jax.Array, la: jax.Array, u: jax.Array) -> jax.Array:
@@ -126,8 +130,8 @@ def rollout_counts(lz: jax.Array, la: jax.Array, u: jax.Array) -> jax.Array:
     [B, N, R, K] one-hots (N times less work; same samples as drawing rollout by rollout).
     """
     B, R, K = la.shape
-    cdf = jax.lax.associative_scan(jnp.add, jnp.exp(lz[..., None] + la).reshape(B, R * K), axis=-1)
-    idx = jnp.minimum((cdf[:, None, :] < u[..., None]).sum(-1), R * K - 1)  # [B, N] joint outcome
+    cdf = _cdf(jnp.exp(lz[..., None] + la).reshape(B, R * K))  # once per prompt, shared by its N draws
+    idx = _cdf_index(cdf[:, None, :], u)  # [B, N] joint outcome
     return (idx[..., None] == jnp.arange(R * K)).sum(1).reshape(B, R, K).astype(la.dtype)
 
 
@@ -216,7 +220,9 @@ def batched_train(config: GRPOConfig):
     seed; the cache is keyed by the (hashable) config and shared by checks, tests and notebooks.
     """
     train = make_train(config)
-    return jax.jit(jax.vmap(jax.vmap(train, (0, None)), (None, 0)), compiler_options=TOY_COMPILER_OPTIONS)
+    # Toy arrays are many tiny rows (K ~ 8 answers), where XLA:CPU's YNNPACK fusions are slower than its own loops.
+    return jax.jit(jax.vmap(jax.vmap(train, (0, None)), (None, 0)),
+                   compiler_options=compiler_options(ynn_fusions=YNN_NONE))
 
 
 def stack_priors(priors: list[Prior]) -> Prior:
