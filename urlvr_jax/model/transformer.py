@@ -32,18 +32,20 @@ _MASKED = -1e30
 @flax.struct.dataclass(frozen=True)
 class KVCache:
     # Head-major: attention reads a layer's cache in place, batch dims (b, h) leading (a sequence-major
-    # [L, B, S, Hkv, Dh] cache cost two full-cache transposes per layer and decode step on CPU).
-    k: jax.Array  # [L, B, Hkv, S, Dh]
+    # [L, B, S, Hkv, Dh] cache cost two full-cache transposes per layer and decode step on CPU). Keys are stored
+    # transposed, slots minor, so both attention dots are plain [M, K] x [K, N] matmuls per (b, h): XLA:CPU ran
+    # the decode-step score dot ~2x slower with slot-major keys (it packs a transposed operand per call).
+    k: jax.Array  # [L, B, Hkv, Dh, S]
     v: jax.Array  # [L, B, Hkv, S, Dh]
     key_mask: jax.Array  # [B, S] bool: slot holds a real token
     index: jax.Array  # [] int32: next slot to write
 
     @property
     def length(self) -> int:
-        return (self.k[0] if isinstance(self.k, tuple) else self.k).shape[-2]
+        return self.key_mask.shape[-1]
 
     def per_layer(self) -> "KVCache":
-        """k and v as tuples of per-layer [B, Hkv, S, Dh] arrays: with unstacked params, forward then writes and
+        """k and v as tuples of per-layer arrays (k [B, Hkv, Dh, S], v [B, Hkv, S, Dh]): with unstacked params, forward then writes and
         reads each layer's cache in place (a stacked cache costs a copy of the layer's slice per read)."""
         return self.replace(k=tuple(self.k), v=tuple(self.v))
 
@@ -54,8 +56,9 @@ class KVCache:
 
 def init_cache(cfg: ModelConfig, batch: int, length: int, dtype=None) -> KVCache:
     shape = (cfg.num_layers, batch, cfg.num_kv_heads, length, cfg.head_dim)
+    key_shape = shape[:3] + (cfg.head_dim, length)
     dtype = dtype or cfg.compute_dtype
-    return KVCache(k=jnp.zeros(shape, dtype), v=jnp.zeros(shape, dtype),
+    return KVCache(k=jnp.zeros(key_shape, dtype), v=jnp.zeros(shape, dtype),
                    key_mask=jnp.zeros((batch, length), bool), index=jnp.zeros((), jnp.int32))
 
 
@@ -139,12 +142,12 @@ def positions_from_mask(token_mask: jax.Array) -> jax.Array:
 
 
 def _attention_block(q, k, v, mask, cfg: ModelConfig):
-    """q [B,S,H,Dh], k/v [B,Hkv,K,Dh], mask [B,S,K] -> [B,S,H,Dh] (grouped-query attention)."""
+    """q [B,S,H,Dh], k [B,Hkv,Dh,K], v [B,Hkv,K,Dh], mask [B,S,K] -> [B,S,H,Dh] (grouped-query attention)."""
     B, S, H, Dh = q.shape
     groups = H // cfg.num_kv_heads
     q = q.reshape(B, S, cfg.num_kv_heads, groups, Dh)
     qh = q.transpose(0, 2, 3, 1, 4)  # [B, Hkv, G, S, Dh]
-    scores = jnp.einsum("bhgsd,bhkd->bhgsk", qh, k, preferred_element_type=jnp.float32) / np.sqrt(Dh)
+    scores = jnp.einsum("bhgsd,bhdk->bhgsk", qh, k, preferred_element_type=jnp.float32) / np.sqrt(Dh)
     scores = jnp.where(mask[:, None, None, :, :], scores, _MASKED)
     probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
     # the dot's natural output order, then one transpose: XLA:CPU keeps this dot in YNNPACK (an output order
@@ -233,16 +236,16 @@ def forward_hidden(params: Params, tokens: jax.Array, positions: jax.Array | Non
         x, ks, vs, i = carry
         h = rms_norm(x, w["attn_norm"], cfg.rms_norm_eps)
         q, k, v = _project_qkv(h, w, positions, inv_freq, cfg)
-        k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # head-major [B, Hkv, S, Dh]
+        k, v = k.transpose(0, 2, 3, 1), v.transpose(0, 2, 1, 3)  # head-major: k [B, Hkv, Dh, S], v [B, Hkv, S, Dh]
         if cache is None:
             keys, values = k, v
         elif isinstance(ks, tuple):  # per-layer cache (KVCache.per_layer), unrolled layers: i is a Python int
-            write = lambda buf, new: buf[:i] + (jax.lax.dynamic_update_slice(
-                buf[i], new.astype(buf[i].dtype), (0, 0, cache.index, 0)),) + buf[i + 1:]
-            ks, vs = write(ks, k), write(vs, v)
+            write = lambda buf, new, at: buf[:i] + (jax.lax.dynamic_update_slice(
+                buf[i], new.astype(buf[i].dtype), at),) + buf[i + 1:]
+            ks, vs = write(ks, k, (0, 0, 0, cache.index)), write(vs, v, (0, 0, cache.index, 0))
             keys, values = ks[i].astype(x.dtype), vs[i].astype(x.dtype)
         else:
-            ks = jax.lax.dynamic_update_slice(ks, k[None].astype(ks.dtype), (i, 0, 0, cache.index, 0))
+            ks = jax.lax.dynamic_update_slice(ks, k[None].astype(ks.dtype), (i, 0, 0, 0, cache.index))
             vs = jax.lax.dynamic_update_slice(vs, v[None].astype(vs.dtype), (i, 0, 0, cache.index, 0))
             keys, values = ks[i].astype(x.dtype), vs[i].astype(x.dtype)
         attn = _attention(q, keys, values, mask, cfg)

@@ -25,7 +25,8 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from urlvr_jax import sharding as shd
 from urlvr_jax.model.config import ModelConfig
-from urlvr_jax.model.transformer import KVCache, Params, abstract_params, forward, init_cache, unstack_layers
+from urlvr_jax.model.transformer import (KVCache, Params, abstract_params, forward, forward_hidden, init_cache,
+                                        logits_from_hidden, unstack_layers)
 from urlvr_jax.sampling.rollout import STAT_NAMES, Rollout
 from urlvr_jax.sampling.stats import token_stats
 from urlvr_jax.sampling.strategies import SamplingConfig, choose_tokens
@@ -61,7 +62,8 @@ def _prefill(params: Params, prompt_tokens, prompt_mask, sequence_ids, rng, *, c
              sampling: SamplingConfig, num_samples: int) -> DecodeState:
     batch, length = prompt_tokens.shape
     cache = init_cache(cfg, batch, length + sampling.max_new_tokens)
-    logits, cache = forward(params, prompt_tokens, token_mask=prompt_mask, cfg=cfg, cache=cache)
+    hidden, cache = forward_hidden(params, prompt_tokens, token_mask=prompt_mask, cfg=cfg, cache=cache)
+    logits = logits_from_hidden(params, hidden[:, -1])  # the LM head on the last position only
     repeat = lambda x: jnp.repeat(x, num_samples, axis=0)
     cache = KVCache(k=jnp.repeat(cache.k, num_samples, axis=1), v=jnp.repeat(cache.v, num_samples, axis=1),
                     key_mask=repeat(cache.key_mask), index=cache.index)
@@ -69,7 +71,7 @@ def _prefill(params: Params, prompt_tokens, prompt_mask, sequence_ids, rng, *, c
     shape = (rows, sampling.max_new_tokens)
     return DecodeState(
         cache=cache,
-        logits=repeat(logits[:, -1]),
+        logits=repeat(logits),
         keys=jax.vmap(lambda i: jax.random.fold_in(rng, i))(sequence_ids),
         positions=repeat(prompt_mask.sum(axis=1).astype(jnp.int32)),
         tokens=jnp.full(shape, sampling.pad_id, jnp.int32),
