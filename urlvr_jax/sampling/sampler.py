@@ -3,8 +3,9 @@
 * The B prompts are left-padded to a length bucket (a run compiles once per bucket) and prefilled once;
   the cache is then repeated N times, so N samples per prompt never recompute the prompt.
 * The decode state (cache, output buffers, per-token statistics) is donated, so XLA updates it in place.
-* Row r draws its tokens with ``fold_in(fold_in(rng, sequence_ids[r]), step)``: a rollout depends on its
-  sequence id, not on which other rollouts share the batch.
+* Row r draws one uniform per step, all of them in the prefill from ``fold_in(rng, sequence_ids[r])``: a
+  rollout depends on its sequence id, not on which other rollouts share the batch, and the decode loop runs
+  no PRNG (XLA:CPU lowers threefry to a loop of ~100 tiny ops, ~5% of a small model's decode step).
 * Per-token statistics (:mod:`urlvr_jax.sampling.stats`) are computed inside the loop from the logits of
   each step; full logits are never kept.
 * With a ``mesh``, both functions are jitted with explicit shardings: params by
@@ -39,7 +40,7 @@ DEFAULT_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 class DecodeState:
     cache: KVCache
     logits: jax.Array  # [B, V] float32, the distribution of the next token
-    keys: jax.Array  # [B] per-sequence PRNG keys
+    uniforms: jax.Array  # [B, T] float32 in [0, 1): row b's draw for each step
     positions: jax.Array  # [B] int32, RoPE position of the next token
     tokens: jax.Array  # [B, T]
     stats: dict  # name -> [B, T] float32
@@ -72,7 +73,8 @@ def _prefill(params: Params, prompt_tokens, prompt_mask, sequence_ids, rng, *, c
     return DecodeState(
         cache=cache,
         logits=repeat(logits),
-        keys=jax.vmap(lambda i: jax.random.fold_in(rng, i))(sequence_ids),
+        uniforms=jnp.zeros(shape, jnp.float32) if sampling.greedy else jax.vmap(
+            lambda i: jax.random.uniform(jax.random.fold_in(rng, i), (sampling.max_new_tokens,)))(sequence_ids),
         positions=repeat(prompt_mask.sum(axis=1).astype(jnp.int32)),
         tokens=jnp.full(shape, sampling.pad_id, jnp.int32),
         stats={name: jnp.zeros(shape, jnp.float32) for name in STAT_NAMES},
@@ -102,7 +104,7 @@ def _decode(params: Params, state: DecodeState, *, cfg: ModelConfig, sampling: S
 
     def body(s: DecodeState):
         active = ~s.done
-        token = jnp.where(active, choose_tokens(s.logits, s.keys, s.step, sampling), sampling.pad_id)
+        token = jnp.where(active, choose_tokens(s.logits, s.uniforms[:, s.step], sampling), sampling.pad_id)
         stats = token_stats(s.logits, token, sampling.stats_temperature)
         write = lambda buf, value: jax.lax.dynamic_update_slice(
             buf, jnp.where(active, value, jnp.zeros_like(value)).astype(buf.dtype)[:, None], (0, s.step))
@@ -110,7 +112,7 @@ def _decode(params: Params, state: DecodeState, *, cfg: ModelConfig, sampling: S
         logits, cache = forward(params, token[:, None], s.positions[:, None], active[:, None], cfg=cfg,
                                 cache=s.cache)
         return DecodeState(
-            cache=cache, logits=logits[:, -1], keys=s.keys, positions=s.positions + 1,
+            cache=cache, logits=logits[:, -1], uniforms=s.uniforms, positions=s.positions + 1,
             tokens=write(s.tokens, token),
             stats={name: write(s.stats[name], stats[name]) for name in STAT_NAMES},
             lengths=s.lengths + active.astype(jnp.int32),
@@ -254,7 +256,7 @@ class Sampler:
 
         Args:
           prompt_tokens, prompt_mask: [B, P] left-padded ids and mask (numpy or jax); every row needs a token.
-          rng: a PRNG key; row r uses ``fold_in(rng, sequence_ids[r])``.
+          rng: a PRNG key; row r draws its uniforms from ``fold_in(rng, sequence_ids[r])``.
           sequence_ids: [B * num_samples] ints naming each rollout (default ``arange``); give global ids to make
             a rollout independent of batch composition. Rows are prompt-major: row b * N + j is sample j of
             prompt b, and ``group_ids`` is b.

@@ -1,8 +1,9 @@
-"""Choosing the next token: greedy, temperature, top-k and top-p, with one RNG key per sequence."""
+"""Choosing the next token: greedy, temperature, top-k and top-p, by inverse CDF at one uniform per row."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -62,23 +63,24 @@ def filter_logits(z: jax.Array, top_k: int, top_p: float) -> jax.Array:
     return z
 
 
-def choose_tokens(logits: jax.Array, keys: jax.Array, step: jax.Array, config: SamplingConfig) -> jax.Array:
-    """Next tokens [B] from logits [B, V]; row b draws one uniform with ``fold_in(keys[b], step)``."""
+def choose_tokens(logits: jax.Array, uniforms: jax.Array, config: SamplingConfig) -> jax.Array:
+    """Next tokens [B] from logits [B, V], row b by inverse CDF at ``uniforms[b]`` in [0, 1) (unused if greedy)."""
     if config.greedy:
         return jnp.argmax(logits, axis=-1).astype(jnp.int32)
     z = filter_logits(logits.astype(jnp.float32) / config.temperature, config.top_k, config.top_p)
-    uniforms = jax.vmap(lambda key: jax.random.uniform(jax.random.fold_in(key, step)))(keys)
     return inverse_cdf_sample(jax.nn.softmax(z, axis=-1), uniforms)
 
 
-def inverse_cdf_sample(probs: jax.Array, uniforms: jax.Array, block: int = 256) -> jax.Array:
+def inverse_cdf_sample(probs: jax.Array, uniforms: jax.Array, block: int | None = None) -> jax.Array:
     """Token i of row b such that cdf[i - 1] < (1 - u_b) * total <= cdf[i], for probs [B, V] and u [B] in [0, 1).
 
     One uniform per row instead of V Gumbel draws (V threefry draws per row dominate a CPU decode step). The
     CDF is two-level (block masses, then one block) with cumulative sums as small triangular matmuls, so the
-    cost is one pass over the probabilities. A zero-probability token is never chosen.
+    cost is one pass over the probabilities. A zero-probability token is never chosen. ``block`` defaults to
+    the power of two nearest above sqrt(V), which minimises the two matmuls (V / block)^2 + block^2.
     """
     rows, vocab = probs.shape
+    block = block or 1 << max(math.ceil(math.log2(math.sqrt(vocab))), 0)
     pad = -vocab % block
     blocks = jnp.pad(probs, ((0, 0), (0, pad))).reshape(rows, -1, block)
     mass = blocks.sum(axis=-1)  # [B, nb]
