@@ -23,10 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from urlvr_jax.model.attention import attend
 from urlvr_jax.model.config import ModelConfig
 
 Params = dict
-_MASKED = -1e30
 
 
 @flax.struct.dataclass(frozen=True)
@@ -144,15 +144,9 @@ def positions_from_mask(token_mask: jax.Array) -> jax.Array:
 def _attention_block(q, k, v, mask, cfg: ModelConfig):
     """q [B,S,H,Dh], k [B,Hkv,Dh,K], v [B,Hkv,K,Dh], mask [B,S,K] -> [B,S,H,Dh] (grouped-query attention)."""
     B, S, H, Dh = q.shape
-    groups = H // cfg.num_kv_heads
-    q = q.reshape(B, S, cfg.num_kv_heads, groups, Dh)
-    qh = q.transpose(0, 2, 3, 1, 4)  # [B, Hkv, G, S, Dh]
-    scores = jnp.einsum("bhgsd,bhdk->bhgsk", qh, k, preferred_element_type=jnp.float32) / np.sqrt(Dh)
-    scores = jnp.where(mask[:, None, None, :, :], scores, _MASKED)
-    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-    # the dot's natural output order, then one transpose: XLA:CPU keeps this dot in YNNPACK (an output order
-    # of "bshgd" made it swap the operands into a slow Eigen batched matmul, ~30% of a tiny decode step)
-    out = jnp.einsum("bhgsk,bhkd->bhgsd", probs, v, preferred_element_type=jnp.float32).transpose(0, 3, 1, 2, 4)
+    Hkv = cfg.num_kv_heads
+    qh = q.reshape(B, S, Hkv, H // Hkv, Dh).transpose(0, 2, 3, 1, 4).reshape(B, Hkv, H * S // Hkv, Dh)
+    out = attend(qh, k, v, mask).reshape(B, Hkv, H // Hkv, S, Dh).transpose(0, 3, 1, 2, 4)
     return out.reshape(B, S, H, Dh).astype(q.dtype)
 
 
