@@ -120,11 +120,16 @@ def rope_inv_freq(cfg: ModelConfig) -> np.ndarray:
     return np.where(medium, smoothed, scaled).astype(np.float32)
 
 
-def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: np.ndarray) -> jax.Array:
-    """Rotates x [B, S, H, Dh] by positions [B, S] (the rotate-half convention of transformers)."""
+def rope_tables(positions: jax.Array, inv_freq: np.ndarray, dtype) -> tuple[jax.Array, jax.Array]:
+    """(cos, sin) [B, S, 1, Dh] of positions [B, S]; computed once per forward and shared by every layer (inside
+    a layer XLA fused them into each consumer, one cos and sin per head element of q and k)."""
     freqs = positions.astype(jnp.float32)[..., None] * jnp.asarray(inv_freq)  # [B, S, Dh/2]
     emb = jnp.concatenate([freqs, freqs], axis=-1)[:, :, None, :]
-    cos, sin = jnp.cos(emb).astype(x.dtype), jnp.sin(emb).astype(x.dtype)
+    return jnp.cos(emb).astype(dtype), jnp.sin(emb).astype(dtype)
+
+
+def apply_rope(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
+    """Rotates x [B, S, H, Dh] by the :func:`rope_tables` of its positions (transformers' rotate-half convention)."""
     half = x.shape[-1] // 2
     rotated = jnp.concatenate([-x[..., half:], x[..., :half]], axis=-1)
     return x * cos + rotated * sin
@@ -179,14 +184,14 @@ def dense(x: jax.Array, w: jax.Array, in_dims: int = 1) -> jax.Array:
     return y.reshape(*lead, *w.shape[in_dims:])
 
 
-def _project_qkv(x, w, positions, inv_freq, cfg: ModelConfig):
+def _project_qkv(x, w, rope, cfg: ModelConfig):
     q, k, v = (dense(x, w[name]) for name in ("q", "k", "v"))
     if cfg.attention_bias:
         q, k, v = (t + w[name].astype(x.dtype) for t, name in ((q, "q_bias"), (k, "k_bias"), (v, "v_bias")))
     if cfg.qk_norm:
         q = rms_norm(q, w["q_norm"], cfg.rms_norm_eps)
         k = rms_norm(k, w["k_norm"], cfg.rms_norm_eps)
-    return apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq), v
+    return apply_rope(q, *rope), apply_rope(k, *rope), v
 
 
 def _mlp(x, w):
@@ -213,7 +218,7 @@ def forward_hidden(params: Params, tokens: jax.Array, positions: jax.Array | Non
         positions = positions_from_mask(token_mask)
         if cache is not None:
             positions = positions + jnp.sum(cache.key_mask, axis=-1, keepdims=True).astype(positions.dtype)
-    inv_freq = rope_inv_freq(cfg)
+    rope = rope_tables(positions, rope_inv_freq(cfg), cfg.compute_dtype)
     x = params["embed"].astype(cfg.compute_dtype)[tokens]
 
     if cache is None:
@@ -229,7 +234,7 @@ def forward_hidden(params: Params, tokens: jax.Array, positions: jax.Array | Non
     def layer(carry, w):
         x, ks, vs, i = carry
         h = rms_norm(x, w["attn_norm"], cfg.rms_norm_eps)
-        q, k, v = _project_qkv(h, w, positions, inv_freq, cfg)
+        q, k, v = _project_qkv(h, w, rope, cfg)
         k, v = k.transpose(0, 2, 3, 1), v.transpose(0, 2, 1, 3)  # head-major: k [B, Hkv, Dh, S], v [B, Hkv, S, Dh]
         if cache is None:
             keys, values = k, v
