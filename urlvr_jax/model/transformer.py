@@ -45,8 +45,9 @@ class KVCache:
         return self.key_mask.shape[-1]
 
     def per_layer(self) -> "KVCache":
-        """k and v as tuples of per-layer arrays (k [B, Hkv, Dh, S], v [B, Hkv, S, Dh]): with unstacked params, forward then writes and
-        reads each layer's cache in place (a stacked cache costs a copy of the layer's slice per read)."""
+        """k and v as tuples of per-layer arrays (k [B, Hkv, Dh, S], v [B, Hkv, S, Dh]): with unstacked params,
+        forward then writes and reads each layer's cache in place (a stacked cache costs a copy of the layer's
+        slice per read)."""
         return self.replace(k=tuple(self.k), v=tuple(self.v))
 
     def stacked(self) -> "KVCache":
