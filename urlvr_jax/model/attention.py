@@ -7,8 +7,8 @@ stacked along the query axis. Its gradient is the textbook one,
 
 with every product written as a plain ``[M, K] x [K, N]`` batched matmul and the small operands (q, k, v, dO)
 transposed explicitly. Autodiff of the forward pass contracts P and dS over their query axis instead, which
-XLA:CPU runs as slow transposed-operand batched matmuls: this backward is ~2x faster there (tiny GRPO model,
-one layer's attention forward + backward 54 -> 27 ms) and is the same arithmetic on any backend.
+XLA:CPU runs as slow transposed-operand batched matmuls (about twice the time of this backward on the tiny GRPO
+model); on any backend it is the same arithmetic.
 """
 
 from __future__ import annotations
@@ -20,13 +20,16 @@ import numpy as np
 MASKED = -1e30  # the score of a masked key (finite, so a row with no visible key is uniform, not NaN)
 
 
+def _where_visible(mask, x, fill):
+    """x [B, Hkv, G*S, K] where mask [B, S, K] (shared by the G query heads of a kv-head), else ``fill``."""
+    B, Hkv, rows, K = x.shape
+    return jnp.where(mask[:, None, None], x.reshape(B, Hkv, rows // mask.shape[1], -1, K), fill).reshape(x.shape)
+
+
 def _probs(q, k, mask):
     """Softmax probabilities [B, Hkv, G*S, K] (float32) of q [B, Hkv, G*S, Dh], k [B, Hkv, Dh, K], mask [B, S, K]."""
-    B, Hkv, rows, Dh = q.shape
-    S = mask.shape[1]
-    scores = jnp.matmul(q, k, preferred_element_type=jnp.float32) / np.sqrt(Dh)
-    scores = jnp.where(mask[:, None, None], scores.reshape(B, Hkv, rows // S, S, -1), MASKED)
-    return jax.nn.softmax(scores, axis=-1).reshape(B, Hkv, rows, -1)
+    scores = jnp.matmul(q, k, preferred_element_type=jnp.float32) / np.sqrt(q.shape[-1])
+    return jax.nn.softmax(_where_visible(mask, scores, MASKED), axis=-1)
 
 
 @jax.custom_vjp
@@ -57,9 +60,7 @@ def _attend_bwd(residuals, d_out):
     d_scores = probs.astype(f32) * (d_probs - row_dot) / np.sqrt(q.shape[-1])
     # a masked score is the constant MASKED: no gradient (this matters only for a row that sees no key, whose
     # probabilities are uniform rather than zero on the masked slots)
-    B, Hkv, rows, K = d_scores.shape
-    d_scores = jnp.where(mask[:, None, None], d_scores.reshape(B, Hkv, rows // mask.shape[1], -1, K), 0.0)
-    d_scores = d_scores.reshape(B, Hkv, rows, K)
+    d_scores = _where_visible(mask, d_scores, 0.0)
     dq = jnp.matmul(d_scores.astype(k.dtype), t(k), preferred_element_type=f32)
     dk = jnp.matmul(t(q), d_scores.astype(q.dtype), preferred_element_type=f32)
     dv = t(jnp.matmul(t(d_out).astype(probs.dtype), probs, preferred_element_type=f32))

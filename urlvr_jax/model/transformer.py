@@ -178,11 +178,9 @@ def dense(x: jax.Array, w: jax.Array, in_dims: int = 1) -> jax.Array:
     with both contracting dims major, which XLA:CPU runs without transposing the activation gradients (the
     einsum's two contracting dims made it write them transposed, ~25% of a training step's MLP time).
     """
-    contract = w.shape[:in_dims]
-    k = math.prod(contract)
-    lead = x.shape[:x.ndim - in_dims]
+    k = math.prod(w.shape[:in_dims])
     y = jnp.matmul(x.reshape(-1, k), w.astype(x.dtype).reshape(k, -1))
-    return y.reshape(*lead, *w.shape[in_dims:])
+    return y.reshape(*x.shape[:x.ndim - in_dims], *w.shape[in_dims:])
 
 
 def _project_qkv(x, w, rope, cfg: ModelConfig):

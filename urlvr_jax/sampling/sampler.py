@@ -5,7 +5,7 @@
 * The decode state (cache, output buffers, per-token statistics) is donated, so XLA updates it in place.
 * Row r draws one uniform per step, all of them in the prefill from ``fold_in(rng, sequence_ids[r])``: a
   rollout depends on its sequence id, not on which other rollouts share the batch, and the decode loop runs
-  no PRNG (XLA:CPU lowers threefry to loops of ~170 tiny ops per step, a quarter of a tiny model's decode step).
+  no PRNG (XLA:CPU lowers threefry to loops of many tiny ops, a large share of a small model's decode step).
 * Per-token statistics (:mod:`urlvr_jax.sampling.stats`) are computed inside the loop from the logits of
   each step; full logits are never kept.
 * With a ``mesh``, both functions are jitted with explicit shardings: params by
