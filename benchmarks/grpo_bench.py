@@ -49,6 +49,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--only", choices=("trl", "ours"), help="run one side only (no ratio)")
     p.add_argument("--no-unroll", dest="unroll", action="store_false",
                    help="scan over layers in sampler and train step (default: unrolled, train.unroll_layers=true)")
+    p.add_argument("--no-share-prompt", dest="share_prompt", action="store_false",
+                   help="one forward per row in the update (default: each prompt once per group, "
+                        "train.share_prompt=true, as the loop runs it)")
     return p.parse_args()
 
 
@@ -187,10 +190,12 @@ def run_ours(args: argparse.Namespace, path: str, tokenizer, prompts: list[str])
     loss = GRPOLossConfig(eps_low=0.2, loss_agg_mode="token-mean", kl_coef=0.0)
     total = args.warmup + args.steps
     optimizer = make_optimizer(args.lr, total, weight_decay=0.0, grad_clip=1.0)
+    group = args.group if args.share_prompt else 1
     step_cfg = StepConfig(loss=loss, temperature=1.0, old_is_current=args.old_logprobs == "current",
-                          unroll_layers=args.unroll)
+                          unroll_layers=args.unroll, prompt_group=group)
     step_fn = jit_train_step(cfg, step_cfg, optimizer)
-    logprobs_fn = jax.jit(lambda p, pt, pm, t, m: completion_logprobs(p, pt, pm, t, m, cfg=cfg, temperature=1.0))
+    logprobs_fn = jax.jit(lambda p, pt, pm, t, m: completion_logprobs(p, pt, pm, t, m, cfg=cfg, temperature=1.0,
+                                                                      prompt_group=group))
     # Committed to the device as the step returns it, so step 2 does not recompile for a new placement.
     state = jax.device_put(init_train_state(params, optimizer, jax.random.key(0)), jax.devices()[0])
     advantages_fn = jax.jit(lambda r, g: compute_advantages("grpo", r, g, args.prompts, std_eps=1e-4))

@@ -75,6 +75,9 @@ def get_config() -> ml_collections.ConfigDict:
         # unroll the layer loop in the train step and the samplers' decode (per-layer weights and KV caches):
         # faster on CPU at small sizes (benchmarks/grpo_bench.py --no-unroll compares); compile time grows with depth
         unroll_layers=False,
+        # run each prompt once for its rollout.n rollouts in the update's forward and log-prob passes (the result
+        # equals one forward per rollout; false: one per rollout, for comparison)
+        share_prompt=True,
         collapse_threshold=0.01, stop_at_collapse=False,  # Model Collapse Step: reward accuracy < threshold
     ))
     c.val = ml_collections.ConfigDict(dict(every=20, k=8, temperature=0.6, top_p=0.95, max_new_tokens=0))

@@ -30,15 +30,17 @@ def tiny_model(seed: int = 0) -> tuple[ModelConfig, dict]:
 
 
 def tiny_batch(cfg: ModelConfig, params, *, rows: int = 8, prompt_len: int = 4, width: int = 6,
-               seed: int = 0) -> TrainBatch:
+               seed: int = 0, group: int = 1) -> TrainBatch:
     """A TrainBatch of random left-padded prompts and right-padded completions of varying lengths, old
-    log-probs near the current ones (so some ratios clip), reference log-probs and group-like advantages."""
+    log-probs near the current ones (so some ratios clip), reference log-probs and group-like advantages.
+    Each run of ``group`` consecutive rows shares one prompt (as the sampler orders GRPO's groups)."""
     rng = np.random.default_rng(seed)
-    p_len = rng.integers(1, prompt_len + 1, rows)
+    p_len = np.repeat(rng.integers(1, prompt_len + 1, rows // group), group)
     c_len = rng.integers(1, width + 1, rows)
     prompt_mask = np.arange(prompt_len)[None] >= prompt_len - p_len[:, None]
     mask = np.arange(width)[None] < c_len[:, None]
-    prompt_tokens = np.where(prompt_mask, rng.integers(3, cfg.vocab_size, (rows, prompt_len)), 0).astype(np.int32)
+    prompts = np.repeat(rng.integers(3, cfg.vocab_size, (rows // group, prompt_len)), group, axis=0)
+    prompt_tokens = np.where(prompt_mask, prompts, 0).astype(np.int32)
     tokens = np.where(mask, rng.integers(3, cfg.vocab_size, (rows, width)), 0).astype(np.int32)
     args = tuple(jnp.asarray(x) for x in (prompt_tokens, prompt_mask, tokens, mask))
     logp = np.asarray(jax.jit(functools.partial(completion_logprobs, cfg=cfg))(params, *args))

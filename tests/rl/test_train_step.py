@@ -1,5 +1,5 @@
-"""The GRPO train step: micro-batching changes nothing, mini-batches and μ epochs are sequential updates,
-a sharded step equals the unsharded one, and a non-finite update is refused and reported.
+"""The GRPO train step: micro-batching and shared prompts change nothing, mini-batches and μ epochs are sequential
+updates, a sharded step equals the unsharded one, and a non-finite update is refused and reported.
 
 Compiles dominate the runtime, so each step configuration is jitted once (``_step_fn``) and shared.
 """
@@ -47,9 +47,9 @@ def _step_fn(step_cfg: StepConfig, rows: int, sharded: bool = False):
 
 
 @functools.lru_cache(maxsize=None)
-def _batch(seed: int = 0) -> TrainBatch:
+def _batch(seed: int = 0, group: int = 1) -> TrainBatch:
     cfg, params = tiny_model()
-    return tiny_batch(cfg, params, rows=8, seed=seed)
+    return tiny_batch(cfg, params, rows=8, seed=seed, group=group)
 
 
 def _state():
@@ -138,6 +138,23 @@ def test_unrolled_layers_equal_scanned_layers():
     assert max_abs_diff(state.opt_state, ref_state.opt_state) < ATOL
     for a, b in zip(metrics, ref_metrics):
         _assert_metrics_close(a, b)
+
+
+@pytest.mark.parametrize("micro", [2, 4])
+def test_shared_prompt_step_equals_per_row_step(micro):
+    """prompt_group=4 on two groups of 4 rows: 2 micro-batches share each prompt over 4 rows, 4 micro-batches
+    over gcd(2, 4) = 2 rows; both equal the step that runs every row's prompt."""
+    batches = [_batch(0, group=4), _batch(1, group=4)]
+    ref_state, ref_metrics = _run(_cfg(micro=micro), batches)
+    state, metrics = _run(dataclasses.replace(_cfg(micro=micro), prompt_group=4), batches)
+    assert max_abs_diff(ref_state.params, _state().params) > 1e-3
+    assert max_abs_diff(state.params, ref_state.params) < ATOL
+    assert max_abs_diff(state.opt_state, ref_state.opt_state) < ATOL
+    for a, b in zip(metrics, ref_metrics):
+        _assert_metrics_close(a, b)
+    # the groups were used: on rows with different prompts, sharing the first one gives a different update
+    broken, _ = _run(dataclasses.replace(_cfg(micro=micro), prompt_group=4), [_batch(0), _batch(1)])
+    assert max_abs_diff(broken.params, _two_full_steps(micro)[0].params) > 1e-4
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])

@@ -228,7 +228,8 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
     needs_ref = bool(c.algo.kl_coef) or c.algo.report_ref_kl
     if setup.old_logprobs_source(c) == "recompute" or needs_ref:  # the loop's full-batch log-prob pass
         logprobs = jax.jit(lambda p, pt, pm, t, m: completion_logprobs(
-            p, pt, pm, t, m, cfg=cfg, temperature=r.temperature, chunk_size=c.train.logprob_chunk or None))
+            p, pt, pm, t, m, cfg=cfg, temperature=r.temperature, chunk_size=c.train.logprob_chunk or None,
+            prompt_group=setup.prompt_group(c)))
         programs["logprobs"] = compile_program("logprobs", logprobs, state.params, batch.prompt_tokens,
                                                batch.prompt_mask, batch.tokens, batch.mask)
     copies = int(needs_ref) + int("co_rewarding_teacher" in str(c.reward.name))

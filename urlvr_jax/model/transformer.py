@@ -9,8 +9,8 @@ Params tree (L layers stacked on the leading axis so the layers run under one ``
     layers/q_norm, k_norm [L, Dh]                                     (qk_norm, Qwen3)
     layers/gate, up [L, D, F]    layers/down [L, F, D]
 
-The KV cache (:class:`KVCache`) is preallocated: ``k``/``v`` [L, B, S, Hkv, Dh], a per-slot validity mask
-[B, S] and one write index shared by the batch. Prompts are left-padded, so every row writes decode step t
+The KV cache (:class:`KVCache`) is preallocated: ``k`` [L, B, Hkv, Dh, S], ``v`` [L, B, Hkv, S, Dh], a per-slot
+validity mask [B, S] and one write index shared by the batch. Prompts are left-padded, so every row writes decode step t
 into the same slot; padded slots are masked out of attention. Positions (for RoPE) are per row.
 """
 
@@ -156,8 +156,8 @@ def _attention_block(q, k, v, mask, cfg: ModelConfig):
     return out.reshape(B, S, H, Dh).astype(q.dtype)
 
 
-def _attention(q, k, v, mask, cfg: ModelConfig):
-    """Attention, over query chunks of ``cfg.attention_chunk`` positions when that is set and smaller than S."""
+def attention(q, k, v, mask, cfg: ModelConfig):
+    """:func:`attend` of q [B,S,H,Dh] and head-major k, v -> [B,S,H,Dh], over query chunks of ``cfg.attention_chunk`` positions when that is set and smaller than S."""
     S, chunk = q.shape[1], cfg.attention_chunk
     if not chunk or chunk >= S:
         return _attention_block(q, k, v, mask, cfg)
@@ -197,6 +197,31 @@ def _mlp(x, w):
     return dense(jax.nn.silu(dense(x, w["gate"])) * dense(x, w["up"]), w["down"])
 
 
+def attention_inputs(x, w, rope, cfg: ModelConfig):
+    """A layer's queries [B, S, H, Dh] and head-major keys [B, Hkv, Dh, S] and values [B, Hkv, S, Dh] of its
+    input x [B, S, D] (the pre-attention norm, projections, biases, q/k norms and RoPE)."""
+    q, k, v = _project_qkv(rms_norm(x, w["attn_norm"], cfg.rms_norm_eps), w, rope, cfg)
+    return q, k.transpose(0, 2, 3, 1), v.transpose(0, 2, 1, 3)
+
+
+def layer_output(x, attn, w, cfg: ModelConfig):
+    """The rest of a layer after attention: output projection and MLP, both residual."""
+    x = x + dense(attn, w["o"], in_dims=2)
+    return x + _mlp(rms_norm(x, w["mlp_norm"], cfg.rms_norm_eps), w)
+
+
+def run_layers(layer, carry, layers, remat: bool = False):
+    """``carry = layer(carry, w)`` for every layer: a ``lax.scan`` over stacked layer params, or an unrolled loop
+    over a list of per-layer dicts (:func:`unstack_layers`). ``remat`` recomputes each layer in the backward."""
+    if remat:
+        layer = jax.checkpoint(layer, policy=jax.checkpoint_policies.nothing_saveable)
+    if isinstance(layers, (list, tuple)):
+        for w in layers:
+            carry = layer(carry, w)
+        return carry
+    return jax.lax.scan(lambda c, w: (layer(c, w), None), carry, layers)[0]
+
+
 def forward_hidden(params: Params, tokens: jax.Array, positions: jax.Array | None = None,
                    token_mask: jax.Array | None = None, *, cfg: ModelConfig, cache: KVCache | None = None,
                    remat: bool = False) -> tuple[jax.Array, KVCache | None]:
@@ -232,9 +257,7 @@ def forward_hidden(params: Params, tokens: jax.Array, positions: jax.Array | Non
 
     def layer(carry, w):
         x, ks, vs, i = carry
-        h = rms_norm(x, w["attn_norm"], cfg.rms_norm_eps)
-        q, k, v = _project_qkv(h, w, rope, cfg)
-        k, v = k.transpose(0, 2, 3, 1), v.transpose(0, 2, 1, 3)  # head-major: k [B, Hkv, Dh, S], v [B, Hkv, S, Dh]
+        q, k, v = attention_inputs(x, w, rope, cfg)
         if cache is None:
             keys, values = k, v
         elif isinstance(ks, tuple):  # per-layer cache (KVCache.per_layer), unrolled layers: i is a Python int
@@ -246,23 +269,14 @@ def forward_hidden(params: Params, tokens: jax.Array, positions: jax.Array | Non
             ks = jax.lax.dynamic_update_slice(ks, k[None].astype(ks.dtype), (i, 0, 0, 0, cache.index))
             vs = jax.lax.dynamic_update_slice(vs, v[None].astype(vs.dtype), (i, 0, 0, cache.index, 0))
             keys, values = ks[i].astype(x.dtype), vs[i].astype(x.dtype)
-        attn = _attention(q, keys, values, mask, cfg)
-        x = x + dense(attn, w["o"], in_dims=2)
-        x = x + _mlp(rms_norm(x, w["mlp_norm"], cfg.rms_norm_eps), w)
-        return (x, ks, vs, i + 1), None
+        return layer_output(x, attention(q, keys, values, mask, cfg), w, cfg), ks, vs, i + 1
 
-    if remat:
-        layer = jax.checkpoint(layer, policy=jax.checkpoint_policies.nothing_saveable)
     ks, vs = (cache.k, cache.v) if cache is not None else (None, None)
-    if isinstance(params["layers"], (list, tuple)):  # unstacked (see unstack_layers): an unrolled loop
-        carry = (x, ks, vs, 0)
-        for w in params["layers"]:
-            carry, _ = layer(carry, w)
-        x, ks, vs, _ = carry
-    else:
-        if isinstance(ks, tuple):
-            raise ValueError("a per-layer KVCache needs unstacked params (see unstack_layers)")
-        (x, ks, vs, _), _ = jax.lax.scan(layer, (x, ks, vs, jnp.zeros((), jnp.int32)), params["layers"])
+    unrolled = isinstance(params["layers"], (list, tuple))
+    if isinstance(ks, tuple) and not unrolled:
+        raise ValueError("a per-layer KVCache needs unstacked params (see unstack_layers)")
+    first = 0 if unrolled else jnp.zeros((), jnp.int32)  # the layer index: a Python int when unrolled
+    x, ks, vs, _ = run_layers(layer, (x, ks, vs, first), params["layers"], remat)
     x = rms_norm(x, params["final_norm"], cfg.rms_norm_eps)
     if cache is not None:
         cache = KVCache(k=ks, v=vs, key_mask=key_mask, index=cache.index + S)

@@ -105,7 +105,7 @@ class URLVRRun:
         self._step_fn = None
         self._logprobs = jax.jit(lambda p, pt, pm, t, m: completion_logprobs(
             p, pt, pm, t, m, cfg=self.cfg, temperature=c.rollout.temperature,
-            chunk_size=c.train.logprob_chunk or None))
+            chunk_size=c.train.logprob_chunk or None, prompt_group=setup.prompt_group(c)))
 
     # ------------------------------------------------------------------ one step
 

@@ -125,13 +125,18 @@ def step_and_optimizer(config):
     step_cfg = StepConfig(loss=loss, temperature=c.rollout.temperature, ppo_epochs=a.ppo_epochs,
                           num_minibatches=num_minibatches, num_microbatches=num_microbatches,
                           remat=c.train.remat, logprob_chunk=c.train.logprob_chunk or None,
-                          unroll_layers=c.train.unroll_layers,
+                          unroll_layers=c.train.unroll_layers, prompt_group=prompt_group(c),
                           report_ref_kl=bool(a.kl_coef) or a.report_ref_kl,
                           old_is_current=old_logprobs_source(c) == "current")
     optimizer = make_optimizer(o.lr, c.train.steps * a.ppo_epochs * num_minibatches, schedule=o.schedule,
                                warmup_ratio=o.warmup_ratio, weight_decay=o.weight_decay, grad_clip=o.grad_clip,
                                b1=o.b1, b2=o.b2)
     return step_cfg, optimizer
+
+
+def prompt_group(config) -> int:
+    """Consecutive training rows that share a prompt and run it once (``train.share_prompt``): ``rollout.n``."""
+    return config.rollout.n if config.train.share_prompt else 1
 
 
 def old_logprobs_source(config) -> str:

@@ -4,13 +4,15 @@ One call consumes one rollout batch: ``ppo_epochs`` (μ) passes, each over ``num
 order, each mini-batch one optimizer update whose gradient is accumulated over ``num_microbatches``
 micro-batches with the (sum, denominator) loss terms, so micro-batching changes nothing but memory.
 An update whose loss or gradient is not finite is skipped (params and optimizer state unchanged) and
-counted in the ``nonfinite_updates`` metric.
+counted in the ``nonfinite_updates`` metric. With ``prompt_group`` = the rollouts per prompt, each micro-batch's
+forward runs every prompt once for the rows that share it (see :mod:`urlvr_jax.model.shared_prompt`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
 import flax.struct
 import jax
@@ -63,9 +65,12 @@ class StepConfig:
     # True: pi_old = stop_gradient(pi_theta), exact when each rollout batch makes one update (ratio 1);
     # batch.old_logprobs is then ignored and no separate log-prob pass is needed.
     old_is_current: bool = False
+    # consecutive rows sharing one prompt (the sampler's order): a micro-batch of R rows runs each prompt once per
+    # gcd(R, prompt_group) rows, with the same result as one forward per row. 1: every row runs its own prompt.
+    prompt_group: int = 1
 
     def __post_init__(self):
-        for name in ("ppo_epochs", "num_minibatches", "num_microbatches"):
+        for name in ("ppo_epochs", "num_minibatches", "num_microbatches", "prompt_group"):
             if getattr(self, name) < 1:
                 raise ValueError(f"StepConfig.{name}={getattr(self, name)} must be >= 1")
 
@@ -100,7 +105,7 @@ def _microbatch_terms(params, mb: TrainBatch, cfg: ModelConfig, step_cfg: StepCo
         params = unstack_layers(params)  # its gradient flows back into the stacked params
     stats = completion_stats(params, mb.prompt_tokens, mb.prompt_mask, mb.tokens, mb.mask, cfg=cfg,
                              temperature=step_cfg.temperature, chunk_size=step_cfg.logprob_chunk,
-                             remat=step_cfg.remat)
+                             remat=step_cfg.remat, prompt_group=math.gcd(step_cfg.prompt_group, mb.tokens.shape[0]))
     loss_cfg = step_cfg.loss
     old = None if step_cfg.old_is_current else mb.old_logprobs
     terms = grpo_loss_terms(stats["logprobs"], old, mb.advantages, mb.mask, loss_cfg,
