@@ -140,20 +140,20 @@ def test_unrolled_layers_equal_scanned_layers():
         _assert_metrics_close(a, b)
 
 
-@pytest.mark.parametrize("micro", [2, 4])
-def test_shared_prompt_step_equals_per_row_step(micro):
+@pytest.mark.parametrize("micro,sharded", [(2, False), (4, False), (2, True)])
+def test_shared_prompt_step_equals_per_row_step(micro, sharded):
     """prompt_group=4 on two groups of 4 rows: 2 micro-batches share each prompt over 4 rows, 4 micro-batches
-    over gcd(2, 4) = 2 rows; both equal the step that runs every row's prompt."""
+    over gcd(2, 4) = 2 rows; both equal the step that runs every row's prompt, and so does the sharded step."""
     batches = [_batch(0, group=4), _batch(1, group=4)]
     ref_state, ref_metrics = _run(_cfg(micro=micro), batches)
-    state, metrics = _run(dataclasses.replace(_cfg(micro=micro), prompt_group=4), batches)
+    state, metrics = _run(dataclasses.replace(_cfg(micro=micro), prompt_group=4), batches, sharded=sharded)
     assert max_abs_diff(ref_state.params, _state().params) > 1e-3
     assert max_abs_diff(state.params, ref_state.params) < ATOL
     assert max_abs_diff(state.opt_state, ref_state.opt_state) < ATOL
     for a, b in zip(metrics, ref_metrics):
         _assert_metrics_close(a, b)
     # the groups were used: on rows with different prompts, sharing the first one gives a different update
-    broken, _ = _run(dataclasses.replace(_cfg(micro=micro), prompt_group=4), [_batch(0), _batch(1)])
+    broken, _ = _run(dataclasses.replace(_cfg(micro=micro), prompt_group=4), [_batch(0), _batch(1)], sharded=sharded)
     assert max_abs_diff(broken.params, _two_full_steps(micro)[0].params) > 1e-4
 
 
