@@ -240,7 +240,7 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
         shapes=dict(train_rows=rows, prompt_len=prompt_len, max_new_tokens=new, rollout_prompts=r.prompts_per_step,
                     samples_per_prompt=n_votes, num_minibatches=step_cfg.num_minibatches,
                     num_microbatches=step_cfg.num_microbatches, remat=step_cfg.remat,
-                    logprob_chunk=step_cfg.logprob_chunk),
+                    logprob_chunk=step_cfg.logprob_chunk, prompt_group=step_cfg.prompt_group),
         params=device_bytes(state.params), opt_state=device_bytes(state.opt_state),
         extra_params=copies * device_bytes(state.params),
         kv_cache=max(device_bytes(d.cache) for d in decode_states),
@@ -267,7 +267,7 @@ def format_plan(plan: Plan, budget: int | None = None) -> str:
         f"mesh: {mesh} ({math.prod(plan.mesh.values())} devices)",
         f"train batch: {s['train_rows']} rows x (prompt {s['prompt_len']} + completion {s['max_new_tokens']}), "
         f"{s['num_minibatches']} mini-batch(es) x {s['num_microbatches']} micro-batch(es), remat={s['remat']}, "
-        f"logprob_chunk={s['logprob_chunk']}",
+        f"logprob_chunk={s['logprob_chunk']}, each prompt run once per {s['prompt_group']} rows",
         f"rollout: {s['rollout_prompts']} prompts x {s['samples_per_prompt']} samples",
         "",
         "per device (bytes of the largest shard)",
