@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 
 from urlvr_jax.model.config import ModelConfig
-from urlvr_jax.model.transformer import (Params, attention, attention_inputs, layer_output, positions_from_mask,
-                                         rms_norm, rope_inv_freq, rope_tables, run_layers)
+from urlvr_jax.model.transformer import (Params, attention, attention_inputs, causal_mask, layer_output,
+                                         positions_from_mask, rms_norm, rope_inv_freq, rope_tables, run_layers)
 
 
 def forward_hidden_grouped(params: Params, prompt_tokens: jax.Array, prompt_mask: jax.Array, tokens: jax.Array,
@@ -40,9 +40,9 @@ def forward_hidden_grouped(params: Params, prompt_tokens: jax.Array, prompt_mask
     inv_freq = rope_inv_freq(cfg)
     rope_p = rope_tables(positions_from_mask(prompt_mask), inv_freq, cfg.compute_dtype)
     rope_c = rope_tables(completion_pos, inv_freq, cfg.compute_dtype)
-    mask_p = jnp.tril(jnp.ones((Lp, Lp), bool))[None] & prompt_mask[:, None, :]  # [P, Lp, Lp]
+    mask_p = causal_mask(prompt_mask)  # [P, Lp, Lp]
     mask_c = jnp.concatenate([jnp.broadcast_to(group(prompt_mask)[:, None, :], (B, T, Lp)),  # [B, T, Lp + T]
-                              jnp.tril(jnp.ones((T, T), bool))[None] & mask[:, None, :]], axis=-1)
+                              causal_mask(mask)], axis=-1)
 
     def layer(carry, w):
         xp, xc = carry

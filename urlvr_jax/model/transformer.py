@@ -10,8 +10,8 @@ Params tree (L layers stacked on the leading axis so the layers run under one ``
     layers/gate, up [L, D, F]    layers/down [L, F, D]
 
 The KV cache (:class:`KVCache`) is preallocated: ``k`` [L, B, Hkv, Dh, S], ``v`` [L, B, Hkv, S, Dh], a per-slot
-validity mask [B, S] and one write index shared by the batch. Prompts are left-padded, so every row writes decode step t
-into the same slot; padded slots are masked out of attention. Positions (for RoPE) are per row.
+validity mask [B, S] and one write index shared by the batch. Prompts are left-padded, so every row writes decode
+step t into the same slot; padded slots are masked out of attention. Positions (for RoPE) are per row.
 """
 
 from __future__ import annotations
@@ -147,6 +147,12 @@ def positions_from_mask(token_mask: jax.Array) -> jax.Array:
     return jnp.maximum(jnp.cumsum(token_mask.astype(jnp.int32), axis=-1) - 1, 0)
 
 
+def causal_mask(token_mask: jax.Array) -> jax.Array:
+    """[B, S, S] attention mask of a batch without cache: position s sees the real tokens at positions <= s."""
+    S = token_mask.shape[-1]
+    return jnp.tril(jnp.ones((S, S), bool))[None] & token_mask[:, None, :]
+
+
 def _attention_block(q, k, v, mask, cfg: ModelConfig):
     """q [B,S,H,Dh], k [B,Hkv,Dh,K], v [B,Hkv,K,Dh], mask [B,S,K] -> [B,S,H,Dh] (grouped-query attention)."""
     B, S, H, Dh = q.shape
@@ -157,7 +163,8 @@ def _attention_block(q, k, v, mask, cfg: ModelConfig):
 
 
 def attention(q, k, v, mask, cfg: ModelConfig):
-    """:func:`attend` of q [B,S,H,Dh] and head-major k, v -> [B,S,H,Dh], over query chunks of ``cfg.attention_chunk`` positions when that is set and smaller than S."""
+    """:func:`attend` of q [B,S,H,Dh] and head-major k, v -> [B,S,H,Dh], over query chunks of
+    ``cfg.attention_chunk`` positions when that is set and smaller than S."""
     S, chunk = q.shape[1], cfg.attention_chunk
     if not chunk or chunk >= S:
         return _attention_block(q, k, v, mask, cfg)
@@ -246,9 +253,7 @@ def forward_hidden(params: Params, tokens: jax.Array, positions: jax.Array | Non
     x = params["embed"].astype(cfg.compute_dtype)[tokens]
 
     if cache is None:
-        causal = jnp.tril(jnp.ones((S, S), bool))
-        mask = causal[None] & token_mask[:, None, :]
-        key_mask = None
+        mask, key_mask = causal_mask(token_mask), None
     else:
         key_mask = jax.lax.dynamic_update_slice(cache.key_mask, token_mask, (0, cache.index))
         slots = jnp.arange(cache.length)
