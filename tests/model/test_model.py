@@ -1,5 +1,6 @@
 """Logits parity with transformers, the KV cache, export round trips and bad inputs."""
 
+import functools
 import json
 import os
 
@@ -197,6 +198,25 @@ def test_query_chunked_attention_matches(saved):
         got, _ = transformer.forward(params, jnp.asarray(tokens), token_mask=jnp.asarray(mask),
                                      cfg=cfg.replace(attention_chunk=chunk))
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_out_major_params_give_the_same_logits_and_cache(saved, family):
+    """out_major_params (per-layer OutMajor weights, tied or untied head) changes the matmul form, not the model."""
+    cfg, params = hf_io.load_hf(saved[family][1])
+    tokens, mask = _batch(4)
+    cache = transformer.init_cache(cfg, batch=4, length=16)
+    out_major = transformer.out_major_params(params)
+    assert isinstance(out_major["lm_head"], transformer.OutMajor)
+    assert out_major["lm_head"].t.shape == (cfg.vocab_size, cfg.hidden_size)
+    assert isinstance(out_major["layers"][0]["o"], transformer.OutMajor)
+    assert transformer.out_major_params(out_major) == out_major  # already laid out: unchanged
+    want, want_cache = transformer.forward(params, jnp.asarray(tokens), token_mask=jnp.asarray(mask), cfg=cfg,
+                                           cache=cache)
+    got, got_cache = jax.jit(functools.partial(transformer.forward, cfg=cfg))(
+        out_major, jnp.asarray(tokens), token_mask=jnp.asarray(mask), cache=cache)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(got_cache.v), np.asarray(want_cache.v), atol=1e-5)
 
 
 def test_unstacked_layers_give_the_same_logits_and_cache(saved):

@@ -228,13 +228,16 @@ def test_decode_updates_the_cache_in_place(llama):
     assert "input_output_alias" in hlo  # the donated state is reused for the output
 
 
+@pytest.mark.parametrize("out_major_rows", [0, 4], ids=["in_major", "out_major"])
 @pytest.mark.parametrize("kwargs", [dict(temperature=0.0), SAMPLED], ids=["greedy", "sampled"])
-def test_unrolled_layers_equal_scanned_layers(llama, kwargs):
-    """unroll_layers=True (per-layer weights and KV caches inside decode) changes nothing but speed."""
+def test_unrolled_layers_equal_scanned_layers(llama, kwargs, out_major_rows):
+    """unroll_layers=True (per-layer weights and KV caches inside decode, out-major weights at <= 4 rows)
+    changes nothing but speed."""
     _, cfg, params = llama
     tokens, mask = left_padded(LENGTHS, cfg.vocab_size, seed=4)
     scanned = _run(cfg, params, tokens, mask, seed=3, **kwargs)
-    sampler = Sampler(cfg, SamplingConfig(max_new_tokens=NEW, **kwargs), unroll_layers=True)
+    sampler = Sampler(cfg, SamplingConfig(max_new_tokens=NEW, **kwargs), unroll_layers=True,
+                      out_major_rows=out_major_rows)
     unrolled = jax.tree.map(np.asarray, sampler.generate(params, tokens, mask, jax.random.key(3)))
     np.testing.assert_array_equal(unrolled.tokens, scanned.tokens)
     np.testing.assert_array_equal(unrolled.lengths, scanned.lengths)

@@ -9,7 +9,8 @@ from sampler_fixtures import hf_greedy
 pytestmark = pytest.mark.slow
 
 
-def test_smollm2_greedy_matches_transformers_generate():
+@pytest.mark.parametrize("unroll", [False, True], ids=["scanned", "unrolled_out_major"])
+def test_smollm2_greedy_matches_transformers_generate(unroll):
     torch = pytest.importorskip("torch")
     import transformers
 
@@ -27,7 +28,7 @@ def test_smollm2_greedy_matches_transformers_generate():
     new = 16
     eos = cfg.eos_token_ids[0]
     sampler = Sampler(cfg, SamplingConfig(max_new_tokens=new, temperature=0.0, stop_token_ids=(eos,),
-                                          pad_id=0))
+                                          pad_id=0), unroll_layers=unroll, out_major_rows=8)
     rollout = jax.tree.map(np.asarray, sampler.generate(params, tokens, mask, jax.random.key(0)))
     expected = hf_greedy(model, tokens, mask, new, eos_token_id=eos)
     ours = np.where(rollout.mask, rollout.tokens, 0)

@@ -27,7 +27,8 @@ from jax.sharding import NamedSharding, PartitionSpec
 from urlvr_jax import sharding as shd
 from urlvr_jax.model.config import ModelConfig
 from urlvr_jax.model.transformer import (KVCache, Params, abstract_params, forward, forward_hidden, init_cache,
-                                        logits_from_hidden, unstack_layers)
+                                        logits_from_hidden, out_major_params,
+                                        unstack_layers)
 from urlvr_jax.sampling.rollout import STAT_NAMES, Rollout
 from urlvr_jax.sampling.stats import token_stats
 from urlvr_jax.sampling.strategies import SamplingConfig, choose_tokens
@@ -93,10 +94,11 @@ def _is_stop(token: jax.Array, stop_ids: tuple[int, ...]) -> jax.Array:
 
 
 def _decode(params: Params, state: DecodeState, *, cfg: ModelConfig, sampling: SamplingConfig,
-            unroll_layers: bool = False) -> DecodeState:
+            unroll_layers: bool = False, out_major: bool = False) -> DecodeState:
     if unroll_layers:  # per-layer weights and caches instead of per-step copies out of the stacked arrays;
         # the barrier materialises them once per call, else XLA sinks the slices into the loop (a copy per step)
-        params, cache = jax.lax.optimization_barrier((unstack_layers(params), state.cache.per_layer()))
+        layout = out_major_params if out_major else unstack_layers
+        params, cache = jax.lax.optimization_barrier((layout(params), state.cache.per_layer()))
         state = state.replace(cache=cache)
 
     def cond(s: DecodeState):
@@ -165,6 +167,9 @@ class Sampler:
     mesh: jax.sharding.Mesh | None = None
     buckets: tuple[int, ...] = DEFAULT_BUCKETS
     unroll_layers: bool = False  # decode with the layers unrolled: faster bandwidth-bound decoding, longer compile
+    # unrolled decoding of at most this many rows multiplies out-major weights (model.transformer.OutMajor);
+    # None: 32 on CPU, where that is faster at few rows, else 0 (never)
+    out_major_rows: int | None = None
 
     @functools.cached_property
     def _programs(self) -> dict:
@@ -176,7 +181,11 @@ class Sampler:
         if key not in self._programs:
             kwargs = dict(cfg=self.cfg, sampling=self.sampling)
             prefill = functools.partial(_prefill, num_samples=num_samples, **kwargs)
-            decode = functools.partial(_decode, unroll_layers=self.unroll_layers, **kwargs)
+            max_rows = self.out_major_rows
+            if max_rows is None:
+                max_rows = 32 if jax.default_backend() == "cpu" else 0
+            decode = functools.partial(_decode, unroll_layers=self.unroll_layers,
+                                       out_major=batch * num_samples <= max_rows, **kwargs)
             to_rollout = functools.partial(_rollout, num_samples=num_samples)
             if self.mesh is None:
                 opts = compiler_options()
