@@ -44,7 +44,7 @@ def test_sharded_logits_and_greedy_tokens_equal_unsharded(setup):
         np.testing.assert_array_equal(np.asarray(getattr(rollout, name)), getattr(local, name), err_msg=name)
     np.testing.assert_allclose(np.asarray(rollout.logprobs), local.logprobs, atol=1e-5)
 
-    # compile counts: two prompt lengths inside bucket 16 -> one program each; bucket 32 -> a second
+    # compile counts: two prompt lengths inside bucket 16 -> one program each; bucket 24 -> a second
     assert sampler.compile_counts() == (1, 1)
     short = left_padded((3, 7, 2, 4), cfg.vocab_size, seed=2)
     sampler.generate(placed, *short, jax.random.key(1))

@@ -34,7 +34,9 @@ from urlvr_jax.sampling.stats import token_stats
 from urlvr_jax.sampling.strategies import SamplingConfig, choose_tokens
 from urlvr_jax.utils.xla_options import compiler_options
 
-DEFAULT_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+# Powers of two and the midpoints between them: a prompt of more than 16 tokens pads to less than 1.5x its length
+# (2x with powers of two alone), for at most two compiled programs per doubling of the prompt length.
+DEFAULT_BUCKETS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192)
 
 
 @flax.struct.dataclass(frozen=True)
