@@ -10,23 +10,29 @@ row for the full number of new tokens (no stop tokens). Timings are the best of 
 
 Roofline: one decode step must read every parameter and the whole preallocated KV cache, so
 ``bytes/step = param bytes + cache bytes``. The machine's memory bandwidth is measured here with a large
-array copy; the fraction reached is ``bytes/step / decode step time / bandwidth``.
+array copy; the fraction reached is ``bytes/step / decode step time / bandwidth``. For scale, the script also times
+the decode step's weight matmuls alone (every weight times a random [in, rows] block, in the sampler's layout, one
+jitted program): the bandwidth those kernels reach is the most a decode step built on them can reach.
 Runs on the default JAX device and matmul precision (not the tests' 8 fake devices / "highest").
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import tempfile
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import torch
 import transformers
 
 from urlvr_jax.model import hf_io
+from urlvr_jax.model.transformer import (MATMUL_IN_DIMS, OutMajor, lm_head_weight, out_major_params,
+                                        unstack_layers)
 from urlvr_jax.sampling.sampler import Sampler
 from urlvr_jax.sampling.strategies import SamplingConfig
 
@@ -98,6 +104,9 @@ def bench_model(name: str, model, path: str, batch: int, new_tokens: int, repeat
     step, nbytes = decode_step_time(sampler, params, tokens, mask, repeats)
     print(f"decode   {step * 1e3:7.2f} ms/step, {nbytes / 2**20:7.1f} MiB/step -> {nbytes / step / 1e9:6.2f} GB/s "
           f"= {nbytes / step / bandwidth:5.1%} of the measured bandwidth")
+    seconds, weight_bytes = weight_matmul_time(params, batch, sampler.out_major_rows, repeats)
+    print(f"matmuls  {seconds * 1e3:7.2f} ms,   {weight_bytes / 2**20:7.1f} MiB of weights alone at {batch} rows -> "
+          f"{weight_bytes / seconds / 1e9:6.2f} GB/s = {weight_bytes / seconds / bandwidth:5.1%}")
 
 
 def decode_step_time(sampler: Sampler, params, tokens, mask, repeats: int) -> tuple[float, int]:
@@ -113,6 +122,36 @@ def decode_step_time(sampler: Sampler, params, tokens, mask, repeats: int) -> tu
     param_bytes = sum(x.nbytes for x in jax.tree.leaves(params))
     cache_bytes = state.cache.k.nbytes + state.cache.v.nbytes
     return min(times) / steps, param_bytes + cache_bytes
+
+
+def weight_matmul_time(params, rows: int, out_major_rows: int | None, repeats: int) -> tuple[float, int]:
+    """Seconds for one pass of [rows]-column matmuls over every projection weight and the LM head, laid out as the
+    sampler's unrolled decode lays them out on this backend, and the bytes of those weights."""
+    if out_major_rows is None:
+        out_major_rows = 32 if jax.default_backend() == "cpu" else 0
+    out_major = rows <= out_major_rows
+    if out_major:  # [out, in], multiplied as w @ x.T
+        weights = jax.tree.leaves(out_major_params(params), is_leaf=lambda x: isinstance(x, OutMajor))
+        weights = [w.t for w in weights if isinstance(w, OutMajor)]
+    else:  # [in, out], multiplied as x @ w
+        weights = [w[name].reshape(math.prod(w[name].shape[:dims]), -1) for w in unstack_layers(params)["layers"]
+                   for name, dims in MATMUL_IN_DIMS.items()] + [lm_head_weight(params)]
+    weights = [jax.block_until_ready(jnp.asarray(w)) for w in weights]
+    in_dim = lambda w: w.shape[1] if out_major else w.shape[0]
+    rng = np.random.default_rng(0)
+    blocks = {in_dim(w): rng.standard_normal((rows, in_dim(w))).astype(np.float32) for w in weights}
+
+    @jax.jit
+    def run(weights, blocks):
+        total = 0.0
+        for w in weights:
+            y = w @ blocks[in_dim(w)].T if out_major else blocks[in_dim(w)] @ w
+            total = total + jax.lax.optimization_barrier(y).sum()
+        return total
+
+    jax.block_until_ready(run(weights, blocks))
+    seconds = best_time(lambda: jax.block_until_ready(run(weights, blocks)), max(repeats, 5))
+    return seconds, sum(w.nbytes for w in weights)
 
 
 def tiny_model():
