@@ -36,7 +36,9 @@ unclosed_boxes = st.integers(0, 4000).map(lambda n: "x \\boxed{1} " + "\\boxed{"
 huge_numbers = st.integers(1, 30000).map(lambda n: "the answer is " + "9" * n)
 adversarial = st.one_of(st.text(max_size=300), fragment_strings, deep_braces, unclosed_boxes, huge_numbers)
 
-EXTRACT_LIMIT_S = 1.0  # per call; typical calls take microseconds
+# CPU seconds of this thread for all the calls on one text: the worst inputs here take ~40 ms; catastrophic regex
+# backtracking would take far longer. Thread CPU time, not wall time, so a stall of this shared VM cannot fail it.
+EXTRACT_LIMIT_S = 1.0
 GRADE_TIMEOUT_S = 2.0
 STARTUP_SLACK_S = 30.0  # a replaced worker re-imports math-verify
 
@@ -44,7 +46,7 @@ STARTUP_SLACK_S = 30.0  # a replaced worker re-imports math-verify
 @settings(max_examples=2000, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(adversarial)
 def test_extraction_never_raises_is_fast_and_idempotent(text):
-    start = time.monotonic()
+    start = time.thread_time()
     answer = extract_answer(text)
     assert answer is None or (isinstance(answer, str) and answer)
     boxed = extract_boxed(text)
@@ -56,7 +58,7 @@ def test_extraction_never_raises_is_fast_and_idempotent(text):
     expression = extract_countdown_answer(text)
     assert check_countdown(expression or text, [1, 2, 3, 4], 10) in (True, False)
     assert parse_verdict(text) in (0.0, 1.0)
-    assert time.monotonic() - start < EXTRACT_LIMIT_S
+    assert time.thread_time() - start < EXTRACT_LIMIT_S
 
 
 def _grading_bound(n_items: int) -> float:
