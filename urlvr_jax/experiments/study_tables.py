@@ -1,0 +1,116 @@
+"""The studies' tables: the runs of each study (labels + overrides) and the study-wide overrides per scale.
+
+See :mod:`urlvr_jax.experiments.studies` for what each study measures, the scale mapping, and the runner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+SCALES = ("toy", "paper")
+METHODS = ("self_certainty", "token_entropy", "trajectory_entropy", "probability", "majority_vote")
+KNOBS: dict[str, tuple] = {"temperature": (0.6, 0.8, 1.0, 1.2), "mini_batch": (1, 8, 16, 32, 64),
+                           "rollouts": (4, 8, 16, 32), "kl": (0.0, 0.005)}
+KNOB_DEFAULTS = {"temperature": 1.0, "mini_batch": 64, "rollouts": 8, "kl": 0.0}
+SIZES = (32, 128, 512, 2048, 8192, 16384)
+PAPER_BATCH = 64
+TOY_BATCH = 32
+TOY_DATA_FACTOR = 4  # toy dataset sizes and steps = paper / 4 (same epochs per size)
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One run of a study: its labels (selectable with ``--only``) and overrides of the scale's base."""
+
+    study: str
+    name: str
+    labels: dict[str, str]
+    overrides: dict[str, Any]
+
+
+def _fmt(value: Any) -> str:
+    return "off" if isinstance(value, float) and value == 0.0 else str(value)
+
+
+def _knob_overrides(knob: str, value: Any, scale: str) -> dict[str, Any]:
+    if knob == "temperature":
+        return {"rollout.temperature": float(value)}
+    if knob == "mini_batch":
+        return {"algo.mini_batch_prompts": value if scale == "paper" else max(1, value * TOY_BATCH // PAPER_BATCH)}
+    if knob == "rollouts":
+        return {"rollout.n": int(value)}
+    return {"algo.kl_coef": float(value), "algo.kl_estimator": "k3"}
+
+
+def _sweep(scale: str) -> list[Run]:
+    runs = []
+    for method in METHODS:
+        for knob, values in KNOBS.items():
+            for value in values:
+                name = f"{method}-default" if value == KNOB_DEFAULTS[knob] else f"{method}-{knob}={_fmt(value)}"
+                labels = dict(method=method, knob=knob, value=_fmt(value))
+                runs.append(Run("sweep", name, labels, {"reward.name": method, **_knob_overrides(knob, value, scale)}))
+    return runs
+
+
+def _dataset_size(scale: str) -> list[Run]:
+    runs = []
+    for size in SIZES:
+        for seed in (0, 1, 2) if size <= 512 else (0,):
+            if scale == "paper":  # each seed trains on its own slice of DAPO-17k
+                data = {"data.split": f"train[{seed * size}:{(seed + 1) * size}]"}
+            else:  # make_pool draws a different pool per seed
+                data = {"data.pool_size": size // TOY_DATA_FACTOR}
+            runs.append(Run("dataset_size", f"size={size}-seed={seed}", dict(size=str(size), seed=str(seed)),
+                            {"seed": seed, **data}))
+    return runs
+
+
+def _ttt(scale: str) -> list[Run]:
+    if scale == "paper":
+        test = {"data.dataset": "amc23", "data.split": "", "rollout.prompts_per_step": 40,
+                "algo.mini_batch_prompts": 40}
+        train = {}
+    else:  # validation = the pool (make_pool's first draw uses seed * 1_000_003; see the module docstring)
+        test = {"data.pool_size": TOY_BATCH}
+        train = {"data.pool_size": 0}
+    return [Run("ttt", "test_split", dict(arm="test_split"), test),
+            Run("ttt", "train_set", dict(arm="train_set"), train)]
+
+
+def _countdown(scale: str) -> list[Run]:
+    return [Run("countdown", arm, dict(arm=arm), {"reward.name": arm})
+            for arm in ("self_verify", "trajectory_entropy", "countdown")]
+
+
+# Study-wide overrides per scale (applied before each run's own overrides).
+STUDY_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
+    "sweep": {
+        "toy": {"algo.mini_batch_prompts": TOY_BATCH, "train.steps": 150},
+        "paper": {"train.steps": 1000},  # ~4 epochs: where even the most stable setting collapses
+    },
+    "dataset_size": {
+        "toy": {"rollout.prompts_per_step": TOY_BATCH, "algo.mini_batch_prompts": TOY_BATCH,
+                "train.steps": 600 // TOY_DATA_FACTOR},
+        "paper": {"rollout.prompts_per_step": 32, "algo.mini_batch_prompts": 32, "train.steps": 600,
+                  "data.shuffle": True},
+    },
+    "ttt": {
+        "toy": {"algo.mini_batch_prompts": TOY_BATCH, "train.steps": 150, "data.val_size": TOY_BATCH},
+        "paper": {"data.val_dataset": "amc23", "data.val_size": 40, "train.steps": 300},  # steps: ours
+    },
+    "countdown": {
+        "toy": {"algo.mini_batch_prompts": TOY_BATCH, "train.steps": 150, "rollout.max_new_tokens": 32,
+                "rollout.max_prompt_len": 320, "val.max_new_tokens": 32, "reward.verify_max_new_tokens": 16,
+                "data.val_size": 64},
+        "paper": {"data.task": "", "data.dataset": "countdown", "data.split": "train[:4000]",
+                  "data.val_dataset": "countdown", "data.val_split": "train[-1000:]", "data.val_size": 0,
+                  "data.template": "countdown", "data.chat_template": "false", "val.k": 16,
+                  "rollout.max_new_tokens": 1024, "rollout.max_prompt_len": 256,  # ours
+                  "reward.verify_temperature": 0.5, "reward.verify_max_new_tokens": 4096, "train.steps": 300},
+    },
+}
+
+STUDIES: dict[str, Callable[[str], list[Run]]] = {
+    "sweep": _sweep, "dataset_size": _dataset_size, "ttt": _ttt, "countdown": _countdown}
