@@ -104,7 +104,7 @@ def bench_model(name: str, model, path: str, batch: int, new_tokens: int, repeat
     step, nbytes = decode_step_time(sampler, params, tokens, mask, repeats)
     print(f"decode   {step * 1e3:7.2f} ms/step, {nbytes / 2**20:7.1f} MiB/step -> {nbytes / step / 1e9:6.2f} GB/s "
           f"= {nbytes / step / bandwidth:5.1%} of the measured bandwidth")
-    seconds, weight_bytes = weight_matmul_time(params, batch, sampler.out_major_rows, repeats)
+    seconds, weight_bytes = weight_matmul_time(params, batch, sampler.decodes_out_major(batch), repeats)
     print(f"matmuls  {seconds * 1e3:7.2f} ms,   {weight_bytes / 2**20:7.1f} MiB of weights alone at {batch} rows -> "
           f"{weight_bytes / seconds / 1e9:6.2f} GB/s = {weight_bytes / seconds / bandwidth:5.1%}")
 
@@ -124,12 +124,9 @@ def decode_step_time(sampler: Sampler, params, tokens, mask, repeats: int) -> tu
     return min(times) / steps, param_bytes + cache_bytes
 
 
-def weight_matmul_time(params, rows: int, out_major_rows: int | None, repeats: int) -> tuple[float, int]:
-    """Seconds for one pass of [rows]-column matmuls over every projection weight and the LM head, laid out as the
-    sampler's unrolled decode lays them out on this backend, and the bytes of those weights."""
-    if out_major_rows is None:
-        out_major_rows = 32 if jax.default_backend() == "cpu" else 0
-    out_major = rows <= out_major_rows
+def weight_matmul_time(params, rows: int, out_major: bool, repeats: int) -> tuple[float, int]:
+    """Seconds for one pass of [rows]-column matmuls over every projection weight and the LM head, and the bytes of
+    those weights; out-major (:func:`out_major_params`) when ``out_major``, as the sampler decodes then."""
     if out_major:  # [out, in], multiplied as w @ x.T
         weights = jax.tree.leaves(out_major_params(params), is_leaf=lambda x: isinstance(x, OutMajor))
         weights = [w.t for w in weights if isinstance(w, OutMajor)]

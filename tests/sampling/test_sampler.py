@@ -238,6 +238,7 @@ def test_unrolled_layers_equal_scanned_layers(llama, kwargs, out_major_rows):
     scanned = _run(cfg, params, tokens, mask, seed=3, **kwargs)
     sampler = Sampler(cfg, SamplingConfig(max_new_tokens=NEW, **kwargs), unroll_layers=True,
                       out_major_rows=out_major_rows)
+    assert sampler.decodes_out_major(len(LENGTHS)) == (out_major_rows > 0)
     unrolled = jax.tree.map(np.asarray, sampler.generate(params, tokens, mask, jax.random.key(3)))
     np.testing.assert_array_equal(unrolled.tokens, scanned.tokens)
     np.testing.assert_array_equal(unrolled.lengths, scanned.lengths)
@@ -246,3 +247,13 @@ def test_unrolled_layers_equal_scanned_layers(llama, kwargs, out_major_rows):
     (prefill, decode, _), inputs = sampler.prepare(tokens, mask, jax.random.key(3))
     state = prefill(params, *inputs)
     assert jax.tree.map(jnp.shape, decode(params, state).cache) == jax.tree.map(jnp.shape, state.cache)
+
+
+def test_out_major_decoding_needs_unrolled_layers_and_few_rows(llama):
+    _, cfg, _ = llama
+    sampling = SamplingConfig(max_new_tokens=NEW)
+    assert not Sampler(cfg, sampling).decodes_out_major(1)  # the scanned decode keeps the stored layout
+    assert Sampler(cfg, sampling, unroll_layers=True, out_major_rows=8).decodes_out_major(8)
+    assert not Sampler(cfg, sampling, unroll_layers=True, out_major_rows=8).decodes_out_major(9)
+    default = Sampler(cfg, sampling, unroll_layers=True)  # None: 32 rows on CPU (these tests' backend)
+    assert default.decodes_out_major(32) and not default.decodes_out_major(33)

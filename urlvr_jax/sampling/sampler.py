@@ -183,11 +183,8 @@ class Sampler:
         if key not in self._programs:
             kwargs = dict(cfg=self.cfg, sampling=self.sampling)
             prefill = functools.partial(_prefill, num_samples=num_samples, **kwargs)
-            max_rows = self.out_major_rows
-            if max_rows is None:
-                max_rows = 32 if jax.default_backend() == "cpu" else 0
             decode = functools.partial(_decode, unroll_layers=self.unroll_layers,
-                                       out_major=batch * num_samples <= max_rows, **kwargs)
+                                       out_major=self.decodes_out_major(batch * num_samples), **kwargs)
             to_rollout = functools.partial(_rollout, num_samples=num_samples)
             if self.mesh is None:
                 opts = compiler_options()
@@ -197,6 +194,13 @@ class Sampler:
                 jits = self._sharded_jits(prefill, decode, to_rollout, batch, bucket, num_samples)
             self._programs[key] = tuple(_Program(fn) for fn in jits)
         return self._programs[key]
+
+    def decodes_out_major(self, rows: int) -> bool:
+        """Whether decoding ``rows`` rows multiplies out-major weights (see ``out_major_rows``)."""
+        max_rows = self.out_major_rows
+        if max_rows is None:
+            max_rows = 32 if jax.default_backend() == "cpu" else 0
+        return self.unroll_layers and rows <= max_rows
 
     def _sharded_jits(self, prefill, decode, to_rollout, batch: int, bucket: int, num_samples: int):
         mesh = self.mesh
