@@ -11,7 +11,7 @@ row for the full number of new tokens (no stop tokens). Timings are the best of 
 Roofline: one decode step must read every parameter and the whole preallocated KV cache, so
 ``bytes/step = param bytes + cache bytes``. The machine's memory bandwidth is measured here with a large
 array copy; the fraction reached is ``bytes/step / decode step time / bandwidth``. For scale, the script also times
-the decode step's weight matmuls alone (every weight times a random [in, rows] block, in the sampler's layout, one
+the decode step's weight matmuls alone (every weight times a random [rows, in] block, in the sampler's layout, one
 jitted program): the bandwidth those kernels reach is the most a decode step built on them can reach.
 Runs on the default JAX device and matmul precision (not the tests' 8 fake devices / "highest").
 """
@@ -19,7 +19,6 @@ Runs on the default JAX device and matmul precision (not the tests' 8 fake devic
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import tempfile
 import time
@@ -31,8 +30,7 @@ import torch
 import transformers
 
 from urlvr_jax.model import hf_io
-from urlvr_jax.model.transformer import (MATMUL_IN_DIMS, OutMajor, lm_head_weight, out_major_params,
-                                        unstack_layers)
+from urlvr_jax.model.transformer import OutMajor, out_major_params
 from urlvr_jax.sampling.sampler import Sampler
 from urlvr_jax.sampling.strategies import SamplingConfig
 
@@ -127,13 +125,10 @@ def decode_step_time(sampler: Sampler, params, tokens, mask, repeats: int) -> tu
 def weight_matmul_time(params, rows: int, out_major: bool, repeats: int) -> tuple[float, int]:
     """Seconds for one pass of [rows]-column matmuls over every projection weight and the LM head, and the bytes of
     those weights; out-major (:func:`out_major_params`) when ``out_major``, as the sampler decodes then."""
-    if out_major:  # [out, in], multiplied as w @ x.T
-        weights = jax.tree.leaves(out_major_params(params), is_leaf=lambda x: isinstance(x, OutMajor))
-        weights = [w.t for w in weights if isinstance(w, OutMajor)]
-    else:  # [in, out], multiplied as x @ w
-        weights = [w[name].reshape(math.prod(w[name].shape[:dims]), -1) for w in unstack_layers(params)["layers"]
-                   for name, dims in MATMUL_IN_DIMS.items()] + [lm_head_weight(params)]
-    weights = [jax.block_until_ready(jnp.asarray(w)) for w in weights]
+    leaves = jax.tree.leaves(out_major_params(params), is_leaf=lambda x: isinstance(x, OutMajor))
+    # [out, in] multiplied as w @ x.T; else the stored [in, out] layout, multiplied as x @ w
+    weights = [jax.block_until_ready(w.t if out_major else jnp.asarray(w.t.T)) for w in leaves
+               if isinstance(w, OutMajor)]
     in_dim = lambda w: w.shape[1] if out_major else w.shape[0]
     rng = np.random.default_rng(0)
     blocks = {in_dim(w): rng.standard_normal((rows, in_dim(w))).astype(np.float32) for w in weights}

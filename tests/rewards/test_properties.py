@@ -38,8 +38,8 @@ huge_numbers = st.integers(1, 30000).map(lambda n: "the answer is " + "9" * n)
 adversarial = st.one_of(st.text(max_size=300), fragment_strings, deep_braces, unclosed_boxes, huge_numbers)
 
 # CPU seconds of this thread for all the calls on one text, with the cyclic garbage collector paused: the worst
-# inputs here take ~40 ms, and catastrophic regex backtracking would take far longer. Not wall time (a stall of this
-# shared VM failed it) and not a collection of the whole test process's heap (that took over a second in CI).
+# inputs here take ~40 ms, and catastrophic regex backtracking would take far longer. A collection of the whole
+# test process's heap landing inside the calls took over a second in CI; wall time would also count VM stalls.
 EXTRACT_LIMIT_S = 1.0
 GRADE_TIMEOUT_S = 2.0
 STARTUP_SLACK_S = 30.0  # a replaced worker re-imports math-verify

@@ -318,8 +318,7 @@ def unstack_layers(params: Params) -> Params:
     return {**params, "layers": [jax.tree.map(lambda x: x[i], layers) for i in range(num)]}
 
 
-# leading (contracted) dims of each layer weight in a projection: o is [H, Dh, D]
-MATMUL_IN_DIMS = {"q": 1, "k": 1, "v": 1, "o": 2, "gate": 1, "up": 1, "down": 1}
+_IN_DIMS = {"q": 1, "k": 1, "v": 1, "o": 2, "gate": 1, "up": 1, "down": 1}
 
 
 def out_major_params(params: Params) -> Params:
@@ -333,7 +332,7 @@ def out_major_params(params: Params) -> Params:
         k = math.prod(w.shape[:in_dims])
         return OutMajor(t=w.reshape(k, -1).T, out_shape=w.shape[in_dims:])
 
-    layers = [{name: out_major(v, MATMUL_IN_DIMS[name]) if name in MATMUL_IN_DIMS else v for name, v in w.items()}
+    layers = [{name: out_major(v, _IN_DIMS[name]) if name in _IN_DIMS else v for name, v in w.items()}
               for w in params["layers"]]
     head = (out_major(params["lm_head"], 1) if "lm_head" in params
             else OutMajor(t=params["embed"], out_shape=params["embed"].shape[:1]))
