@@ -20,6 +20,8 @@ steps are timed between consecutive ``on_step_end`` callbacks, its rollout part 
 generation, decoding, reward, advantages) separately. The median over ``--steps`` steps is reported.
 Threads: ``--threads N`` pins this process to N CPUs with ``os.sched_setaffinity`` before JAX starts (XLA's CPU
 thread pool follows the affinity mask) and calls ``torch.set_num_threads(N)``, so both use the same cores.
+Memory: like the loop's entry points, the script restarts once with glibc's huge-page tunable
+(:mod:`urlvr_jax.utils.huge_pages`; ``URLVR_HUGE_PAGES=0`` turns that off), and both sides share that process.
 """
 
 from __future__ import annotations
@@ -265,7 +267,8 @@ def main():
     print(f"env: {threads} CPU threads (affinity {sorted(os.sched_getaffinity(0))}, torch.set_num_threads({threads})), "
           f"jax {jax.__version__} {jax.devices()[0].platform}, torch {torch.__version__}, "
           f"transformers {transformers.__version__}, trl {trl.__version__}; "
-          f"warmup {args.warmup} + timed {args.steps} steps; old log-probs: {args.old_logprobs}")
+          f"warmup {args.warmup} + timed {args.steps} steps; old log-probs: {args.old_logprobs}; "
+          f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')!r} (both sides)")
     results = {}
     if args.only in (None, "trl"):
         results["TRL GRPOTrainer"] = run_trl(args, path, tokenizer, prompts)
@@ -299,4 +302,7 @@ def main():
 
 
 if __name__ == "__main__":
+    from urlvr_jax.utils.huge_pages import use_huge_pages
+
+    use_huge_pages()  # restarts the interpreter once, with huge pages for XLA's buffers
     main()

@@ -13,7 +13,9 @@ Roofline: one decode step must read every parameter and the whole preallocated K
 array copy; the fraction reached is ``bytes/step / decode step time / bandwidth``. For scale, the script also times
 the decode step's weight matmuls alone (every weight times a random [rows, in] block, in the sampler's layout, one
 jitted program): the bandwidth those kernels reach is the most a decode step built on them can reach.
-Runs on the default JAX device and matmul precision (not the tests' 8 fake devices / "highest").
+Runs on the default JAX device and matmul precision (not the tests' 8 fake devices / "highest"). Like the loop's
+entry points it restarts once with glibc's huge-page tunable (:mod:`urlvr_jax.utils.huge_pages`;
+``URLVR_HUGE_PAGES=0`` turns that off); both sides run in that one process.
 """
 
 from __future__ import annotations
@@ -176,7 +178,8 @@ def main():
     torch.set_num_threads(threads)
     bandwidth = memory_bandwidth()
     print(f"devices {jax.devices()}, CPU threads {threads} (torch.set_num_threads({threads})), "
-          f"matmul precision {jax.config.jax_default_matmul_precision or 'default'}")
+          f"matmul precision {jax.config.jax_default_matmul_precision or 'default'}, "
+          f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')!r} (both sides)")
     print(f"measured memory bandwidth (numpy copy, read + write): {bandwidth / 1e9:.2f} GB/s")
     if args.only in (None, "tiny"):
         bench_model("tiny random llama", *tiny_model(), batch=32, new_tokens=128, repeats=args.repeats,
@@ -187,4 +190,7 @@ def main():
 
 
 if __name__ == "__main__":
+    from urlvr_jax.utils.huge_pages import use_huge_pages
+
+    use_huge_pages()  # restarts the interpreter once, with huge pages for XLA's buffers
     main()

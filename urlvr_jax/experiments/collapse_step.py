@@ -378,4 +378,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from urlvr_jax.utils.huge_pages import use_huge_pages
+
+    use_huge_pages()  # restarts the interpreter once, with huge pages for XLA's buffers
     sys.exit(main())

@@ -38,8 +38,8 @@ def forward_hidden_grouped(params: Params, prompt_tokens: jax.Array, prompt_mask
     prompt_len = jnp.sum(prompt_mask, axis=-1, dtype=jnp.int32)
     completion_pos = jnp.maximum(group(prompt_len)[:, None] + jnp.cumsum(mask, axis=-1, dtype=jnp.int32) - 1, 0)
     inv_freq = rope_inv_freq(cfg)
-    rope_p = rope_tables(positions_from_mask(prompt_mask), inv_freq, cfg.compute_dtype)
-    rope_c = rope_tables(completion_pos, inv_freq, cfg.compute_dtype)
+    rope_p = rope_tables(positions_from_mask(prompt_mask), inv_freq, cfg.compute_dtype, Lp)
+    rope_c = rope_tables(completion_pos, inv_freq, cfg.compute_dtype, Lp + T)
     mask_p = causal_mask(prompt_mask)  # [P, Lp, Lp]
     mask_c = jnp.concatenate([jnp.broadcast_to(group(prompt_mask)[:, None, :], (B, T, Lp)),  # [B, T, Lp + T]
                               causal_mask(mask)], axis=-1)

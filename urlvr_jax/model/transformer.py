@@ -121,12 +121,24 @@ def rope_inv_freq(cfg: ModelConfig) -> np.ndarray:
     return np.where(medium, smoothed, scaled).astype(np.float32)
 
 
-def rope_tables(positions: jax.Array, inv_freq: np.ndarray, dtype) -> tuple[jax.Array, jax.Array]:
-    """(cos, sin) [B, S, 1, Dh] of positions [B, S]; computed once per forward and shared by every layer (inside
-    a layer XLA fused them into each consumer, one cos and sin per head element of q and k)."""
-    freqs = positions.astype(jnp.float32)[..., None] * jnp.asarray(inv_freq)  # [B, S, Dh/2]
-    emb = jnp.concatenate([freqs, freqs], axis=-1)[:, :, None, :]
-    return jnp.cos(emb).astype(dtype), jnp.sin(emb).astype(dtype)
+def rope_tables(positions: jax.Array, inv_freq: np.ndarray, dtype, num_positions: int | None = None
+                ) -> tuple[jax.Array, jax.Array]:
+    """(cos, sin) [B, S, 1, Dh] of positions [B, S], computed once per forward and shared by every layer.
+
+    With ``num_positions`` (a static bound: every position is below it) the cos and sin of each position are
+    computed once into a [num_positions, Dh] table and gathered. Computed per element instead, XLA fuses the cos
+    and sin into each consumer: one evaluation per head element of q and k, in every layer, forward and backward
+    (40 fusions of the GRPO benchmark's train step, ~4% of its time).
+    """
+    def cos_sin(pos):
+        freqs = pos.astype(jnp.float32)[..., None] * jnp.asarray(inv_freq)  # [..., Dh/2]
+        emb = jnp.concatenate([freqs, freqs], axis=-1)
+        return jnp.cos(emb).astype(dtype), jnp.sin(emb).astype(dtype)
+
+    if num_positions is None:
+        return tuple(t[:, :, None, :] for t in cos_sin(positions))
+    tables = cos_sin(jnp.arange(num_positions))
+    return tuple(jnp.take(t, positions, axis=0, mode="clip")[:, :, None, :] for t in tables)
 
 
 def apply_rope(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
@@ -264,11 +276,14 @@ def forward_hidden(params: Params, tokens: jax.Array, positions: jax.Array | Non
     B, S = tokens.shape
     if token_mask is None:
         token_mask = jnp.ones((B, S), bool)
+    num_positions = None  # a bound on explicit positions is the caller's to know
     if positions is None:
         positions = positions_from_mask(token_mask)
+        num_positions = S
         if cache is not None:
             positions = positions + jnp.sum(cache.key_mask, axis=-1, keepdims=True).astype(positions.dtype)
-    rope = rope_tables(positions, rope_inv_freq(cfg), cfg.compute_dtype)
+            num_positions = cache.length
+    rope = rope_tables(positions, rope_inv_freq(cfg), cfg.compute_dtype, num_positions)
     x = params["embed"].astype(cfg.compute_dtype)[tokens]
 
     if cache is None:
