@@ -50,8 +50,8 @@ def use_huge_pages() -> None:
     current = os.environ.get("GLIBC_TUNABLES", "")
     if "glibc.malloc.hugetlb" in current or os.environ.get("URLVR_HUGE_PAGES", "1") == "0":
         return
-    if not huge_pages_supported() or not getattr(sys, "orig_argv", None):
-        return
+    if not huge_pages_supported() or not sys.executable or not getattr(sys, "orig_argv", None):
+        return  # (an embedded interpreter has no executable or command line to restart)
     os.environ["GLIBC_TUNABLES"] = tunables_with_huge_pages(current)
     sys.stdout.flush()
     sys.stderr.flush()
