@@ -229,3 +229,23 @@ def test_unstacked_layers_give_the_same_logits_and_cache(saved):
                                          token_mask=jnp.asarray(mask), cfg=cfg, cache=cache)
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-6)
     np.testing.assert_allclose(np.asarray(got_cache.k), np.asarray(want_cache.k), atol=1e-6)
+
+
+def test_rope_table_lookup_equals_per_element_and_is_computed_once(saved):
+    """With a bound on the positions, RoPE's cos/sin come from one [positions, Dh] table: the same values as the
+    per-element path, and one cos in the compiled forward (XLA fused the per-element cos into each q/k consumer
+    of every layer, forward and backward)."""
+    cfg, params = hf_io.load_hf(saved["llama"][1])
+    inv_freq = transformer.rope_inv_freq(cfg)
+    positions = jnp.asarray(np.random.default_rng(0).integers(0, 40, (3, 7)))
+    direct = transformer.rope_tables(positions, inv_freq, jnp.float32)
+    looked_up = transformer.rope_tables(positions, inv_freq, jnp.float32, num_positions=40)
+    for want, got in zip(direct, looked_up):
+        assert got.shape == want.shape == (3, 7, 1, cfg.head_dim)
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+    tokens, mask = _batch(5)
+    loss = lambda p: jnp.sum(transformer.forward(p, jnp.asarray(tokens), token_mask=jnp.asarray(mask), cfg=cfg)[0])
+    unrolled = transformer.unstack_layers(params)  # a scan would share the tables across layers anyway
+    hlo = jax.jit(jax.grad(loss)).lower(unrolled).compile().as_text()
+    assert cfg.num_layers >= 2 and hlo.count(" cosine(") == 1  # per element: 10 on this model
