@@ -8,8 +8,9 @@ them on the 2-core VM. glibc >= 2.35 can advise transparent huge pages for those
 the same malloc, so a benchmark that runs both in one process gives both the same pages.
 
 Tunables are read when a process starts, so :func:`use_huge_pages` re-executes the interpreter with the same
-command line and ``GLIBC_TUNABLES`` extended. Entry points call it first thing in their ``__main__`` block (before
-JAX is imported); library code and tests never do. ``URLVR_HUGE_PAGES=0`` turns it off.
+command line and ``GLIBC_TUNABLES`` extended. Entry points call it first thing in their ``__main__`` block, before
+any work (what their imports loaded is simply loaded again); library code and tests never do.
+``URLVR_HUGE_PAGES=0`` turns it off.
 """
 
 from __future__ import annotations
