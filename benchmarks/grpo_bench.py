@@ -18,6 +18,7 @@ separate log-prob pass the loop runs when a batch makes several updates; ``sampl
 Timing: per-step wall time after ``--warmup`` steps (which include XLA compilation and TRL's lazy set-up); TRL's
 steps are timed between consecutive ``on_step_end`` callbacks, its rollout part (``_generate_and_score_completions``:
 generation, decoding, reward, advantages) separately. The median over ``--steps`` steps is reported.
+For our jitted train step it also reports the minor page faults and system CPU time (``getrusage``), medians.
 Threads: ``--threads N`` pins this process to N CPUs with ``os.sched_setaffinity`` before JAX starts (XLA's CPU
 thread pool follows the affinity mask) and calls ``torch.set_num_threads(N)``, so both use the same cores.
 Memory: like the loop's entry points, the script restarts once with glibc's huge-page tunable
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -218,20 +220,24 @@ def run_ours(args: argparse.Namespace, path: str, tokenizer, prompts: list[str])
         old = logprobs_fn(state.params, *pieces) if args.old_logprobs == "recompute" else rollout.logprobs
         old.block_until_ready()  # only to time the pass apart; the step would wait for it anyway
         t2 = time.perf_counter()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         batch = TrainBatch(prompt_tokens=pieces[0], prompt_mask=pieces[1], tokens=pieces[2], mask=pieces[3],
                            advantages=advantages, old_logprobs=old, ref_logprobs=jnp.zeros_like(old),
                            sampler_logprobs=rollout.logprobs)
         state, metrics = step_fn(state, batch)
         jax.block_until_ready((state, metrics))
+        after = resource.getrusage(resource.RUSAGE_SELF)
         assert int(rollout.lengths.min()) == args.new_tokens
-        return state, (time.perf_counter() - t0, t1 - t0, t2 - t1)
+        return state, (time.perf_counter() - t0, t1 - t0, t2 - t1, after.ru_minflt - usage.ru_minflt,
+                       after.ru_stime - usage.ru_stime)
 
     times = []
     for i in range(total):
         state, seconds = step(i, state)
         times.append(seconds)
-    steps, rollouts, olds = zip(*times[args.warmup:])
-    return dict(summarise(list(steps), list(rollouts)), old_logprobs=statistics.median(olds))
+    steps, rollouts, olds, faults, system = zip(*times[args.warmup:])
+    return dict(summarise(list(steps), list(rollouts)), old_logprobs=statistics.median(olds),
+                faults=statistics.median(faults), system=statistics.median(system))
 
 
 # ---------------------------------------------------------------------------------------------------- report
@@ -286,7 +292,9 @@ def main():
           "update = the rest: old log-probs (ours), loss, backward, optimizer)")
     if "urlvr_jax" in results:
         print(f"urlvr_jax update split: old log-prob pass {results['urlvr_jax']['old_logprobs']:.3f} s, "
-              f"jitted train step {results['urlvr_jax']['update'] - results['urlvr_jax']['old_logprobs']:.3f} s")
+              f"jitted train step {results['urlvr_jax']['update'] - results['urlvr_jax']['old_logprobs']:.3f} s "
+              f"({results['urlvr_jax']['faults']:.0f} minor page faults, {results['urlvr_jax']['system']:.3f} s of "
+              "system CPU time)")
     print(f"load average (1/5/15 min): before {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f}, "
           f"after {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f}")
     if len(results) == 2:
@@ -302,7 +310,6 @@ def main():
 
 
 if __name__ == "__main__":
-    from urlvr_jax.utils.huge_pages import use_huge_pages
+    from urlvr_jax.utils.huge_pages import run_main
 
-    use_huge_pages()  # restarts the interpreter once, with huge pages for XLA's buffers
-    main()
+    run_main(main)  # restarts once with huge pages for XLA's buffers, then runs main

@@ -190,7 +190,6 @@ def main():
 
 
 if __name__ == "__main__":
-    from urlvr_jax.utils.huge_pages import use_huge_pages
+    from urlvr_jax.utils.huge_pages import run_main
 
-    use_huge_pages()  # restarts the interpreter once, with huge pages for XLA's buffers
-    main()
+    run_main(main)  # restarts once with huge pages for XLA's buffers, then runs main

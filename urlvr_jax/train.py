@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from urlvr_jax.utils.config import parse_cli
 
 
@@ -30,7 +28,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from urlvr_jax.utils.huge_pages import use_huge_pages
+    from urlvr_jax.utils.huge_pages import run_main
 
-    use_huge_pages()  # restarts the interpreter once, with huge pages for XLA's buffers
-    sys.exit(main())
+    run_main(main)  # restarts once with huge pages for XLA's buffers, then runs main

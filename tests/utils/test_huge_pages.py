@@ -1,4 +1,4 @@
-"""use_huge_pages: re-executes an entry point once with glibc's huge-page tunable, same pid and arguments."""
+"""run_main / use_huge_pages: re-executes an entry point once with glibc's huge-page tunable, same pid and arguments."""
 
 import json
 import os
@@ -13,10 +13,11 @@ PROBE = """
 import json, os, sys
 with open(sys.argv[1], "a") as f:
     f.write("run\\n")  # one line per start of the interpreter
-from urlvr_jax.utils.huge_pages import huge_pages_supported, use_huge_pages
-use_huge_pages()
-print(json.dumps(dict(tunables=os.environ.get("GLIBC_TUNABLES"), argv=sys.argv[2:], pid=os.getpid(),
-                      supported=huge_pages_supported())))
+from urlvr_jax.utils.huge_pages import huge_pages_supported, run_main
+def main():
+    print(json.dumps(dict(tunables=os.environ.get("GLIBC_TUNABLES"), argv=sys.argv[2:], pid=os.getpid(),
+                          supported=huge_pages_supported())))
+run_main(main)  # an entry point's __main__ block
 """
 
 

@@ -8,8 +8,8 @@ them on the 2-core VM. glibc >= 2.35 can advise transparent huge pages for those
 the same malloc, so a benchmark that runs both in one process gives both the same pages.
 
 Tunables are read when a process starts, so :func:`use_huge_pages` re-executes the interpreter with the same
-command line and ``GLIBC_TUNABLES`` extended. Entry points call it first thing in their ``__main__`` block, before
-any work (what their imports loaded is simply loaded again); library code and tests never do.
+command line and ``GLIBC_TUNABLES`` extended. Entry points run their ``main`` through :func:`run_main`, which calls
+it before any work (what their imports loaded is simply loaded again); library code and tests never do.
 ``URLVR_HUGE_PAGES=0`` turns it off.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from typing import Callable, NoReturn
 
 TUNABLE = "glibc.malloc.hugetlb=1"
 THP_SETTING = "/sys/kernel/mm/transparent_hugepage/enabled"
@@ -57,3 +58,9 @@ def use_huge_pages() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+
+def run_main(main: Callable[[], int | None]) -> NoReturn:
+    """An entry point's ``__main__`` block: :func:`use_huge_pages`, then ``sys.exit(main())``."""
+    use_huge_pages()
+    sys.exit(main())
