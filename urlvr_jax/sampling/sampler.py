@@ -30,7 +30,7 @@ from urlvr_jax.model.transformer import (KVCache, Params, abstract_params, forwa
                                         logits_from_hidden, out_major_params,
                                         unstack_layers)
 from urlvr_jax.sampling.rollout import STAT_NAMES, Rollout
-from urlvr_jax.sampling.stats import token_stats
+from urlvr_jax.sampling.stats import scaled_softmax, token_stats
 from urlvr_jax.sampling.strategies import SamplingConfig, choose_tokens
 from urlvr_jax.utils.xla_options import compiler_options
 
@@ -108,8 +108,9 @@ def _decode(params: Params, state: DecodeState, *, cfg: ModelConfig, sampling: S
 
     def body(s: DecodeState):
         active = ~s.done
-        token = jnp.where(active, choose_tokens(s.logits, s.uniforms[:, s.step], sampling), sampling.pad_id)
-        stats = token_stats(s.logits, token, sampling.stats_temperature)
+        dist = scaled_softmax(s.logits, sampling.stats_temperature)  # one exp pass: statistics and sampling
+        token = jnp.where(active, choose_tokens(dist, s.uniforms[:, s.step], sampling), sampling.pad_id)
+        stats = token_stats(dist, token)
         write = lambda buf, value: jax.lax.dynamic_update_slice(
             buf, jnp.where(active, value, jnp.zeros_like(value)).astype(buf.dtype)[:, None], (0, s.step))
         stopped = active & _is_stop(token, sampling.stop_token_ids)

@@ -8,6 +8,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from urlvr_jax.sampling.stats import ScaledSoftmax
+
 _NEG_INF = -jnp.inf
 
 
@@ -63,16 +65,24 @@ def filter_logits(z: jax.Array, top_k: int, top_p: float) -> jax.Array:
     return z
 
 
-def choose_tokens(logits: jax.Array, uniforms: jax.Array, config: SamplingConfig) -> jax.Array:
-    """Next tokens [B] from logits [B, V], row b by inverse CDF at ``uniforms[b]`` in [0, 1) (unused if greedy)."""
+def choose_tokens(dist: ScaledSoftmax, uniforms: jax.Array, config: SamplingConfig) -> jax.Array:
+    """Next tokens [B] of the distribution ``scaled_softmax(logits, config.stats_temperature)``, row b by inverse
+    CDF at ``uniforms[b]`` in [0, 1) (unused if greedy).
+
+    The statistics and the sampler share that one softmax: without top-k/top-p it is the sampling distribution
+    (its temperature is ``config.temperature``), and greedy decoding takes its first maximum, ``argmax(logits)``.
+    """
     if config.greedy:
-        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
-    z = filter_logits(logits.astype(jnp.float32) / config.temperature, config.top_k, config.top_p)
+        return dist.first_max()
+    if not (0 < config.top_k < dist.z.shape[-1] or config.top_p < 1.0):
+        return inverse_cdf_sample(dist.exp, uniforms)
+    z = filter_logits(dist.z, config.top_k, config.top_p)
     return inverse_cdf_sample(jax.nn.softmax(z, axis=-1), uniforms)
 
 
 def inverse_cdf_sample(probs: jax.Array, uniforms: jax.Array, block: int | None = None) -> jax.Array:
-    """Token i of row b such that cdf[i - 1] < (1 - u_b) * total <= cdf[i], for probs [B, V] and u [B] in [0, 1).
+    """Token i of row b such that cdf[i - 1] < (1 - u_b) * total <= cdf[i], for probs [B, V] (normalised or not)
+    and u [B] in [0, 1).
 
     One uniform per row instead of V Gumbel draws (V threefry draws per row dominate a CPU decode step). The
     CDF is two-level (block masses, then one block) with cumulative sums as small triangular matmuls, so the
