@@ -13,7 +13,8 @@ Roofline: one decode step must read every parameter and the whole preallocated K
 array copy; the fraction reached is ``bytes/step / decode step time / bandwidth``. For scale, the script also times
 the decode step's weight matmuls alone (every weight times a random [rows, in] block, in the sampler's layout, one
 jitted program): the bandwidth those kernels reach is the most a decode step built on them can reach. It times them
-at 1 row as well, where they are matrix-vector products with the fewest operations per byte.
+at 2 rows and at 1 row as well: a matrix-vector product at 1 row, and the fewest operations per byte of the
+matrix-matrix kernels at 2.
 Runs on the default JAX device and matmul precision (not the tests' 8 fake devices / "highest"). Like the loop's
 entry points it restarts once with glibc's huge-page tunable (:mod:`urlvr_jax.utils.huge_pages`;
 ``URLVR_HUGE_PAGES=0`` turns that off); both sides run in that one process.
@@ -105,7 +106,7 @@ def bench_model(name: str, model, path: str, batch: int, new_tokens: int, repeat
     step, nbytes = decode_step_time(sampler, params, tokens, mask, repeats)
     print(f"decode   {step * 1e3:7.2f} ms/step, {nbytes / 2**20:7.1f} MiB/step -> {nbytes / step / 1e9:6.2f} GB/s "
           f"= {nbytes / step / bandwidth:5.1%} of the measured bandwidth")
-    for rows in (batch, 1):
+    for rows in sorted({batch, 2, 1}, reverse=True):
         seconds, weight_bytes = weight_matmul_time(params, rows, sampler.decodes_out_major(batch), repeats)
         print(f"matmuls  {seconds * 1e3:7.2f} ms,   {weight_bytes / 2**20:7.1f} MiB of weights alone at {rows:2d} rows "
               f"-> {weight_bytes / seconds / 1e9:6.2f} GB/s = {weight_bytes / seconds / bandwidth:5.1%}")
