@@ -50,7 +50,8 @@ class SamplingConfig:
 
 
 def filter_logits(z: jax.Array, top_k: int, top_p: float) -> jax.Array:
-    """Masks (to -inf) temperature-scaled logits z [B, V] outside the top-k and the top-p nucleus."""
+    """Masks (to -inf) temperature-scaled logits z [B, V] outside the top-k and the top-p nucleus; returns ``z``
+    itself when neither filter applies."""
     if top_k and top_k < z.shape[-1]:
         kth = jax.lax.top_k(z, top_k)[0][..., -1:]
         z = jnp.where(z < kth, _NEG_INF, z)
@@ -74,9 +75,9 @@ def choose_tokens(dist: ScaledSoftmax, uniforms: jax.Array, config: SamplingConf
     """
     if config.greedy:
         return dist.first_max()
-    if not (0 < config.top_k < dist.z.shape[-1] or config.top_p < 1.0):
-        return inverse_cdf_sample(dist.exp, uniforms)
     z = filter_logits(dist.z, config.top_k, config.top_p)
+    if z is dist.z:  # no filter applied: sample from the shared softmax
+        return inverse_cdf_sample(dist.exp, uniforms)
     return inverse_cdf_sample(jax.nn.softmax(z, axis=-1), uniforms)
 
 

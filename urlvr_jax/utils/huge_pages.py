@@ -2,10 +2,11 @@
 
 XLA:CPU allocates a program's temporary buffers afresh at every execution: 275 MiB for the train step of
 ``benchmarks/grpo_bench.py``. glibc serves allocations that large with ``mmap`` and unmaps them when freed, so each
-step first touches ~68,000 new 4 KiB pages, and the kernel spends ~0.2 s a step (of 0.48 s) faulting and zeroing
-them on the 2-core VM. glibc >= 2.35 can advise transparent huge pages for those mappings (the tunable
-``glibc.malloc.hugetlb=1``): the same step then takes ~550 faults and 0.36 s. PyTorch's CPU allocator goes through
-the same malloc, so a benchmark that runs both in one process gives both the same pages.
+step first touches tens of thousands of new 4 KiB pages, and the kernel spends a large share of the step faulting
+and zeroing them (``grpo_bench.py --only ours`` prints the step's page faults and system time). glibc >= 2.35 can
+advise transparent huge pages for those mappings (the tunable ``glibc.malloc.hugetlb=1``), which leaves a few
+hundred faults; the figures are in the README. PyTorch's CPU allocator goes through the same malloc, so a
+benchmark that runs both in one process gives both the same pages.
 
 Tunables are read when a process starts, so :func:`use_huge_pages` re-executes the interpreter with the same
 command line and ``GLIBC_TUNABLES`` extended. Entry points run their ``main`` through :func:`run_main`, which calls
