@@ -33,6 +33,7 @@ from urlvr_jax.sampling.rollout import STAT_NAMES, Rollout
 from urlvr_jax.sampling.stats import scaled_softmax, token_stats
 from urlvr_jax.sampling.strategies import SamplingConfig, choose_tokens
 from urlvr_jax.utils.xla_options import compiler_options
+from urlvr_jax.utils import multihost
 
 # Powers of two and the midpoints between them: a prompt of more than 16 tokens pads to less than 1.5x its length
 # (2x with powers of two alone), for at most two compiled programs per doubling of the prompt length.
@@ -262,7 +263,7 @@ class Sampler:
         if ids.shape != (rows,):
             raise ValueError(f"sequence_ids has shape {ids.shape}, expected ({rows},) = batch * num_samples")
         if self.mesh is not None:
-            rng = jax.device_put(rng, NamedSharding(self.mesh, PartitionSpec()))
+            rng = multihost.place(rng, NamedSharding(self.mesh, PartitionSpec()))  # keys across processes
         inputs = (self._place(tokens), self._place(mask), self._place(ids.astype(np.uint32)), rng)
         return self._jitted(batch, bucket, num_samples), inputs
 
