@@ -34,6 +34,9 @@ _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _TEXT_OPEN = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{")
 _TEXT_TOKEN = re.compile(_TEXT_OPEN.pattern + r"|[{}]")
 _ASSIGN = re.compile(r"^(?:[a-zA-Z]\s*=\s*)+(?=\S)")
+# A multiple-choice letter A-J in a normalised answer (no whitespace): "B", "(B)", "B)", "B.", "B:text",
+# "(B)text", "optionB", "answer:(b)".
+_CHOICE = re.compile(r"(?:option|choice|answer)?:?(?:\(([A-J])\)|([A-J])(?=[).:]|$)).*", re.IGNORECASE | re.DOTALL)
 _DROP = (
     "\\left", "\\right", "\\displaystyle", "\\!", "\\,", "\\;", "\\:", "\\ ", "\\$", "$",
     "^{\\circ}", "^\\circ", "\\%", "%", "\\degree",
@@ -171,6 +174,14 @@ def extract_answer(text: str) -> str | None:
             if normalized is not None:
                 return normalized
     return normalize_answer(last_number(text))
+
+
+def choice_letter(answer: str | None) -> str | None:
+    """The upper-case letter A-J of a multiple-choice answer (``B``, ``(b)``, ``B)``, ``B. 42``,
+    ``\\text{B}``, ``option B``), or None when the answer is not a single choice letter."""
+    normalized = normalize_answer(answer)
+    match = _CHOICE.fullmatch(normalized) if normalized else None
+    return (match.group(1) or match.group(2)).upper() if match else None
 
 
 def is_number_literal(answer: str | None) -> bool:

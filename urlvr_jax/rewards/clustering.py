@@ -8,6 +8,9 @@ tells rewards which rows had no answer, so that "no answer" is never rewarded as
 
 Cluster ids are numbered in order of first appearance. :func:`cluster_groups` clusters every group of
 a batch after one batched call to the grader that covers all the comparisons greedy might need.
+Answers are compared in the canonical spelling of their ``answer_type`` (see
+:func:`~urlvr_jax.rewards.grading.canonical_answer`): ``(B)`` and ``B`` are one choice answer, and a
+choice answer that is no letter counts as no answer.
 """
 
 from __future__ import annotations
@@ -16,13 +19,23 @@ from typing import Sequence
 
 import numpy as np
 
-from urlvr_jax.rewards.answers import normalize_answer
-from urlvr_jax.rewards.grading import DEFAULT_TIMEOUT_S, equivalent_many
+from urlvr_jax.rewards.grading import DEFAULT_TIMEOUT_S, canonical_answer, equivalent_many
+
+AnswerTypes = Sequence["str | None"] | None  # one answer_type per row (None: all "math")
 
 
-def answered_mask(answers: Sequence[str | None]) -> np.ndarray:
-    """[N] bool, True where there is a (non-empty) answer."""
-    return np.array([normalize_answer(a) is not None for a in answers], dtype=bool)
+def _types(answer_types: AnswerTypes, n: int) -> list[str | None]:
+    if answer_types is None:
+        return [None] * n
+    if len(answer_types) != n:
+        raise ValueError(f"clustering: {n} answers but {len(answer_types)} answer_types")
+    return list(answer_types)
+
+
+def answered_mask(answers: Sequence[str | None], answer_types: AnswerTypes = None) -> np.ndarray:
+    """[N] bool, True where there is a (non-empty) answer in its type's canonical spelling."""
+    types = _types(answer_types, len(answers))
+    return np.array([canonical_answer(a, t) is not None for a, t in zip(answers, types)], dtype=bool)
 
 
 def _distinct_answers(normalized: Sequence[str | None]) -> list[str]:
@@ -35,12 +48,13 @@ def _candidate_pairs(distinct: list[str]) -> list[tuple[str, str]]:
     return [(distinct[j], distinct[i]) for j in range(len(distinct)) for i in range(j)]
 
 
-def cluster_answers(answers: Sequence[str | None], timeout_s: float = DEFAULT_TIMEOUT_S) -> np.ndarray:
+def cluster_answers(answers: Sequence[str | None], timeout_s: float = DEFAULT_TIMEOUT_S,
+                    answer_type: str | None = None) -> np.ndarray:
     """[N] int cluster ids (0, 1, ... by first appearance); missing answers are singletons."""
-    normalized = [normalize_answer(a) for a in answers]
+    normalized = [canonical_answer(a, answer_type) for a in answers]
     distinct = _distinct_answers(normalized)
     pairs = _candidate_pairs(distinct)
-    verdicts = dict(zip(pairs, equivalent_many(pairs, timeout_s=timeout_s)))
+    verdicts = dict(zip(pairs, equivalent_many(pairs, [answer_type] * len(pairs), timeout_s)))
     representatives: list[str] = []
     cluster_of: dict[str, int] = {}
     for answer in distinct:
@@ -72,17 +86,25 @@ def group_rows(group_ids: np.ndarray) -> dict[int, np.ndarray]:
 
 
 def cluster_groups(
-    answers: Sequence[str | None], group_ids: np.ndarray, timeout_s: float = DEFAULT_TIMEOUT_S
+    answers: Sequence[str | None], group_ids: np.ndarray, timeout_s: float = DEFAULT_TIMEOUT_S,
+    answer_types: AnswerTypes = None,
 ) -> np.ndarray:
-    """[B] cluster ids within each group (see :func:`cluster_answers`), one grader batch for all."""
+    """[B] cluster ids within each group (see :func:`cluster_answers`), one grader batch for all.
+
+    A group is clustered with the ``answer_type`` of its first row.
+    """
+    types = _types(answer_types, len(answers))
     rows_by_group = group_rows(group_ids)
-    pairs = []
+    pairs, pair_types = [], []
     for rows in rows_by_group.values():
-        pairs += _candidate_pairs(_distinct_answers([normalize_answer(answers[r]) for r in rows]))
-    equivalent_many(pairs, timeout_s=timeout_s)  # fills the cache for the per-group calls
+        answer_type = types[rows[0]]
+        group_pairs = _candidate_pairs(_distinct_answers([canonical_answer(answers[r], answer_type) for r in rows]))
+        pairs += group_pairs
+        pair_types += [answer_type] * len(group_pairs)
+    equivalent_many(pairs, pair_types, timeout_s)  # fills the cache for the per-group calls
     ids = np.empty(len(answers), dtype=np.int64)
     for rows in rows_by_group.values():
-        ids[rows] = cluster_answers([answers[r] for r in rows], timeout_s)
+        ids[rows] = cluster_answers([answers[r] for r in rows], timeout_s, types[rows[0]])
     return ids
 
 

@@ -53,9 +53,9 @@ class Vote:
         return self.count / self.n_votes if self.n_votes else 0.0
 
 
-def _vote(answers: Sequence[str | None], cluster_ids: np.ndarray) -> Vote:
+def _vote(answers: Sequence[str | None], cluster_ids: np.ndarray, answer_type: str | None = None) -> Vote:
     """Majority vote of one group given its cluster ids (ids numbered by first appearance)."""
-    answered = answered_mask(answers)
+    answered = answered_mask(answers, [answer_type] * len(answers))
     if not answered.any():
         return Vote(None, 0, len(answers))
     counts = np.bincount(cluster_ids[answered])
@@ -65,14 +65,20 @@ def _vote(answers: Sequence[str | None], cluster_ids: np.ndarray) -> Vote:
 
 
 def vote_groups(
-    answers: Sequence[str | None], group_ids: np.ndarray, timeout_s: float = DEFAULT_TIMEOUT_S
+    answers: Sequence[str | None], group_ids: np.ndarray, timeout_s: float = DEFAULT_TIMEOUT_S,
+    answer_types: Sequence[str | None] | None = None,
 ) -> dict[int, Vote]:
-    """{group id: Vote} over all rows of each group."""
-    cluster_ids = cluster_groups(answers, group_ids, timeout_s)
+    """{group id: Vote} over all rows of each group (``answer_types``: one per row, see clustering)."""
+    cluster_ids = cluster_groups(answers, group_ids, timeout_s, answer_types)
     return {
-        group: _vote([answers[r] for r in rows], cluster_ids[rows])
+        group: _vote([answers[r] for r in rows], cluster_ids[rows], answer_types[rows[0]] if answer_types else None)
         for group, rows in group_rows(group_ids).items()
     }
+
+
+def answer_types(batch: RewardBatch) -> list[str | None]:
+    """[B] each row's ``task_info`` ``answer_type`` (None where there is none)."""
+    return [batch.info(row, "answer_type") for row in range(batch.batch_size)]
 
 
 def _voting_rows(group_ids: np.ndarray, n_votes: int | None) -> np.ndarray:
@@ -86,8 +92,8 @@ def group_votes(batch: RewardBatch, n_votes: int | None = None, timeout_s: float
                 ) -> dict[int, Vote]:
     """{group id: Vote} of the batch, voting over the first ``n_votes`` rollouts of each group."""
     rows = _voting_rows(batch.group_ids, n_votes)
-    answers = batch.graded_answers()
-    return vote_groups([answers[r] for r in rows], batch.group_ids[rows], timeout_s)
+    answers, types = batch.graded_answers(), answer_types(batch)
+    return vote_groups([answers[r] for r in rows], batch.group_ids[rows], timeout_s, [types[r] for r in rows])
 
 
 def majority_labels(batch: RewardBatch, n_votes: int | None = None) -> tuple[dict[int, str | None], dict[int, float]]:
@@ -96,11 +102,10 @@ def majority_labels(batch: RewardBatch, n_votes: int | None = None) -> tuple[dic
     return {g: v.label for g, v in votes.items()}, {g: v.ratio for g, v in votes.items()}
 
 
-def _match_labels(answers: Sequence[str | None], group_ids: np.ndarray, labels: dict[int, str | None],
-                  timeout_s: float) -> np.ndarray:
+def _match_labels(batch: RewardBatch, labels: dict[int, str | None], timeout_s: float) -> np.ndarray:
     """[B] float32 1[answer_i ≡ label of its group] (0 where the label is None)."""
-    pairs = [(answer, labels[int(g)]) for answer, g in zip(answers, group_ids)]
-    return np.asarray(equivalent_many(pairs, timeout_s=timeout_s), dtype=np.float32)
+    pairs = [(answer, labels[int(g)]) for answer, g in zip(batch.graded_answers(), batch.group_ids)]
+    return np.asarray(equivalent_many(pairs, answer_types(batch), timeout_s), dtype=np.float32)
 
 
 @register_reward("majority_vote", kind="ensemble")
@@ -108,17 +113,17 @@ def majority_vote(batch: RewardBatch, n_votes: int | None = None, timeout_s: flo
                   ) -> np.ndarray:
     """TTRL: 1 if the answer is equivalent to the group's majority label."""
     labels = {g: v.label for g, v in group_votes(batch, n_votes, timeout_s).items()}
-    return _match_labels(batch.graded_answers(), batch.group_ids, labels, timeout_s)
+    return _match_labels(batch, labels, timeout_s)
 
 
 def _cluster_fractions(batch: RewardBatch, timeout_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """([B] cluster ids, [B] |cluster| / N, [B] answered) within each group."""
-    answers = batch.graded_answers()
-    cluster_ids = cluster_groups(answers, batch.group_ids, timeout_s)
+    answers, types = batch.graded_answers(), answer_types(batch)
+    cluster_ids = cluster_groups(answers, batch.group_ids, timeout_s, types)
     fractions = np.zeros(batch.batch_size, dtype=np.float32)
     for rows in group_rows(batch.group_ids).values():
         fractions[rows] = cluster_sizes(cluster_ids[rows]) / len(rows)
-    return cluster_ids, fractions, answered_mask(answers)
+    return cluster_ids, fractions, answered_mask(answers, types)
 
 
 @register_reward("self_consistency", kind="ensemble")
@@ -147,15 +152,15 @@ def srt_threshold(batch: RewardBatch, threshold: float = 0.6, n_votes: int | Non
         raise ValueError(f"srt_threshold: threshold must be in [0, 1], got {threshold}")
     votes = group_votes(batch, n_votes, timeout_s)
     labels = {g: v.label if v.ratio >= threshold else None for g, v in votes.items()}
-    return _match_labels(batch.graded_answers(), batch.group_ids, labels, timeout_s)
+    return _match_labels(batch, labels, timeout_s)
 
 
 @register_reward("srt_soft", kind="ensemble")
 def srt_soft(batch: RewardBatch, timeout_s: float = DEFAULT_TIMEOUT_S) -> np.ndarray:
     """SRT soft reward: sum over answer clusters c of freq(c) * 1[answer ≡ representative of c]."""
-    answers = batch.graded_answers()
-    cluster_ids = cluster_groups(answers, batch.group_ids, timeout_s)
-    answered = answered_mask(answers)
+    answers, types = batch.graded_answers(), answer_types(batch)
+    cluster_ids = cluster_groups(answers, batch.group_ids, timeout_s, types)
+    answered = answered_mask(answers, types)
     pairs, weights, owners = [], [], []
     for rows in group_rows(batch.group_ids).values():
         ids = cluster_ids[rows]
@@ -166,7 +171,7 @@ def srt_soft(batch: RewardBatch, timeout_s: float = DEFAULT_TIMEOUT_S) -> np.nda
                 pairs.append((answers[row], representative))
                 weights.append(len(members) / len(rows))
                 owners.append(row)
-    verdicts = np.asarray(equivalent_many(pairs, timeout_s=timeout_s), dtype=np.float32)
+    verdicts = np.asarray(equivalent_many(pairs, [types[row] for row in owners], timeout_s), dtype=np.float32)
     return np.bincount(np.asarray(owners, dtype=np.int64), weights=verdicts * np.asarray(weights),
                        minlength=batch.batch_size).astype(np.float32)
 
@@ -194,13 +199,14 @@ def co_rewarding_teacher(batch: RewardBatch, timeout_s: float = DEFAULT_TIMEOUT_
     missing = [g for g in rows_by_group if g not in teacher]
     if missing:
         raise ValueError(f"co_rewarding_teacher: teacher_answers has no entry for groups {missing[:10]}")
-    answers, ids = [], []
+    answers, ids, types = [], [], []
     for group, rows in rows_by_group.items():
-        number_task = batch.info(int(rows[0]), "answer_type") == "number"
+        answer_type = batch.info(int(rows[0]), "answer_type")
         for answer in teacher[group]:
             answer = normalize_answer(answer)
-            answers.append(None if number_task and not is_number_literal(answer) else answer)
+            answers.append(None if answer_type == "number" and not is_number_literal(answer) else answer)
             ids.append(group)
-    votes = vote_groups(answers, np.asarray(ids, dtype=np.int64), timeout_s)
+            types.append(answer_type)
+    votes = vote_groups(answers, np.asarray(ids, dtype=np.int64), timeout_s, types)
     labels = {g: votes[g].label if g in votes else None for g in rows_by_group}
-    return _match_labels(batch.graded_answers(), batch.group_ids, labels, timeout_s)
+    return _match_labels(batch, labels, timeout_s)

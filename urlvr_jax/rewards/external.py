@@ -16,7 +16,8 @@ from urlvr_jax.rewards.self_verify import COUNTDOWN_VERIFY_TEMPLATE, GenerateFn,
 def ground_truth(batch: RewardBatch, timeout_s: float = DEFAULT_TIMEOUT_S) -> np.ndarray:
     """1 if the answer is equivalent to the gold answer (supervised RLVR oracle), else 0.
 
-    Rows whose ``task_info`` has ``answer_type="number"`` need a number literal (reward-hacking guard).
+    Rows whose ``task_info`` has ``answer_type="number"`` need a number literal (reward-hacking guard);
+    Countdown rows (``answer_type="expression"`` with ``numbers``) are judged by the Countdown verifier.
     """
     golds = batch.require("ground_truths", "ground_truth")
     missing = [row for row, gold in enumerate(golds) if gold is None]
@@ -24,6 +25,10 @@ def ground_truth(batch: RewardBatch, timeout_s: float = DEFAULT_TIMEOUT_S) -> np
         raise ValueError(f"ground_truth: RewardBatch.ground_truths is None at rows {missing[:10]}")
     types = [batch.info(row, "answer_type") for row in range(batch.batch_size)]
     verdicts = equivalent_many(list(zip(batch.answers, golds)), types, timeout_s)
+    for row, answer_type in enumerate(types):
+        if answer_type == "expression" and batch.info(row, "numbers") is not None:
+            numbers, target = _countdown_task(batch, row, "ground_truth")
+            verdicts[row] = batch.answers[row] is not None and check_countdown(batch.answers[row], numbers, target)
     return np.asarray(verdicts, dtype=np.float32)
 
 

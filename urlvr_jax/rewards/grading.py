@@ -1,5 +1,17 @@
 """Answer equivalence: a local fast path, then math-verify in worker processes with a timeout.
 
+``answer_type`` (a task's ``info["answer_type"]``; one of :data:`ANSWER_TYPES`) selects the rules:
+
+* ``None`` / ``"math"``: free-form math answers (LaTeX, numbers, expressions, sets, ...), steps 1-6 below;
+* ``"number"``: as ``"math"``, but the prediction must be a number literal (step 2);
+* ``"expression"`` (Countdown): both sides are arithmetic expressions in the Countdown grammar of
+  :func:`~urlvr_jax.rewards.countdown.countdown_value` and are equivalent iff both are valid and have the
+  same exact value (a bare target ``24`` is such an expression). Which numbers were used is the Countdown
+  verifier's business: the ``ground_truth`` reward checks them where ``task_info`` gives ``numbers``;
+* ``"choice"``: multiple-choice letters A-J, equivalent iff both sides read as the same letter
+  (:func:`~urlvr_jax.rewards.answers.choice_letter`: ``B``, ``(B)``, ``B)``, ``\\text{B}``, ``(B) 42``).
+
+``"expression"`` and ``"choice"`` are decided locally, never by math-verify. For the math types
 ``is_equivalent(pred, gold)`` decides in this order (both answers are normalised first):
 
 1. no answer (None / empty) on either side: not equivalent;
@@ -28,13 +40,14 @@ import os
 import re
 from typing import Sequence
 
-from urlvr_jax.rewards.answers import is_number_literal, normalize_answer, parse_number
+from urlvr_jax.rewards.answers import choice_letter, is_number_literal, normalize_answer, parse_number
+from urlvr_jax.rewards.countdown import countdown_value
 from urlvr_jax.rewards.workers import WorkerPool
 
 DEFAULT_TIMEOUT_S = 5.0
 MAX_GRADE_CHARS = 300
 MAX_CACHE = 200_000
-ANSWER_TYPES = (None, "number")
+ANSWER_TYPES = (None, "math", "number", "expression", "choice")
 
 _EXPLOSIVE = re.compile(r"\^\s*\{[^{}]*[\^!]|\^\s*\{?\s*-?\d{4,}|\*\*.*\*\*|\d{4,}\s*!|[!)}\]]\s*!|\\binom")
 _cache: dict[tuple[str, str, str | None], bool] = {}
@@ -62,9 +75,15 @@ def _math_verify_equivalent(pred: str, gold: str, timeout_s: float) -> bool:
 
 
 def quick_equivalent(pred: str | None, gold: str | None, answer_type: str | None = None) -> bool | None:
-    """Steps 1-5 of the module docstring on normalised answers: a verdict, or None if undecided."""
+    """Steps 1-5 of the module docstring on canonical answers (:func:`canonical_answer`): a verdict,
+    or None if undecided (only math answers can be undecided)."""
     if not pred or not gold:
         return False
+    if answer_type == "choice":
+        return pred == gold
+    if answer_type == "expression":
+        pred_value, gold_value = countdown_value(pred), countdown_value(gold)
+        return pred_value is not None and gold_value is not None and pred_value[0] == gold_value[0]
     if answer_type == "number" and not is_number_literal(pred):
         return False
     if pred == gold:
@@ -82,7 +101,14 @@ def quick_equivalent(pred: str | None, gold: str | None, answer_type: str | None
 
 def _check_answer_type(answer_type: str | None) -> None:
     if answer_type not in ANSWER_TYPES:
-        raise ValueError(f"grading: unknown answer_type {answer_type!r}; known: {ANSWER_TYPES}")
+        raise ValueError(f"grading: unknown answer_type {answer_type!r} (task info 'answer_type'); "
+                         f"known: {', '.join(map(repr, ANSWER_TYPES))}")
+
+
+def canonical_answer(answer: str | None, answer_type: str | None = None) -> str | None:
+    """The spelling grading compares: the choice letter for ``"choice"``, else the normalised answer."""
+    _check_answer_type(answer_type)
+    return choice_letter(answer) if answer_type == "choice" else normalize_answer(answer)
 
 
 def get_pool() -> WorkerPool:
@@ -120,10 +146,8 @@ def equivalent_many(
         answer_types = [None] * len(pairs)
     if len(answer_types) != len(pairs):
         raise ValueError(f"equivalent_many: {len(pairs)} pairs but {len(answer_types)} answer_types")
-    keys = []
-    for (pred, gold), answer_type in zip(pairs, answer_types):
-        _check_answer_type(answer_type)
-        keys.append((normalize_answer(pred) or "", normalize_answer(gold) or "", answer_type))
+    keys = [(canonical_answer(pred, answer_type) or "", canonical_answer(gold, answer_type) or "", answer_type)
+            for (pred, gold), answer_type in zip(pairs, answer_types)]
     todo = []
     for key in dict.fromkeys(keys):
         if key not in _cache:
