@@ -21,10 +21,11 @@ FAMILY_CONFIGS = {
 }
 
 
-def tiny_hf_model(family: str, seed: int = 0):
-    """A float32 transformers model with random weights (biases and norms randomised too)."""
+def tiny_hf_model(family: str, seed: int = 0, config=None):
+    """A float32 transformers model with random weights (biases and norms randomised too); ``config`` replaces
+    the family's tiny config."""
     torch.manual_seed(seed)
-    config = FAMILY_CONFIGS[family]()
+    config = config or FAMILY_CONFIGS[family]()
     model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():

@@ -3,6 +3,11 @@
 * ``llama``: Llama-3 / SmolLM2 — RMSNorm, RoPE (optionally Llama-3 frequency scaling), GQA, SwiGLU.
 * ``qwen2``: Qwen2 / Qwen2.5 — as llama, with biases on the q/k/v projections.
 * ``qwen3``: Qwen3 — as llama, with per-head RMSNorm on queries and keys (no biases).
+
+Mistral checkpoints without a sliding window are Llama-shaped and load as ``llama``. Import refuses what these
+families cannot compute (:func:`check_supported`), naming the ``config.json`` field: sliding-window layers,
+activations other than SiLU, and biases a family lacks (Llama/Mistral/Qwen3 ``attention_bias`` also adds an
+``o_proj`` bias, Llama ``mlp_bias`` biases the MLP).
 """
 
 from __future__ import annotations
@@ -15,12 +20,15 @@ import jax.numpy as jnp
 FAMILIES = ("llama", "qwen2", "qwen3")
 
 # Hugging Face ``model_type`` / architecture name -> family.
-HF_MODEL_TYPES = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3"}
+HF_MODEL_TYPES = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "mistral": "llama"}
 HF_ARCHITECTURES = {
     "LlamaForCausalLM": "llama",
     "Qwen2ForCausalLM": "qwen2",
     "Qwen3ForCausalLM": "qwen3",
+    "MistralForCausalLM": "llama",
 }
+EXPORT_ARCHITECTURES = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
+SILU_NAMES = ("silu", "swish")  # transformers' ACT2FN maps both to SiLU
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
@@ -81,6 +89,7 @@ class ModelConfig:
     def from_hf(cls, hf: dict[str, Any], **overrides) -> "ModelConfig":
         """Builds a config from a Hugging Face ``config.json`` dict."""
         family = _family_of(hf)
+        check_supported(hf, family)
         num_heads = hf["num_attention_heads"]
         head_dim = hf.get("head_dim") or hf["hidden_size"] // num_heads
         scaling = hf.get("rope_scaling") or (hf.get("rope_parameters") or None)
@@ -112,7 +121,7 @@ class ModelConfig:
             rope_scaling=scaling,
             rms_norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
             tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
-            attention_bias=bool(hf.get("attention_bias", family == "qwen2")),
+            attention_bias=family == "qwen2",  # Qwen2's q/k/v biases are unconditional in transformers
             qk_norm=family == "qwen3",
             max_position_embeddings=int(hf.get("max_position_embeddings", 4096)),
             bos_token_id=hf.get("bos_token_id"),
@@ -124,7 +133,11 @@ class ModelConfig:
 
     def to_hf(self) -> dict[str, Any]:
         """The Hugging Face ``config.json`` dict of this config (for export)."""
-        arch = {v: k for k, v in HF_ARCHITECTURES.items()}[self.family]
+        if self.attention_bias != (self.family == "qwen2") or self.qk_norm != (self.family == "qwen3"):
+            raise ValueError(f"ModelConfig(family={self.family!r}, attention_bias={self.attention_bias}, "
+                             f"qk_norm={self.qk_norm}) has no Hugging Face equivalent: q/k/v biases are Qwen2's, "
+                             "q/k norms Qwen3's")
+        arch = EXPORT_ARCHITECTURES[self.family]
         hf = {
             "architectures": [arch],
             "model_type": self.family,
@@ -145,14 +158,49 @@ class ModelConfig:
             "eos_token_id": list(self.eos_token_ids) if len(self.eos_token_ids) != 1 else self.eos_token_ids[0],
             "pad_token_id": self.pad_token_id,
         }
-        if self.family == "llama":
-            hf["attention_bias"] = self.attention_bias
-            hf["mlp_bias"] = False
-        if self.family == "qwen3":
+        if self.family in ("llama", "qwen3"):
             hf["attention_bias"] = False
+        if self.family == "llama":
+            hf["mlp_bias"] = False
         if self.rope_scaling:
             hf["rope_scaling"] = {"rope_type": "llama3", **self.rope_scaling_dict}
         return hf
+
+
+def check_supported(hf: dict[str, Any], family: str) -> None:
+    """Raises ValueError naming the ``config.json`` field when the checkpoint computes something ``family`` cannot."""
+    act = hf.get("hidden_act", "silu")
+    if act not in SILU_NAMES:
+        raise ValueError(f"config.json field hidden_act={act!r} is not supported: the {family} family computes "
+                         "SwiGLU with silu only")
+    model_type = hf.get("model_type") or family
+    if family != "qwen2" and hf.get("attention_bias"):
+        raise ValueError(f"config.json field attention_bias=true is not supported for {model_type}: it adds biases "
+                         "to q/k/v/o_proj, which this family has no parameters for")
+    if hf.get("mlp_bias"):
+        raise ValueError(f"config.json field mlp_bias=true is not supported for {model_type}: the MLP has no biases")
+    window, layers, field = _sliding_window_layers(hf, model_type)
+    max_positions = int(hf.get("max_position_embeddings", 4096))
+    if layers and window is not None and int(window) < max_positions:
+        shown = f"layers {layers[:8]}{' ...' if len(layers) > 8 else ''}"
+        raise ValueError(f"config.json field {field} is not supported: sliding-window attention (sliding_window="
+                         f"{window} < max_position_embeddings={max_positions}, on {shown}) is not implemented")
+
+
+def _sliding_window_layers(hf: dict[str, Any], model_type: str) -> tuple[int | None, list[int], str]:
+    """(window, layers that use it, the field that switches it on), as transformers decides them."""
+    n = int(hf["num_hidden_layers"])
+    window = hf.get("sliding_window")
+    if model_type == "mistral":  # every layer, unless sliding_window is null
+        return window, list(range(n)), f"sliding_window={window}"
+    if not hf.get("use_sliding_window"):  # Qwen2/Qwen3: sliding_window is ignored when this is false
+        return None, [], ""
+    types = hf.get("layer_types")
+    if types:
+        layers = [i for i, t in enumerate(types) if t == "sliding_attention"]
+    else:
+        layers = [i for i in range(n) if i >= int(hf.get("max_window_layers", 28))]
+    return window, layers, "use_sliding_window=true"
 
 
 def _family_of(hf: dict[str, Any]) -> str:
