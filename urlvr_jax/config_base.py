@@ -79,6 +79,11 @@ def get_config() -> ml_collections.ConfigDict:
         # equals one forward per rollout; false: one per rollout, for comparison)
         share_prompt=True,
         collapse_threshold=0.01, stop_at_collapse=False,  # Model Collapse Step: reward accuracy < threshold
+        # float32 matmuls (all of them in a float32 model; the LM head in bfloat16 ones), set for the whole process
+        # at start-up: highest (full float32: as on CPU, as transformers) | high (3 bfloat16 passes on TPU, TF32 on GPU)
+        # | tensorfloat32 | bfloat16 | default
+        # (the backend's: TF32 on recent GPUs, one bfloat16 pass on TPU, full float32 on CPU)
+        matmul_precision="highest",
     ))
     c.val = ml_collections.ConfigDict(dict(every=20, k=8, temperature=0.6, top_p=0.95, max_new_tokens=0))
     return c

@@ -17,6 +17,20 @@ from urlvr_jax.rl.train_step import StepConfig, make_optimizer
 from urlvr_jax.tasks import Example, format_prompt
 
 
+MATMUL_PRECISIONS = ("highest", "float32", "high", "tensorfloat32", "bfloat16", "default")
+
+
+def set_matmul_precision(config) -> str:
+    """Sets JAX's default float32 matmul precision for this process from ``train.matmul_precision`` (call it once,
+    before anything is compiled), so a GPU's TF32 or a TPU's one-pass bfloat16 default cannot change results
+    silently; on CPU "highest" and "default" give identical bits. Returns the value set."""
+    precision = str(config.train.matmul_precision)
+    if precision not in MATMUL_PRECISIONS:
+        raise ValueError(f"config train.matmul_precision={precision!r} is not one of {MATMUL_PRECISIONS}")
+    jax.config.update("jax_default_matmul_precision", precision)
+    return precision
+
+
 def build_tokenizer(config):
     tok = config.tokenizer
     if tok.kind == "char":
