@@ -37,6 +37,8 @@ def get_config() -> ml_collections.ConfigDict:
         task_options=ml_collections.ConfigDict(dict(fmt="boxed")),
         dataset="",  # dapo17k | math500 | aime24 | aime25 | amc23 | countdown (files under $URLVR_DATA_DIR)
         split="",  # "" = the dataset's default split
+        fields="",  # field names of other file layouts, tried first: "question=Problem,answer=Answer" (roles: question,
+        # answer, solution; Countdown: numbers, target); for data.dataset and data.val_dataset
         pool_size=0,  # >0: a fixed pool of this many generated prompts, cycled in reshuffled epochs; 0: stream
         shuffle=True,
         template="boxed",  # boxed | countdown | raw
@@ -51,6 +53,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.rollout = ml_collections.ConfigDict(dict(
         prompts_per_step=64, n=8, n_votes=0,  # n_votes > n: vote on n_votes, train on the first n (TTRL)
         temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=64, max_prompt_len=256,
+        max_rows_per_chunk=0,  # > 0: sample at most this many rows at once (bounds the KV cache; plan mode picks it)
     ))
     c.reward = ml_collections.ConfigDict(dict(
         name="majority_vote",  # any registered reward, or "a:0.5,b:0.5" for a weighted sum

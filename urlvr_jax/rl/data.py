@@ -62,7 +62,7 @@ def train_source(data_cfg, batch_size: int, seed: int) -> PromptSource:
     if data_cfg.dataset:
         from urlvr_jax.tasks.datasets import load_dataset
 
-        pool = load_dataset(data_cfg.dataset, split=data_cfg.split or None)
+        pool = load_dataset(data_cfg.dataset, split=data_cfg.split or None, fields=data_cfg.fields)
         return PromptSource(batch_size, seed, pool=tuple(pool), shuffle=data_cfg.shuffle)
     if task is None:
         raise ValueError("config.data: set data.task (e.g. arithmetic) or data.dataset (e.g. dapo17k)")
@@ -79,7 +79,7 @@ def validation_examples(data_cfg) -> list[Example]:
     if data_cfg.val_dataset:
         from urlvr_jax.tasks.datasets import load_dataset
 
-        examples = load_dataset(data_cfg.val_dataset, split=data_cfg.val_split or None)
+        examples = load_dataset(data_cfg.val_dataset, split=data_cfg.val_split or None, fields=data_cfg.fields)
         return examples[:data_cfg.val_size] if data_cfg.val_size else examples
     task = make_task(data_cfg)
     if task is None:

@@ -2,20 +2,22 @@
 
 Each builder reads ``<source_dir>/<stem>.<ext>`` for its splits (see ``specs``) and writes records with the
 text features ``prompt``, ``answer``, ``solution`` (empty when absent) and ``info`` (JSON). Read them back with
-``builder.as_data_source(split)``; ``decode_record`` turns a record into an ``Example``.
+``builder.as_data_source(split)``; ``decode_record`` turns a record into an ``Example``. Each split's duplicate
+report (``specs.Deduper``) is kept in ``builder.info.metadata["duplicates"]``, so it is shown at every load.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import tensorflow_datasets as tfds
 
 from urlvr_jax.tasks.base import Example
-from urlvr_jax.tasks.datasets.files import FORMATS_HELP, candidate_paths, find_files, read_rows
-from urlvr_jax.tasks.datasets.specs import SPECS, DatasetSpec, convert_rows
+from urlvr_jax.tasks.datasets.fields import FIELDS_HINT
+from urlvr_jax.tasks.datasets.files import DATA_DIR_HINT, FORMATS_HELP, candidate_paths, find_files, read_rows
+from urlvr_jax.tasks.datasets.specs import SPECS, DatasetSpec, Deduper, convert_rows
 
 FILE_FORMAT = "array_record"
 
@@ -28,8 +30,8 @@ def missing_file_error(spec: DatasetSpec, split: str, source_dir: Path) -> FileN
         f"No data file for dataset {spec.name!r} (split {split!r}) in {source_dir}.\n"
         f"Put one of these files there:\n{paths}\n"
         f"({FORMATS_HELP}.)\n"
-        f"Each row needs {spec.fields_help}.\n"
-        "Use $URLVR_DATA_DIR or data_dir= to point at another data root."
+        f"Each record needs {spec.reader().describe()} ({FIELDS_HINT}).\n"
+        f"{DATA_DIR_HINT}"
     )
 
 
@@ -52,7 +54,8 @@ def decode_record(record: dict[str, Any]) -> Example:
 
 
 class LocalFileBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-    """Base builder: subclasses set ``SPEC``. Construct with ``source_dir`` (the raw files) and ``data_dir``."""
+    """Base builder: subclasses set ``SPEC``. Construct with ``source_dir`` (the raw files), ``data_dir`` and
+    optionally ``fields`` (``{role: field name}`` tried before the built-in names, see ``fields``)."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Local files mapped to prompt / answer / solution / info."}
@@ -60,29 +63,33 @@ class LocalFileBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     # No checksums file or package metadata: TFDS's code-path lookup needs the optional importlib_resources.
     code_path = None
 
-    def __init__(self, *, source_dir: str | Path, **kwargs):
+    def __init__(self, *, source_dir: str | Path, fields: Mapping[str, str] | None = None, **kwargs):
         self.source_dir = Path(source_dir).expanduser()
+        self.fields = dict(fields or {})
         super().__init__(**kwargs)
 
     def _info(self) -> tfds.core.DatasetInfo:
         text = tfds.features.Text()
         return tfds.core.DatasetInfo(
             builder=self, description=self.SPEC.description, disable_shuffling=True,
-            features=tfds.features.FeaturesDict({"prompt": text, "answer": text, "solution": text, "info": text}))
+            features=tfds.features.FeaturesDict({"prompt": text, "answer": text, "solution": text, "info": text}),
+            metadata=tfds.core.MetadataDict())
 
     def _split_generators(self, dl_manager):
         files = split_files(self.SPEC, self.source_dir)
         if not files:
             raise missing_file_error(self.SPEC, next(iter(self.SPEC.splits)), self.source_dir)
-        return {split: self._generate_examples(paths) for split, paths in files.items()}
+        return {split: self._generate_examples(split, paths) for split, paths in files.items()}
 
-    def _generate_examples(self, paths: list[Path]):
-        offset, seen = 0, set()
+    def _generate_examples(self, split: str, paths: list[Path]):
+        offset, deduper = 0, Deduper(self.SPEC)
         for path in paths:
             rows = read_rows(path)
-            for example in convert_rows(self.SPEC, path, rows, seen, start=offset):
-                yield example.info["index"], encode_example(example)
+            for example in convert_rows(self.SPEC, path, rows, start=offset, fields=self.fields):
+                if deduper.keep(example):
+                    yield example.info["index"], encode_example(example)
             offset += len(rows)
+        self.info.metadata.setdefault("duplicates", {})[split] = deduper.report()
 
 
 def _builder_class(spec: DatasetSpec) -> type[LocalFileBuilder]:

@@ -8,6 +8,10 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 EXTENSIONS = (".jsonl", ".json", ".parquet")
+DATA_DIR_ENV = "URLVR_DATA_DIR"
+DATA_DIR_HINT = (f"To read datasets from another folder, set the environment variable {DATA_DIR_ENV}=/path/to/data "
+                 f"(the folder that holds one sub-folder per dataset), e.g. {DATA_DIR_ENV}=~/data python -m "
+                 "urlvr_jax.train ... data.dataset=math500.")
 
 FORMATS_HELP = ("accepted formats: .jsonl (one JSON object per line), .json (a list of objects, or "
                 "JSON Lines) and .parquet; Hugging Face shards named <stem>-*.parquet / <stem>-*.jsonl also work")

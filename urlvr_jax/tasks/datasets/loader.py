@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Iterator, Sequence, overload
+from typing import Iterator, Mapping, Sequence, overload
 
 from urlvr_jax.tasks.base import Example
 from urlvr_jax.tasks.datasets.builders import (
@@ -16,10 +16,10 @@ from urlvr_jax.tasks.datasets.builders import (
     missing_file_error,
     split_files,
 )
-from urlvr_jax.tasks.datasets.files import fingerprint
-from urlvr_jax.tasks.datasets.specs import SPECS
+from urlvr_jax.tasks.datasets.fields import parse_fields
+from urlvr_jax.tasks.datasets.files import DATA_DIR_ENV, fingerprint
+from urlvr_jax.tasks.datasets.specs import SPECS, warn_conflicts
 
-DATA_DIR_ENV = "URLVR_DATA_DIR"
 DEFAULT_DATA_DIR = "~/urlvr_data"
 
 
@@ -39,13 +39,17 @@ def _spec(name: str):
 
 
 def prepare_builder(name: str, data_dir: str | Path | None = None, source_dir: str | Path | None = None,
-                    tfds_dir: str | Path | None = None, required_split: str | None = None) -> LocalFileBuilder:
+                    tfds_dir: str | Path | None = None, required_split: str | None = None,
+                    fields: str | Mapping[str, str] | None = None) -> LocalFileBuilder:
     """The prepared TFDS builder of dataset ``name``.
 
     Raw files come from ``source_dir`` (default ``<data root>/<name>``); the array_record files go to
-    ``tfds_dir`` (default ``<data root>/_tfds``) under a key that changes with the raw files' content, so
-    editing a file triggers a rebuild. ``required_split`` must have a file, else ``FileNotFoundError``.
+    ``tfds_dir`` (default ``<data root>/_tfds``) under a key that changes with the raw files' content and
+    ``fields``, so editing a file triggers a rebuild. ``required_split`` must have a file, else
+    ``FileNotFoundError``. ``fields`` (``"question=Problem,answer=Answer"`` or a dict) maps field names (see
+    ``fields``). Prompts repeated with different answers are warned about (``specs.Deduper``) at every call.
     """
+    fields = parse_fields(fields)
     spec = _spec(name)
     root = data_root(data_dir)
     source = (Path(source_dir).expanduser() if source_dir else root / name).absolute()
@@ -54,10 +58,14 @@ def prepare_builder(name: str, data_dir: str | Path | None = None, source_dir: s
         raise missing_file_error(spec, required_split, source)
     if not files:
         raise missing_file_error(spec, next(iter(spec.splits)), source)
-    key = fingerprint([p for paths in files.values() for p in paths], extra=f"{sorted(files)}:{BUILDERS[name].VERSION}")
+    key = fingerprint([p for paths in files.values() for p in paths],
+                      extra=f"{sorted(files)}:{BUILDERS[name].VERSION}:{sorted(fields.items())}")
     out = Path(tfds_dir).expanduser() if tfds_dir else root / "_tfds"
-    builder = BUILDERS[name](source_dir=source, data_dir=str(out / f"{name}-{key}"), file_format=FILE_FORMAT)
+    builder = BUILDERS[name](source_dir=source, data_dir=str(out / f"{name}-{key}"), file_format=FILE_FORMAT,
+                             fields=fields)
     builder.download_and_prepare(file_format=FILE_FORMAT)
+    for split in files if required_split is None else [required_split]:
+        warn_conflicts(name, builder.info.metadata.get("duplicates", {}).get(split, {}))
     return builder
 
 
@@ -92,7 +100,8 @@ class ExampleSource(Sequence[Example]):
 def load_source(name: str, split: str | None = None, data_dir: str | Path | None = None,
                 **builder_options) -> ExampleSource:
     """Random-access examples of ``split`` (default: the dataset's first split; TFDS slices like
-    ``"train[:4000]"`` work). ``builder_options`` go to ``prepare_builder``."""
+    ``"train[:4000]"`` work). ``builder_options`` (``fields``, ``tfds_dir``, ``source_dir``) go to
+    ``prepare_builder``."""
     spec = _spec(name)
     split = split or next(iter(spec.splits))
     base = re.match(r"[A-Za-z_]+", split)

@@ -1,70 +1,79 @@
-"""What each local dataset file looks like and how its rows map onto ``Example``.
+"""What each local dataset file looks like and how its records map onto ``Example``.
 
 Every dataset lives in ``<root>/<name>/`` where ``<root>`` is ``$URLVR_DATA_DIR`` (default ``~/urlvr_data``).
 A split is read from the first file found among ``<stem>.jsonl``, ``<stem>.json``, ``<stem>.parquet``
 (or shards ``<stem>-*.parquet`` / ``<stem>-*.jsonl``) for its stems, in order.
 
-=========  =====  ============================================  ======================================
-name       split  file stems                                    fields -> Example
-=========  =====  ============================================  ======================================
-dapo17k    train  train, dapo17k, dapo-math-17k, dapo_math_17k  prompt <- ``prompt`` (text or chat
-                                                                messages); answer <- ``answer`` or
-                                                                ``reward_model.ground_truth``;
-                                                                info: data_source
-math500    test   test, math500, math-500                       prompt <- ``problem``; answer <-
-                                                                ``answer``; solution <- ``solution``;
-                                                                info: subject, level, unique_id
-aime24     test   test, aime24, aime_2024                       prompt <- ``problem`` / ``question`` /
-                                                                ``prompt``; answer <- ``answer``;
-                                                                info: id, year, url
-aime25     test   test, aime25, aime_2025                       as aime24
-amc23      test   test, amc23                                   as aime24 (``question`` usually);
-                                                                info: id, url
-countdown  train  train, countdown, countdown_tasks_3to4        prompt <- ``countdown_question(nums,
-           test   test                                          target)``; answer <- str(``target``);
-                                                                info: numbers, target
-=========  =====  ============================================  ======================================
+=========  =====  ============================================  ===========================================
+name       split  file stems                                    kept in ``info``
+=========  =====  ============================================  ===========================================
+dapo17k    train  train, dapo17k, dapo-math-17k, dapo_math_17k  data_source
+math500    test   test, math500, math-500                       subject, level, unique_id
+aime24     test   test, aime24, aime_2024                       id, year, url
+aime25     test   test, aime25, aime_2025                       id, year, url
+amc23      test   test, amc23                                   id, url
+countdown  train  train, countdown, countdown_tasks_3to4        numbers, target
+           test   test
+=========  =====  ============================================  ===========================================
 
-Every example's ``info`` also has ``source`` (the dataset name), ``index`` (the row number) and
-``answer_type`` (``"math"``, or ``"expression"`` for Countdown).
+Fields (``fields.MATH_FIELDS`` / ``fields.COUNTDOWN_FIELDS``; the first present name of a role wins):
 
-Notes. Any question field may be a string or a list of chat messages (the last ``user`` message is used),
-as in the TTRL / verl parquet files (``prompt`` = messages, ``reward_model.ground_truth`` = answer); the
-TTRL ``train.json`` copy of DAPO has plain ``prompt`` / ``answer``. The original BytedTsinghua
-DAPO-Math-17k prompt wraps each problem in an "Answer:"-line instruction; that wrapper is removed, and
-repeated problems are dropped (that file repeats each problem many times), leaving ~17k rows.
-Numeric answers become text (``27.0`` -> ``"27"``). The paper's Countdown split (4k train / 1k
-validation) is ``split="train[:4000]"`` / ``"train[-1000:]"``.
+* math: question <- ``problem`` / ``Problem`` / ``question`` / ``Question`` / ``prompt`` (text, or chat messages:
+  the last ``user`` message); answer <- ``answer`` / ``Answer`` / ``ref_answer`` / ``label`` / ``ground_truth`` /
+  ``reward_model.ground_truth``; solution (optional) <- ``solution`` / ``Solution``. This covers HF MATH-500
+  (``problem``/``answer``), capitalised copies (``Problem``/``Answer``), ``question``/``ref_answer`` files,
+  TTRL JSON (``prompt``/``answer``), verl parquet (chat ``prompt``, ``reward_model.ground_truth``) and DAPO
+  copies with the answer in ``label``.
+* countdown: numbers <- ``nums`` / ``numbers`` / ``reward_model.ground_truth.numbers``; target <- ``target`` /
+  ``reward_model.ground_truth.target`` (TinyZero parquet and verl's Countdown layout). The prompt is always
+  rebuilt with ``countdown_question(numbers, target)``; the answer is ``str(target)``.
+* Other names: ``data.fields=question=Problem,answer=Answer`` (``load_dataset(..., fields=...)``) tries those
+  names first.
+
+Every example's ``info`` also has ``source`` (the dataset name), ``index`` (the record number, counted over the
+split's files) and ``answer_type`` (``"math"``, or ``"expression"`` for Countdown).
+
+Prompts: the original BytedTsinghua DAPO-Math-17k wrapper ("Solve the following math problem step by
+step. ... Answer:") and verl's suffix "Let's think step by step and output the final answer within
+\\boxed{}." are removed, so ``data.template`` adds the instruction once. Numeric answers become text
+(``27.0`` -> ``"27"``). The paper's Countdown split (4k train / 1k validation) is ``split="train[:4000]"`` /
+``"train[-1000:]"``.
+
+Duplicates (``Deduper``): for dapo17k (whose original file repeats each problem many times) repeated prompts
+are dropped and the FIRST record of each prompt, in file order, is kept; the benchmarks keep every record.
+When one prompt comes with different answers, a warning gives their count and the first few (record
+indices and answers) at every load, whether repeats are dropped or not.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Mapping
 
 from urlvr_jax.tasks.base import Example
 from urlvr_jax.tasks.countdown import countdown_question
-
-PROMPT_FIELDS = ("problem", "question", "prompt")
+from urlvr_jax.tasks.datasets.fields import COUNTDOWN_FIELDS, FIELDS_HINT, MATH_FIELDS, FieldReader, RowError
 
 _DAPO_HEAD = "Solve the following math problem step by step."
 _DAPO_TAIL = "\n\nRemember to put your answer on its own line after"
-
-
-class RowError(ValueError):
-    """A row lacks a field or has the wrong kind of value."""
+_VERL_TAIL = "Let's think step by step and output the final answer within \\boxed{}."
+SHOWN_CONFLICTS = 3
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
     name: str
     splits: dict[str, tuple[str, ...]]
-    fields_help: str
-    convert: Callable[[dict[str, Any], int, "DatasetSpec"], Example]
+    fields: Mapping[str, tuple[str, ...]]
+    convert: Callable[[dict[str, Any], int, "DatasetSpec", FieldReader], Example]
     info_fields: tuple[str, ...] = ()
     dedupe: bool = False
     description: str = ""
+
+    def reader(self, overrides: Mapping[str, str] | None = None) -> FieldReader:
+        return FieldReader(self.fields, overrides)
 
 
 def answer_text(value: Any) -> str:
@@ -86,93 +95,115 @@ def _message_text(value: Any) -> str:
         content = users[-1].get("content")
         if isinstance(content, str):
             return content
-    raise RowError(f"expected text or a list of chat messages with 'content', got {type(value).__name__}")
+    raise RowError(f"the question must be text or a list of chat messages with 'content', got {type(value).__name__}")
 
 
 def strip_dapo_wrapper(text: str) -> str:
-    """The bare problem from an original DAPO-Math-17k prompt (text without the wrapper is returned as is)."""
+    """The bare problem from an original DAPO-Math-17k or verl prompt (other text is returned stripped)."""
     if text.startswith(_DAPO_HEAD) and "\n\n" in text:
         body = text.split("\n\n", 1)[1]
         tail = body.rfind(_DAPO_TAIL)
-        return (body[:tail] if tail >= 0 else body).strip()
-    return text.strip()
+        text = body[:tail] if tail >= 0 else body
+    return text.strip().removesuffix(_VERL_TAIL).strip()
 
 
-def _get_answer(row: dict[str, Any]) -> Any:
-    if row.get("answer") is not None:
-        return row["answer"]
-    reward_model = row.get("reward_model")
-    if isinstance(reward_model, dict) and reward_model.get("ground_truth") is not None:
-        return reward_model["ground_truth"]
-    raise RowError("missing field 'answer' (or 'reward_model.ground_truth')")
-
-
-def convert_math(row: dict[str, Any], index: int, spec: DatasetSpec) -> Example:
-    field = next((f for f in PROMPT_FIELDS if row.get(f) is not None), None)
-    if field is None:
-        raise RowError(f"missing a question field (one of {', '.join(PROMPT_FIELDS)})")
-    prompt = strip_dapo_wrapper(_message_text(row[field]))
+def convert_math(row: dict[str, Any], index: int, spec: DatasetSpec, reader: FieldReader) -> Example:
+    prompt = strip_dapo_wrapper(_message_text(reader.get(row, "question")))
+    answer = answer_text(reader.get(row, "answer"))
     info = {"source": spec.name, "index": index, "answer_type": "math"}
     info.update({k: row[k] for k in spec.info_fields if row.get(k) is not None})
-    solution = row.get("solution") if isinstance(row.get("solution"), str) else None
-    return Example(prompt=prompt, answer=answer_text(_get_answer(row)), solution=solution, info=info)
+    solution = reader.get(row, "solution", required=False)
+    return Example(prompt=prompt, answer=answer, solution=solution if isinstance(solution, str) else None, info=info)
 
 
-def convert_countdown(row: dict[str, Any], index: int, spec: DatasetSpec) -> Example:
-    for key in ("nums", "target"):
-        if row.get(key) is None:
-            raise RowError(f"missing field {key!r}")
+def convert_countdown(row: dict[str, Any], index: int, spec: DatasetSpec, reader: FieldReader) -> Example:
+    nums, target = reader.get(row, "numbers"), reader.get(row, "target")
     try:
-        numbers = [int(x) for x in row["nums"]]
-        target = int(row["target"])
+        numbers = [int(x) for x in nums]
+        target = int(target)
     except (TypeError, ValueError):
-        raise RowError("'nums' must be a list of integers and 'target' an integer") from None
+        raise RowError(f"the numbers must be a list of integers and the target an integer, got {nums!r} "
+                       f"and {target!r}") from None
     info = {"source": spec.name, "index": index, "task": "countdown", "numbers": numbers,
             "target": target, "answer_type": "expression"}
     return Example(prompt=countdown_question(numbers, target), answer=str(target), solution=None, info=info)
 
 
-_MATH_HELP = "a question field (problem / question / prompt) and 'answer'"
+def _math(name, stems, info_fields, description, dedupe=False) -> DatasetSpec:
+    return DatasetSpec(name, {"test" if not dedupe else "train": stems}, MATH_FIELDS, convert_math, info_fields,
+                       dedupe=dedupe, description=description)
+
 
 SPECS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
-        DatasetSpec("dapo17k", {"train": ("train", "dapo17k", "dapo-math-17k", "dapo_math_17k")},
-                    "'prompt' (text or chat messages) and 'answer' (or 'reward_model.ground_truth')",
-                    convert_math, ("data_source",), dedupe=True,
-                    description="DAPO-Math-17k training problems (integer answers)."),
-        DatasetSpec("math500", {"test": ("test", "math500", "math-500")},
-                    "'problem', 'answer' (optional: solution, subject, level, unique_id)",
-                    convert_math, ("subject", "level", "unique_id"), description="MATH-500 test problems."),
-        DatasetSpec("aime24", {"test": ("test", "aime24", "aime_2024")}, _MATH_HELP,
-                    convert_math, ("id", "year", "url"), description="AIME 2024 (30 problems)."),
-        DatasetSpec("aime25", {"test": ("test", "aime25", "aime_2025")}, _MATH_HELP,
-                    convert_math, ("id", "year", "url"), description="AIME 2025 (30 problems)."),
-        DatasetSpec("amc23", {"test": ("test", "amc23")}, _MATH_HELP,
-                    convert_math, ("id", "url"), description="AMC 2023 (40 problems)."),
+        _math("dapo17k", ("train", "dapo17k", "dapo-math-17k", "dapo_math_17k"), ("data_source",),
+              "DAPO-Math-17k training problems (integer answers).", dedupe=True),
+        _math("math500", ("test", "math500", "math-500"), ("subject", "level", "unique_id"),
+              "MATH-500 test problems."),
+        _math("aime24", ("test", "aime24", "aime_2024"), ("id", "year", "url"), "AIME 2024 (30 problems)."),
+        _math("aime25", ("test", "aime25", "aime_2025"), ("id", "year", "url"), "AIME 2025 (30 problems)."),
+        _math("amc23", ("test", "amc23"), ("id", "url"), "AMC 2023 (40 problems)."),
         DatasetSpec("countdown", {"train": ("train", "countdown", "countdown_tasks_3to4"), "test": ("test",)},
-                    "'nums' (list of integers) and 'target' (integer)", convert_countdown,
+                    COUNTDOWN_FIELDS, convert_countdown,
                     description="Countdown-Tasks-3to4 (numbers and target)."),
     )
 }
 
 
-def convert_rows(spec: DatasetSpec, path: Path, rows: list[dict[str, Any]],
-                 seen: set[str] | None = None, start: int = 0) -> list[Example]:
-    """All rows mapped to examples; the first bad row raises ``ValueError`` naming file, row and fields.
-
-    ``info["index"]`` is ``start`` + the row number. With ``spec.dedupe``, prompts already in ``seen``
-    (updated in place) are dropped.
-    """
-    examples, seen = [], (set() if seen is None else seen)
+def convert_rows(spec: DatasetSpec, path: Path, rows: list[dict[str, Any]], start: int = 0,
+                 fields: Mapping[str, str] | None = None) -> Iterable[Example]:
+    """The records mapped to examples, lazily; the first bad record raises ``ValueError`` (one line naming the
+    file, the record index, the accepted field names and ``data.fields``). ``info["index"]`` is ``start`` + i."""
+    reader = spec.reader(fields)
     for i, row in enumerate(rows):
         try:
-            example = spec.convert(row, start + i, spec)
+            yield spec.convert(row, start + i, spec, reader)
         except RowError as err:
-            raise ValueError(f"{path}: row {i}: {err}; dataset {spec.name!r} needs {spec.fields_help}") from None
-        if spec.dedupe:
-            if example.prompt in seen:
-                continue
-            seen.add(example.prompt)
-        examples.append(example)
-    return examples
+            raise ValueError(f"{path}: record {i}: {err}; dataset {spec.name!r} reads {reader.describe()}; "
+                             f"{FIELDS_HINT}") from None
+
+
+class Deduper:
+    """Tracks prompts: ``keep(example)`` says whether to write it (False for a repeat when ``spec.dedupe``; the
+    first record of a prompt is kept) and records prompts seen with a different answer in ``conflicts``."""
+
+    def __init__(self, spec: DatasetSpec):
+        self.spec = spec
+        self.first: dict[str, tuple[int, str]] = {}  # prompt -> (index, answer) of its first record
+        self.conflicts: list[dict[str, Any]] = []
+        self.dropped = 0
+
+    def keep(self, example: Example) -> bool:
+        index, answer = example.info["index"], example.answer
+        seen = self.first.setdefault(example.prompt, (index, answer))
+        if seen[0] == index:
+            return True
+        if seen[1] != answer:
+            self.conflicts.append({"prompt": example.prompt, "first": list(seen), "other": [index, answer]})
+        if self.spec.dedupe:
+            self.dropped += 1
+            return False
+        return True
+
+    def report(self, limit: int = SHOWN_CONFLICTS) -> dict[str, Any]:
+        """JSON-able: the conflict count, the first ``limit`` conflicts, the dropped-repeat count."""
+        return {"conflicts": len(self.conflicts), "first_conflicts": self.conflicts[:limit], "dropped": self.dropped}
+
+
+def conflict_warning(name: str, report: Mapping[str, Any]) -> str | None:
+    """The one-line warning for a ``Deduper.report`` with conflicts (None without)."""
+    if not report.get("conflicts"):
+        return None
+    shown = "; ".join(f"record {c['other'][0]} {c['prompt'][:50]!r}: answer {c['other'][1]!r} vs {c['first'][1]!r} "
+                      f"in record {c['first'][0]}" for c in report["first_conflicts"])
+    choice = ("only the first record of each prompt is kept" if SPECS[name].dedupe
+              else "every record is kept (a benchmark)")
+    return (f"dataset {name!r}: {report['conflicts']} record(s) repeat an earlier prompt with a different answer; "
+            f"{choice}; first {len(report['first_conflicts'])}: {shown}")
+
+
+def warn_conflicts(name: str, report: Mapping[str, Any]) -> None:
+    message = conflict_warning(name, report)
+    if message:
+        warnings.warn(message, UserWarning, stacklevel=3)
