@@ -8,8 +8,10 @@ Extraction order (as in the Qwen2.5-Math parser used by TTRL, simplified):
 
 Every function here is linear in the input length, pure Python, and never raises on ``str`` input.
 A result of ``None`` means "no answer". :func:`normalize_answer` maps spellings that differ only in
-formatting (``$``, ``\\left``, ``\\dfrac``, units markup, ``x = ``, ``1,000``, a trailing period) to one
-string; real equivalence (``1/2`` vs ``0.5``) is :mod:`urlvr_jax.rewards.grading`'s job.
+formatting (``$``, ``\\left``, ``\\dfrac``, spacing, a trailing unit ``\\text{ cm}``, ``x = ``, ``1,000``,
+a trailing period, unicode forms such as ``½`` or ``√2``) to one string, and never changes the LaTeX
+structure: row breaks ``\\\\`` stay, ``\\cot x`` keeps its space (see :mod:`~urlvr_jax.rewards.latex_text`).
+Real equivalence (``1/2`` vs ``0.5``) is :mod:`urlvr_jax.rewards.grading`'s job.
 """
 
 from __future__ import annotations
@@ -18,11 +20,18 @@ import itertools
 import re
 from fractions import Fraction
 
+from urlvr_jax.rewards.latex_text import (
+    drop_markup,
+    matching_brace,
+    squeeze_whitespace,
+    strip_trailing_unit,
+    unicode_to_latex,
+)
+
 # Integers longer than this are never converted with int() (CPython refuses > 4300 digits by default).
 MAX_NUMBER_DIGITS = 1000
 MAX_NORMALIZE_PASSES = 8
 
-_BRACE = re.compile(r"[{}]")
 _BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _BOX_BARE = re.compile(r"\\boxed\s+([^\s${}]+)")
 _ANSWER_IS = re.compile(r"(?:final answer|the answer)\s+is\s*:?\s*", re.IGNORECASE)
@@ -37,20 +46,7 @@ _ASSIGN = re.compile(r"^(?:[a-zA-Z]\s*=\s*)+(?=\S)")
 # A multiple-choice letter A-J in a normalised answer (no whitespace): "B", "(B)", "B)", "B.", "B:text",
 # "(B)text", "optionB", "answer:(b)".
 _CHOICE = re.compile(r"(?:option|choice|answer)?:?(?:\(([A-J])\)|([A-J])(?=[).:]|$)).*", re.IGNORECASE | re.DOTALL)
-_DROP = (
-    "\\left", "\\right", "\\displaystyle", "\\!", "\\,", "\\;", "\\:", "\\ ", "\\$", "$",
-    "^{\\circ}", "^\\circ", "\\%", "%", "\\degree",
-)
-
-
-def _matching_brace(text: str, open_index: int, end: int | None = None) -> int | None:
-    """Index of the ``}`` closing the ``{`` at ``open_index`` (before ``end``), or None."""
-    depth = 0
-    for match in _BRACE.finditer(text, open_index, len(text) if end is None else end):
-        depth += 1 if match.group(0) == "{" else -1
-        if depth == 0:
-            return match.start()
-    return None
+_LATEX_THOUSANDS = re.compile(r"(?<=\d)\{,\}(?=\d{3})")  # 1{,}000
 
 
 def extract_boxed(text: str) -> str | None:
@@ -64,7 +60,7 @@ def extract_boxed(text: str) -> str | None:
     search_end = len(text)
     for match in reversed(list(_BOX_OPEN.finditer(text))):
         brace = match.end() - 1
-        close = _matching_brace(text, brace, search_end)
+        close = matching_brace(text, brace, search_end)
         if close is not None:
             return text[brace + 1 : close]
         search_end = brace
@@ -132,15 +128,14 @@ def _outer_brace_layers(s: str) -> int:
 
 
 def _normalize_once(s: str) -> str:
-    s = s.strip()
+    s = unicode_to_latex(s).strip()
     inner = extract_boxed(s)
     if inner is not None and s.startswith(("\\boxed", "\\fbox")) and s.endswith("}"):
         s = inner  # a box wrapped around the whole answer
+    s = strip_trailing_unit(drop_markup(s))
     s = _unwrap_text(s)
-    for token in _DROP:
-        s = s.replace(token, "")
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
-    s = "".join(s.split())  # all whitespace
+    s = squeeze_whitespace(_LATEX_THOUSANDS.sub(",", s))
     s = _ASSIGN.sub("", s)
     s = s.rstrip(".")
     if _THOUSANDS.fullmatch(s):
