@@ -16,6 +16,7 @@ import pytest
 from loop_fixtures import copy_tree, max_abs_diff, tiny_batch, tiny_model
 
 from urlvr_jax import sharding as shd
+from urlvr_jax.rl import train_step as train_step_module
 from urlvr_jax.rl.losses import GRPOLossConfig
 from urlvr_jax.rl.train_step import (StepConfig, TrainBatch, batch_shardings, init_train_state, jit_train_step,
                                      make_optimizer, state_shardings)
@@ -127,6 +128,30 @@ def test_sharded_step_equals_unsharded():
     assert max_abs_diff(state.opt_state, ref_state.opt_state) < ATOL
     for a, b in zip(metrics, ref_metrics):
         _assert_metrics_close(a, b)
+
+
+@pytest.mark.parametrize("mesh_spec, mini, micro", [("data:2,fsdp:2,tensor:2", 1, 4), ("fsdp:8", 2, 1)])
+def test_micro_batches_stay_sharded_inside_the_scan(monkeypatch, mesh_spec, mini, micro):
+    """Each micro-batch's rows are split over data x fsdp inside the step (as the compiled step lays them out),
+    not copied whole to every device: 16 rows in 4 micro-batches of 4 rows on data 2 x fsdp 2 -> 1 row per device;
+    2 mini-batches of 8 rows on fsdp 8 -> 1 row per device."""
+    cfg, params = tiny_model()
+    batch = tiny_batch(cfg, params, rows=16)
+    mesh = shd.make_mesh(mesh_spec)
+    batch_shards = mesh.shape["data"] * mesh.shape["fsdp"]
+    seen = []
+    terms = train_step_module._microbatch_terms
+
+    def spy(params, mb, cfg, step_cfg):
+        jax.debug.inspect_array_sharding(mb.tokens, callback=lambda s: seen.append(s.shard_shape(mb.tokens.shape)))
+        return terms(params, mb, cfg, step_cfg)
+
+    monkeypatch.setattr(train_step_module, "_microbatch_terms", spy)
+    state = init_train_state(params, OPTIMIZER, jax.random.key(1))
+    step_cfg = StepConfig(loss=LOSS, num_minibatches=mini, num_microbatches=micro)
+    jit_train_step(cfg, step_cfg, OPTIMIZER, mesh, state, batch).lower(state, batch).compile(compiler_options=COMPILER_OPTIONS)
+    rows = 16 // (mini * micro)
+    assert seen and set(seen) == {(rows // batch_shards, batch.tokens.shape[1])}, seen
 
 
 def test_unrolled_layers_equal_scanned_layers():

@@ -96,8 +96,25 @@ def init_train_state(params: Params, optimizer: optax.GradientTransformation, rn
     return TrainState(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32), rng=rng)
 
 
-def _split(x: jax.Array, *leading: int) -> jax.Array:
-    return x.reshape(*leading, -1, *x.shape[1:])
+def _split(tree, parts: int, mesh: jax.sharding.Mesh | None):
+    """[B, ...] leaves as [parts, B / parts, ...]: part i holds rows [i * B / parts, (i + 1) * B / parts).
+
+    With a ``mesh`` the rows of each part stay sharded over ('data', 'fsdp') (``P(None, BATCH)``). Left to
+    itself, XLA moves the batch sharding onto the part index, so that a scan over the parts would run each part
+    whole on every data x fsdp device; the constraint makes it move the rows once instead (an all-to-all of
+    the batch), and each part's forward and backward run on B / parts / (data x fsdp) rows per device.
+    """
+    def split(x):
+        x = x.reshape(parts, -1, *x.shape[1:])
+        return x if mesh is None else jax.lax.with_sharding_constraint(x, shd.batch_sharding(mesh, x.shape, 1))
+    return jax.tree.map(split, tree)
+
+
+def _constrain_rows(tree, mesh: jax.sharding.Mesh | None):
+    """Pins [R, ...] leaves to the batch sharding (inside the scans, where propagation is weakest)."""
+    if mesh is None:
+        return tree
+    return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, shd.batch_sharding(mesh, x.shape)), tree)
 
 
 def _microbatch_terms(params, mb: TrainBatch, cfg: ModelConfig, step_cfg: StepConfig):
@@ -123,12 +140,12 @@ def _microbatch_terms(params, mb: TrainBatch, cfg: ModelConfig, step_cfg: StepCo
 
 
 def _update(state: TrainState, minibatch: TrainBatch, *, cfg: ModelConfig, step_cfg: StepConfig,
-            optimizer: optax.GradientTransformation):
+            optimizer: optax.GradientTransformation, mesh: jax.sharding.Mesh | None = None):
     """One optimizer update from one mini-batch, accumulated over micro-batches."""
-    micro = jax.tree.map(lambda x: _split(x, step_cfg.num_microbatches), minibatch)
+    micro = _split(_constrain_rows(minibatch, mesh), step_cfg.num_microbatches, mesh)
 
     def loss_fn(params, mb):
-        terms = _microbatch_terms(params, mb, cfg, step_cfg)
+        terms = _microbatch_terms(params, _constrain_rows(mb, mesh), cfg, step_cfg)
         return terms["loss"][0], terms
 
     grad_fn = jax.grad(loss_fn, has_aux=True)
@@ -158,10 +175,15 @@ def _update(state: TrainState, minibatch: TrainBatch, *, cfg: ModelConfig, step_
 
 
 def train_step(state: TrainState, batch: TrainBatch, *, cfg: ModelConfig, step_cfg: StepConfig,
-               optimizer: optax.GradientTransformation) -> tuple[TrainState, dict]:
-    """μ epochs over the mini-batches of ``batch``; metrics are means over updates (the gap: first update)."""
-    minibatches = jax.tree.map(lambda x: _split(x, step_cfg.num_minibatches), batch)
-    update = functools.partial(_update, cfg=cfg, step_cfg=step_cfg, optimizer=optimizer)
+               optimizer: optax.GradientTransformation,
+               mesh: jax.sharding.Mesh | None = None) -> tuple[TrainState, dict]:
+    """μ epochs over the mini-batches of ``batch``; metrics are means over updates (the gap: first update).
+
+    ``mesh``: the mesh the batch is sharded on; mini- and micro-batches then stay sharded over ('data', 'fsdp')
+    (see :func:`_split`). Which rows form a mini- or micro-batch does not depend on it.
+    """
+    minibatches = _split(batch, step_cfg.num_minibatches, mesh)
+    update = functools.partial(_update, cfg=cfg, step_cfg=step_cfg, optimizer=optimizer, mesh=mesh)
 
     def epoch(state, _):
         return jax.lax.scan(update, state, minibatches)
@@ -203,7 +225,7 @@ def jit_train_step(cfg: ModelConfig, step_cfg: StepConfig, optimizer: optax.Grad
                    batch: TrainBatch | None = None):
     """The jitted train step; with ``mesh`` (and example ``state``/``batch`` for their structure) it has
     explicit in/out shardings. The state argument is donated."""
-    fn = functools.partial(train_step, cfg=cfg, step_cfg=step_cfg, optimizer=optimizer)
+    fn = functools.partial(train_step, cfg=cfg, step_cfg=step_cfg, optimizer=optimizer, mesh=mesh)
     if mesh is None:
         return jax.jit(fn, donate_argnums=(0,))
     s_sh = state_shardings(state, mesh, cfg)
