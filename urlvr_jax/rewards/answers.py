@@ -129,9 +129,9 @@ def _outer_brace_layers(s: str) -> int:
 
 def _normalize_once(s: str) -> str:
     s = unicode_to_latex(s).strip()
-    inner = extract_boxed(s)
-    if inner is not None and s.startswith(("\\boxed", "\\fbox")) and s.endswith("}"):
-        s = inner  # a box wrapped around the whole answer
+    if s.startswith(("\\boxed", "\\fbox")) and s.endswith("}"):
+        inner = extract_boxed(s)
+        s = s if inner is None else inner  # a box wrapped around the whole answer
     s = strip_trailing_unit(drop_markup(s))
     s = _unwrap_text(s)
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")

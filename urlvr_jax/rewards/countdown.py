@@ -20,6 +20,7 @@ from fractions import Fraction
 from typing import Sequence
 
 from urlvr_jax.rewards.answers import extract_boxed
+from urlvr_jax.tasks.base import extract_last_tag
 
 MAX_EXPRESSION_CHARS = 400
 
@@ -29,7 +30,6 @@ _SPELLINGS = (
     ("[", "("), ("]", ")"), ("{", "("), ("}", ")"), ("$", ""),
 )
 _ALLOWED_CHARS = re.compile(r"[0-9+\-*/().\s]*")
-_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _BINARY = {ast.Add: Fraction.__add__, ast.Sub: Fraction.__sub__, ast.Mult: Fraction.__mul__,
            ast.Div: Fraction.__truediv__}
 
@@ -39,9 +39,10 @@ class _Invalid(Exception):
 
 
 def extract_countdown_answer(text: str) -> str | None:
-    """The last ``<answer>...</answer>`` content, else the last ``\\boxed{}``; None if neither."""
-    tags = _ANSWER_TAG.findall(text)
-    answer = tags[-1] if tags else extract_boxed(text)
+    """The last ``<answer>...</answer>`` content, else the last ``\\boxed{}``; None if neither (linear time)."""
+    answer = extract_last_tag(text, "answer")
+    if answer is None:
+        answer = extract_boxed(text)
     if answer is None:
         return None
     boxed = extract_boxed(answer)  # "<answer>\\boxed{...}</answer>"

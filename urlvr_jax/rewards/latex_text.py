@@ -25,7 +25,9 @@ _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 _SUPERSCRIPTS = "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻"
 _SUBSCRIPTS = "₀₁₂₃₄₅₆₇₈₉₊₋"
 _SCRIPT_RUN = re.compile(f"([{_SUPERSCRIPTS}]+)|([{_SUBSCRIPTS}]+)")
-_VULGAR = re.compile(r"(-?)(\d*)([\u00bc-\u00be\u2150-\u215e])")
+# A digit run is consumed whole whether or not a vulgar fraction follows: "\d*" before the character class
+# would retry every suffix of a long digit run (quadratic).
+_VULGAR = re.compile(r"(-?)(?:(\d+)([\u00bc-\u00be\u2150-\u215e])?|([\u00bc-\u00be\u2150-\u215e]))")
 _SQRT = re.compile(r"([√∛∜])(?:\(([^()]*)\)|(\d+(?:\.\d+)?|[a-zA-Z]|\\[a-zA-Z]+))?")
 _ROOT_INDEX = {"√": "", "∛": "[3]", "∜": "[4]"}
 # Control words get a trailing space, dropped again by squeeze_whitespace unless a letter follows.
@@ -56,7 +58,10 @@ def _script(match: re.Match) -> str:
 
 
 def _vulgar(match: re.Match) -> str:
-    sign, whole, char = match.groups()
+    sign, whole, after_digits, alone = match.groups()
+    char = after_digits or alone
+    if char is None:
+        return match.group(0)  # digits without a fraction
     numerator, denominator = unicodedata.normalize("NFKC", char).split("\u2044")
     value = Fraction(int(numerator or 1), int(denominator)) + int(whole or 0)  # "3½" is the mixed number 7/2
     return f"{sign}\\frac{{{value.numerator}}}{{{value.denominator}}}"

@@ -109,6 +109,17 @@ def extract_last_boxed(text: str) -> str | None:
 
 
 def extract_last_tag(text: str, tag: str = "answer") -> str | None:
-    """The stripped content of the last ``<tag>...</tag>`` pair in ``text``; None if there is none."""
-    matches = re.findall(rf"<{tag}>(.*?)</{tag}>", text, flags=re.DOTALL)
-    return matches[-1].strip() if matches else None
+    """The stripped content of the last ``<tag>...</tag>`` pair in ``text``; None if there is none.
+
+    Pairs are those of ``re.findall(r"<tag>(.*?)</tag>")`` (an opener pairs with the next closer, scanning
+    resumes after it), found with ``str.find`` in one left-to-right pass: linear time, where the regex is
+    quadratic on many unclosed openers.
+    """
+    opener, closer = f"<{tag}>", f"</{tag}>"
+    last, position = None, 0
+    while (start := text.find(opener, position)) >= 0:
+        end = text.find(closer, start + len(opener))
+        if end < 0:
+            break  # no closer after this opener, hence none after any later one
+        last, position = text[start + len(opener) : end], end + len(closer)
+    return last.strip() if last is not None else None
