@@ -4,8 +4,9 @@ Loading is abstract-first: the config gives every tensor's shape, the mesh gives
 of the checkpoint is checked against the name table and its shape before any data is read, and each
 device then reads only its own slice of the memory-mapped file (``jax.make_array_from_callback``).
 
-The name table is shared by the three families, whose Hugging Face names coincide; entries for q/k/v
-biases (Qwen2) and q/k norms (Qwen3) apply when the config has them. ``T`` entries are stored by
+The name table is shared by the three families (and Mistral, which loads as Llama), whose Hugging Face names
+coincide; entries for q/k/v biases (Qwen2) and q/k norms (Qwen3) apply when the config has them. What a family
+cannot compute is refused from config.json before any tensor is read (``ModelConfig.from_hf``). ``T`` entries are stored by
 transformers as [out, in] and by us as [in, out] (with heads split out).
 """
 
