@@ -19,11 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         raise SystemExit(f"unknown flags {extra}; overrides are written key=value (see configs/*.py)")
     from urlvr_jax.rl.loop import train
+    from urlvr_jax.utils import multihost
 
     result = train(config)
     collapse = result.collapse_step if result.collapse_step is not None else "none within the run"
-    print(f"run {result.run_dir}: {result.steps} steps, Model Collapse Step: {collapse}, "
-          f"rollout tokens: {result.rollout_tokens}")
+    multihost.primary_only(lambda: print(f"run {result.run_dir}: {result.steps} steps, Model Collapse Step: {collapse}, "
+          f"rollout tokens: {result.rollout_tokens}"))
     return 0
 
 

@@ -30,13 +30,18 @@ from urlvr_jax.rl.data import make_task, train_source, validation_examples
 from urlvr_jax.rl.train_step import (TrainBatch, init_train_state, jit_train_step,
                                      state_shardings)
 from urlvr_jax.sampling.logprobs import completion_logprobs
+from urlvr_jax.sampling.rollout import STAT_NAMES
 from urlvr_jax.sampling.sampler import DEFAULT_BUCKETS, Sampler
 from urlvr_jax.sampling.strategies import SamplingConfig
+from urlvr_jax.utils import multihost
 from urlvr_jax.utils.checkpoint import CheckpointManager
 from urlvr_jax.utils.config import save_config
 from urlvr_jax.utils.metrics_log import MetricsLogger
 from urlvr_jax.utils.plots import plot_curves
 
+# What the hosts read of a rollout (gathered from every process): decoding, rewards, metrics.
+TEXT_FIELDS = ("tokens", "mask", "lengths", "group_ids")
+REWARD_FIELDS = TEXT_FIELDS + STAT_NAMES
 PROGRESS_KEYS = ("train/proxy_reward", "train/ground_truth_reward", "train/reward_accuracy", "val/avg@k")
 
 
@@ -101,7 +106,7 @@ class URLVRRun:
         self.ref_params = copy(params) if self.needs_ref else None
         self.teacher = copy(params) if "co_rewarding_teacher" in self.reward_names else None
         state = init_train_state(params, self.optimizer, jax.random.fold_in(self.rng, 2))
-        self.state = jax.device_put(state, state_shardings(state, self.mesh, self.cfg))  # as the step returns it
+        self.state = multihost.place(state, state_shardings(state, self.mesh, self.cfg))  # as the step returns it
         self._step_fn = None
         self._logprobs = jax.jit(lambda p, pt, pm, t, m: completion_logprobs(
             p, pt, pm, t, m, cfg=self.cfg, temperature=c.rollout.temperature,
@@ -109,16 +114,20 @@ class URLVRRun:
 
     # ------------------------------------------------------------------ one step
 
-    def _generate_texts(self, sampler: Sampler, params, prompts: list[str], key, num_samples: int):
+    def _generate_texts(self, sampler: Sampler, params, prompts: list[str], key, num_samples: int,
+                        fields=TEXT_FIELDS):
+        """(rollout on the mesh, its ``fields`` as host numpy on every process, the decoded texts)."""
         tokens, mask = setup.encode_prompts(self.config, self.tokenizer, prompts)
         rollout = sampler.generate(params, tokens, mask, key, num_samples=num_samples)
-        return rollout, decode_completions(self.tokenizer, rollout.tokens, rollout.mask)
+        host = multihost.to_host({name: getattr(rollout, name) for name in fields})
+        return rollout, host, decode_completions(self.tokenizer, host["tokens"], host["mask"])
 
-    def _reward_batch(self, rollout, texts, examples, num_samples, teacher_answers=None) -> RewardBatch:
+    def _reward_batch(self, host, texts, examples, num_samples, teacher_answers=None) -> RewardBatch:
         rows = [ex for ex in examples for _ in range(num_samples)]
-        return RewardBatch.from_rollout(rollout, texts, extract_fn=self.extract,
-                                        ground_truths=[ex.answer for ex in rows],
-                                        task_info=[dict(ex.info) for ex in rows], teacher_answers=teacher_answers)
+        stats = {name: host[name] for name in ("mask", *STAT_NAMES) if name in host}
+        return RewardBatch.from_texts(texts, host["group_ids"], self.extract, **stats,
+                                      ground_truths=[ex.answer for ex in rows],
+                                      task_info=[dict(ex.info) for ex in rows], teacher_answers=teacher_answers)
 
     def _reward_options(self, step: int) -> dict:
         opts = {name: dict(self.config.reward.options.get(name, {})) for name in self.reward_names}
@@ -128,7 +137,7 @@ class URLVRRun:
             key = jax.random.fold_in(self.rng, 3_000_000 + step)
             texts = lambda prompts: self._generate_texts(
                 self.verify_sampler, self.state.params,
-                setup.prompt_texts(self.config, self.tokenizer, prompts, template="raw"), key, 1)[1]
+                setup.prompt_texts(self.config, self.tokenizer, prompts, template="raw"), key, 1)[2]
             opts["self_verify"].setdefault("generate_fn", texts)
         return {k: v for k, v in opts.items() if v}
 
@@ -137,45 +146,48 @@ class URLVRRun:
         examples = self.source.batch(step - 1)
         prompts = setup.prompt_texts(c, self.tokenizer, examples)
         key = jax.random.fold_in(self.state.rng, step)
-        rollout, texts = self._generate_texts(self.sampler, self.state.params, prompts, key, self.n_votes)
+        rollout, host, texts = self._generate_texts(self.sampler, self.state.params, prompts, key, self.n_votes,
+                                                    REWARD_FIELDS)
         teacher_answers = None
         if self.teacher is not None:
-            t_roll, t_texts = self._generate_texts(self.sampler, self.teacher, prompts,
-                                                   jax.random.fold_in(key, 1), self.n_votes)
-            teacher_answers = teacher_answers_from_texts(t_texts, np.asarray(t_roll.group_ids), self.extract)
+            _, t_host, t_texts = self._generate_texts(self.sampler, self.teacher, prompts,
+                                                      jax.random.fold_in(key, 1), self.n_votes)
+            teacher_answers = teacher_answers_from_texts(t_texts, t_host["group_ids"], self.extract)
         t1 = time.perf_counter()
-        batch = self._reward_batch(rollout, texts, examples, self.n_votes, teacher_answers)
+        batch = self._reward_batch(host, texts, examples, self.n_votes, teacher_answers)
         proxy = compute_rewards(self.reward_spec, batch, self._reward_options(step))
         gt = compute_rewards(self.gt_reward, batch)
         metrics = rmetrics.urlvr_metrics(batch, proxy, gt, n_votes=None,
                                          votes=self.gt_reward == "ground_truth")
         metrics = {k.replace(f"@{self.n_votes}", "@n"): v for k, v in metrics.items()}
+        # Every process graded the same texts, but grading has timeouts: process 0's grades are the run's.
+        proxy, metrics = multihost.agree((np.asarray(proxy, np.float32), metrics))
         t2 = time.perf_counter()
-        keep = select_first_m(np.asarray(rollout.group_ids), self.n) if self.n_votes > self.n else np.arange(len(texts))
-        metrics.update(self._update(rollout.take(keep), proxy[keep]))
+        keep = select_first_m(host["group_ids"], self.n) if self.n_votes > self.n else np.arange(len(texts))
+        metrics.update(self._update(rollout.take(keep), host["group_ids"][keep], proxy[keep]))
         if self.teacher is not None:
             self.teacher = ema_update(self.teacher, self.state.params, c.reward.teacher_ema)
         metrics.update(rollout_time=t1 - t0, reward_time=t2 - t1, update_time=time.perf_counter() - t2,
-                       generated_tokens=float(np.asarray(rollout.lengths).sum()))
+                       generated_tokens=float(host["lengths"].sum()))
         return metrics
 
-    def _update(self, rollout, rewards: np.ndarray) -> dict:
+    def _update(self, rollout, group_ids: np.ndarray, rewards: np.ndarray) -> dict:
         a = self.config.algo
         opts = {"std_eps": a.std_eps} if a.advantage in ("grpo", "batch_std") else {}
-        advantages = compute_advantages(a.advantage, jnp.asarray(rewards), rollout.group_ids,
-                                        self.config.rollout.prompts_per_step, **opts)
+        advantages = np.asarray(compute_advantages(a.advantage, jnp.asarray(rewards), jnp.asarray(group_ids),
+                                                   self.config.rollout.prompts_per_step, **opts))
         args = (rollout.prompt_tokens, rollout.prompt_mask, rollout.tokens, rollout.mask)
         old = self._logprobs(self.state.params, *args) if self.old_source == "recompute" else rollout.logprobs
         ref = self._logprobs(self.ref_params, *args) if self.needs_ref else jnp.zeros_like(rollout.logprobs)
         batch = TrainBatch(prompt_tokens=rollout.prompt_tokens, prompt_mask=rollout.prompt_mask, tokens=rollout.tokens,
-                           mask=rollout.mask, advantages=advantages.astype(jnp.float32), old_logprobs=old,
+                           mask=rollout.mask, advantages=advantages.astype(np.float32), old_logprobs=old,
                            ref_logprobs=ref, sampler_logprobs=rollout.logprobs)
         if self._step_fn is None:
             self._step_fn = jit_train_step(self.cfg, self.step_cfg, self.optimizer, self.mesh, self.state, batch)
-        batch = jax.device_put(batch, shd.tree_batch_shardings(batch, self.mesh))
+        batch = multihost.place(batch, shd.tree_batch_shardings(batch, self.mesh))
         self.state, metrics = self._step_fn(self.state, batch)
-        out = {k: float(v) for k, v in jax.device_get(metrics).items()}
-        out["advantage_abs"] = float(jnp.abs(advantages).mean())
+        out = {k: float(v) for k, v in multihost.to_host(metrics).items()}
+        out["advantage_abs"] = float(np.abs(advantages).mean())
         return out
 
     # ------------------------------------------------------------------ validation
@@ -190,13 +202,13 @@ class URLVRRun:
         for start in range(0, len(self.val_examples), chunk):
             examples = self.val_examples[start:start + chunk]
             prompts = setup.prompt_texts(c, self.tokenizer, examples)
-            rollout, texts = self._generate_texts(self.val_sampler, self.state.params, prompts,
+            _, host, texts = self._generate_texts(self.val_sampler, self.state.params, prompts,
                                                   jax.random.fold_in(key, start), k)
-            batch = self._reward_batch(rollout, texts, examples, k)
+            batch = self._reward_batch(host, texts, examples, k)
             gt = compute_rewards(self.gt_reward, batch)
             correct.append(gt)
-            groups.append(np.asarray(rollout.group_ids) + start)
-            lengths.append(np.asarray(rollout.lengths))
+            groups.append(host["group_ids"] + start)
+            lengths.append(host["lengths"])
             if self.gt_reward == "ground_truth":
                 labels = list(majority_labels(batch)[0].values())  # groups in prompt order
                 label_hits.append(rmetrics.label_accuracy(labels, [ex.answer for ex in examples],
@@ -208,7 +220,7 @@ class URLVRRun:
                "response_length": float(np.concatenate(lengths).mean())}
         if label_hits:
             out["maj@k"] = float(sum(label_hits) / len(self.val_examples))
-        return out
+        return multihost.agree(out)
 
     # ------------------------------------------------------------------ the run
 
@@ -216,7 +228,7 @@ class URLVRRun:
         c = self.config
         run_dir = c.run_dir
         os.makedirs(run_dir, exist_ok=True)
-        save_config(c, os.path.join(run_dir, "config.json"))
+        multihost.primary_only(lambda: save_config(c, os.path.join(run_dir, "config.json")))
         ckpt = CheckpointManager(os.path.join(run_dir, "checkpoints"), keep=c.train.keep_checkpoints,
                                  save_every=c.train.checkpoint_every)
         start, info = 0, {"collapse_step": None, "rollout_tokens": 0, "nonfinite_streak": 0}
@@ -226,8 +238,9 @@ class URLVRRun:
             self.state, self.teacher = state["train"], state.get("teacher")
             start = int(data_state["step"])
             info.update({k: data_state[k] for k in info if k in data_state})
-        logger = MetricsLogger(run_dir, progress_total=c.train.steps, progress_keys=PROGRESS_KEYS,
-                               resume_step=start, show_progress=c.train.progress)
+        logger = multihost.primary_only(lambda: MetricsLogger(
+            run_dir, progress_total=c.train.steps, progress_keys=PROGRESS_KEYS, resume_step=start,
+            show_progress=c.train.progress))
         metrics: dict = {}
         try:
             if start == 0:
@@ -274,6 +287,12 @@ class URLVRRun:
                 f"to this step are in {self.config.run_dir}/metrics.jsonl and the last good checkpoint is kept.")
 
     def _finish(self, run_dir: str, info: dict) -> None:
+        params = multihost.to_host(self.state.params) if self.config.train.export_hf else None  # collective
+        if multihost.is_primary():
+            self._write_outputs(run_dir, info, params)
+
+    def _write_outputs(self, run_dir: str, info: dict, params) -> None:
+        """Plots and the HF export (process 0 only)."""
         panels = [("rewards", ["train/proxy_reward", "train/ground_truth_reward"]),
                   ("reward accuracy", ["train/reward_accuracy"]),
                   ("validation", ["val/avg@k", "val/pass@k"]),
@@ -284,7 +303,7 @@ class URLVRRun:
         except ValueError as e:  # a run too short to have every curve
             warnings.warn(f"plot skipped: {e}")
         if self.config.train.export_hf:
-            setup.export_run(run_dir, self.cfg, self.state.params, self.tokenizer)
+            setup.export_run(run_dir, self.cfg, params, self.tokenizer)
 
 
 def train(config) -> RunResult:

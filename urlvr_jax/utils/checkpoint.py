@@ -25,13 +25,10 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from urlvr_jax.utils import multihost
+from urlvr_jax.utils.multihost import is_key as _is_key, key_data_sharding as _key_data_sharding
+
 CORRUPT_SUBDIR = "_corrupt"
-
-
-def _is_key(x: Any) -> bool:
-    """Whether ``x`` is a typed PRNG key array (or its abstract description)."""
-    dtype = getattr(x, "dtype", None)
-    return dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
 
 
 def _path_str(path: tuple) -> str:
@@ -49,14 +46,6 @@ def _split_keys(state: Any) -> tuple[Any, dict[str, str]]:
         return x
 
     return jax.tree_util.tree_map_with_path(convert, state), impls
-
-
-def _key_data_sharding(sharding: Any, extra_dims: int) -> Any:
-    """Sharding for key data: the key's sharding with the trailing key dimensions replicated."""
-    if isinstance(sharding, jax.sharding.NamedSharding):
-        spec = tuple(sharding.spec) + (None,) * extra_dims
-        return jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec(*spec))
-    return sharding
 
 
 def _abstract_leaf(x: Any) -> Any:
@@ -160,19 +149,20 @@ class CheckpointManager:
 
     def _move_failed_aside(self, min_step: int) -> None:
         """Move skipped (unrestorable) step dirs >= ``min_step`` to ``_corrupt/`` so they can be rewritten."""
-        moved = False
-        for step in sorted(s for s in self._failed if s >= min_step):
+        failed = sorted(s for s in self._failed if s >= min_step)
+        if not failed:
+            return
+        for step in failed:
             src = self.step_dir(step)
-            if os.path.exists(src):
+            if os.path.exists(src) and multihost.is_primary():  # one process moves; the others wait below
                 dst_root = os.path.join(self.directory, CORRUPT_SUBDIR)
                 os.makedirs(dst_root, exist_ok=True)
                 dst = os.path.join(dst_root, f"{step}.{time.strftime('%Y%m%d-%H%M%S')}.{os.getpid()}")
                 shutil.move(src, dst)
                 warnings.warn(f"moved unrestorable checkpoint step {step} from {src} to {dst}", stacklevel=3)
-                moved = True
             self._failed.discard(step)
-        if moved:
-            self._mgr.reload()
+        multihost.barrier("checkpoint_move_aside")
+        self._mgr.reload()
 
     # ------------------------------------------------------------------ restore
     def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:

@@ -34,12 +34,12 @@ def is_primary() -> bool:
     return jax.process_index() == 0
 
 
-def _is_key(x: Any) -> bool:
+def is_key(x: Any) -> bool:
     dtype = getattr(x, "dtype", None)
     return dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
 
 
-def _key_data_sharding(sharding: Any, extra_dims: int) -> Any:
+def key_data_sharding(sharding: Any, extra_dims: int) -> Any:
     """A key's sharding extended over the trailing key-data dimensions (replicated)."""
     if isinstance(sharding, jax.sharding.NamedSharding):
         spec = tuple(sharding.spec) + (None,) * extra_dims
@@ -59,10 +59,10 @@ def place(tree: Any, shardings: Any) -> Any:
         shardings = jax.tree.map(lambda _: shardings, tree)
 
     def put(x: Any, sharding: Any) -> Any:
-        if not _is_key(x):
+        if not is_key(x):
             return jax.device_put(x, sharding)
         data = np.asarray(jax.random.key_data(x))
-        placed = jax.device_put(data, _key_data_sharding(sharding, data.ndim - x.ndim))
+        placed = jax.device_put(data, key_data_sharding(sharding, data.ndim - x.ndim))
         return jax.random.wrap_key_data(placed, impl=jax.random.key_impl(x))
 
     return jax.tree.map(put, tree, shardings)
@@ -111,3 +111,15 @@ def barrier(name: str) -> None:
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices(name)
+
+
+class _Silent:
+    """Stands in for a writer on the processes that write nothing: every method call does nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+def primary_only(make: Any) -> Any:
+    """``make()`` on process 0 (a metrics logger, a file writer); elsewhere an object that ignores every call."""
+    return make() if is_primary() else _Silent()
