@@ -32,7 +32,7 @@ TINY = (
     "rollout.max_new_tokens=8", "rollout.max_prompt_len=512", "reward.verify_max_new_tokens=8",
     "data.val_size=2", "val.k=2", "val.temperature=1.0", "val.top_p=1.0", "data.chat_template=false",
 )
-# dataset -> its layouts (plain: tests/fixtures/datasets/<name>; others: tests/fixtures/datasets/layouts/<layout>/<name>)
+# dataset -> its layouts (plain: tests/fixtures/datasets/<name>; others: .../datasets/layouts/<layout>/<name>)
 LAYOUTS = {
     "math500": ("plain", "capitalised", "ttrl", "verl", "mapped"),
     "aime24": ("plain", "capitalised", "verl"),

@@ -4,7 +4,8 @@ A *role* is what the loader needs (``question``, ``answer``, ``solution`` for ma
 Countdown). Each role has accepted field names, tried in order; a dotted name reads a nested field
 (``reward_model.ground_truth`` is ``row["reward_model"]["ground_truth"]``; a flat key spelled with the dot, as
 ``pandas.json_normalize`` writes it, works too). ``data.fields`` (``question=Problem,answer=Answer``) puts the
-user's names first, before the built-in ones, for the training and the validation dataset alike.
+user's names first, before the built-in ones, for the training and the validation dataset alike (a role the
+dataset does not have, such as ``numbers`` for MATH-500, is ignored there; an unknown role is an error).
 """
 
 from __future__ import annotations
