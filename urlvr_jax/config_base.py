@@ -74,6 +74,9 @@ def get_config() -> ml_collections.ConfigDict:
     ))
     c.train = ml_collections.ConfigDict(dict(
         steps=100, checkpoint_every=10, keep_checkpoints=3, max_nonfinite_steps=3, remat=False,
+        # an update that leaves the params' global L2 norm above this (or any param / optimizer value non-finite)
+        # is rolled back and counted in train/rolled_back_updates (0: no norm bound)
+        max_param_norm=1e6,
         logprob_chunk=0, export_hf=False, progress=True,
         # unroll the layer loop in the train step and the samplers' decode (per-layer weights and KV caches):
         # faster on CPU at small sizes (benchmarks/grpo_bench.py --no-unroll compares); compile time grows with depth

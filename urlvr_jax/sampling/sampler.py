@@ -11,6 +11,9 @@
 * With a ``mesh``, both functions are jitted with explicit shardings: params by
   :func:`urlvr_jax.sharding.param_shardings`, the KV cache by :func:`~urlvr_jax.sharding.cache_shardings`
   (batch over ('data', 'fsdp'), kv-heads over 'tensor'), every other batch array over ('data', 'fsdp').
+* With ``max_rows_per_chunk`` > 0 the rows (prompts x samples) are generated in equal chunks of at most that many
+  rows, one after the other, so the KV cache and decode state are bounded whatever the batch; each row's tokens
+  depend on its prompt and sequence id only, so chunking changes no row (beyond float rounding of batched math).
 """
 
 from __future__ import annotations
@@ -136,6 +139,18 @@ def _rollout(state: DecodeState, prompt_tokens, prompt_mask, *, num_samples: int
                    group_ids=repeat(jnp.arange(prompt_tokens.shape[0], dtype=jnp.int32)), **state.stats)
 
 
+def _join(parts: list[Rollout], num_samples: int) -> Rollout:
+    """The chunks' rollouts as one, rows in chunk order; group ids renumbered over the whole batch."""
+    joined = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=0), *parts)
+    rows = joined.tokens.shape[0]
+    return joined.replace(group_ids=jnp.arange(rows, dtype=jnp.int32) // num_samples)
+
+
+def _largest_divisor(n: int, limit: int) -> int:
+    """The largest divisor of ``n`` that is at most ``limit`` (1 when ``limit`` < 1)."""
+    return max((d for d in range(1, min(n, limit) + 1) if n % d == 0), default=1)
+
+
 class _Program:
     """A jitted function compiled ahead of time once per argument signature (shapes, dtypes, shardings).
 
@@ -174,6 +189,8 @@ class Sampler:
     # unrolled decoding of at most this many rows multiplies out-major weights (model.transformer.OutMajor);
     # None: 32 on CPU, where that is faster at few rows, else 0 (never)
     out_major_rows: int | None = None
+    # > 0: generate at most this many rows (prompts x samples) at once, in equal chunks (see ``chunk_shape``)
+    max_rows_per_chunk: int = 0
 
     @functools.cached_property
     def _programs(self) -> dict:
@@ -228,6 +245,22 @@ class Sampler:
                     out_shardings=shd.tree_batch_shardings(abstract_rollout, mesh)),
         )
 
+    def chunk_shape(self, batch: int, num_samples: int) -> tuple[int, int]:
+        """(prompts, samples per prompt) of one chunk of ``batch`` prompts x ``num_samples`` samples.
+
+        Whole prompts while ``num_samples`` fits in ``max_rows_per_chunk`` (the largest divisor of ``batch`` that
+        fits, so every chunk has one shape and one compiled program), else one prompt and the largest divisor of
+        ``num_samples`` that fits. 0 or a limit of at least ``batch * num_samples``: everything at once.
+        """
+        limit = self.max_rows_per_chunk
+        if limit < 0:
+            raise ValueError(f"max_rows_per_chunk={limit} must be >= 0 (0: all rows at once)")
+        if limit == 0 or batch * num_samples <= limit:
+            return batch, num_samples
+        if num_samples <= limit:
+            return _largest_divisor(batch, limit // num_samples), num_samples
+        return 1, _largest_divisor(num_samples, limit)
+
     def compile_counts(self) -> tuple[int, int]:
         """Number of compiled (prefill, decode) programs so far."""
         return tuple(sum(fns[i].count for fns in self._programs.values()) for i in range(2))
@@ -236,7 +269,14 @@ class Sampler:
         return hash((self.cfg, self.sampling, self.buckets, id(self.mesh)))
 
     def prepare(self, prompt_tokens, prompt_mask, rng: jax.Array, num_samples: int = 1, sequence_ids=None):
-        """Checks and buckets the prompts: (programs, (tokens, mask, sequence ids, rng)) ready for prefill."""
+        """Checks and buckets the prompts: (programs, (tokens, mask, sequence ids, rng)) ready for prefill of the
+        whole batch at once."""
+        tokens, mask, ids = self._bucketed(prompt_tokens, prompt_mask, num_samples, sequence_ids)
+        inputs = (self._place(tokens), self._place(mask), self._place(ids), self._place_key(rng))
+        return self._jitted(tokens.shape[0], tokens.shape[1], num_samples), inputs
+
+    def _bucketed(self, prompt_tokens, prompt_mask, num_samples: int, sequence_ids):
+        """Checked host arrays: prompts padded to their bucket [B, bucket] and sequence ids [B * num_samples]."""
         prompt_tokens, prompt_mask = np.asarray(prompt_tokens, np.int32), np.asarray(prompt_mask, bool)
         if prompt_tokens.ndim != 2 or prompt_tokens.shape != prompt_mask.shape:
             raise ValueError(f"prompt_tokens {prompt_tokens.shape} and prompt_mask {prompt_mask.shape} "
@@ -262,10 +302,7 @@ class Sampler:
         ids = np.arange(rows) if sequence_ids is None else np.asarray(sequence_ids)
         if ids.shape != (rows,):
             raise ValueError(f"sequence_ids has shape {ids.shape}, expected ({rows},) = batch * num_samples")
-        if self.mesh is not None:
-            rng = multihost.place(rng, NamedSharding(self.mesh, PartitionSpec()))  # keys across processes
-        inputs = (self._place(tokens), self._place(mask), self._place(ids.astype(np.uint32)), rng)
-        return self._jitted(batch, bucket, num_samples), inputs
+        return tokens, mask, ids.astype(np.uint32)
 
     def generate(self, params: Params, prompt_tokens, prompt_mask, rng: jax.Array, num_samples: int = 1,
                  sequence_ids=None) -> Rollout:
@@ -281,14 +318,36 @@ class Sampler:
         Raises ValueError for empty or right-padded prompts, or prompts longer than the largest bucket or
         than ``max_position_embeddings - max_new_tokens``.
         """
-        (prefill, decode, to_rollout), inputs = self.prepare(prompt_tokens, prompt_mask, rng, num_samples,
-                                                             sequence_ids)
+        tokens, mask, ids = self._bucketed(prompt_tokens, prompt_mask, num_samples, sequence_ids)
         if self.mesh is not None:
             params = jax.device_put(params, shd.param_shardings(params, self.mesh))
-        state = decode(params, prefill(params, *inputs))
-        return to_rollout(state, inputs[0], inputs[1])
+        rng = self._place_key(rng)
+        batch, bucket = tokens.shape
+        prompts, samples = self.chunk_shape(batch, num_samples)
+        prefill, decode, to_rollout = self._jitted(prompts, bucket, samples)
+        parts = []
+        for first in range(0, batch, prompts):
+            chunk = self._place(tokens[first:first + prompts]), self._place(mask[first:first + prompts])
+            for sample in range(0, num_samples, samples):  # one pass unless a chunk holds part of a prompt's samples
+                rows = np.arange(first, first + prompts)[:, None] * num_samples + np.arange(sample, sample + samples)
+                state = decode(params, prefill(params, *chunk, self._place(ids[rows.ravel()]), rng))
+                parts.append(to_rollout(state, *chunk))
+                del state  # the chunk's cache goes before the next chunk's prefill
+        return parts[0] if len(parts) == 1 else self._joined(parts, num_samples)
+
+    def _joined(self, parts: list[Rollout], num_samples: int) -> Rollout:
+        join = functools.partial(_join, num_samples=num_samples)
+        if self.mesh is None:
+            return jax.jit(join)(parts)
+        out = shd.tree_batch_shardings(jax.eval_shape(join, parts), self.mesh)
+        return jax.jit(join, out_shardings=out)(parts)
 
     def _place(self, x: np.ndarray) -> jax.Array:
         if self.mesh is None:
             return jnp.asarray(x)
         return jax.device_put(x, shd.batch_sharding(self.mesh, x.shape))
+
+    def _place_key(self, rng: jax.Array) -> jax.Array:
+        if self.mesh is None:
+            return rng
+        return multihost.place(rng, NamedSharding(self.mesh, PartitionSpec()))  # keys across processes
