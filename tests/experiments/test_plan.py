@@ -6,6 +6,7 @@ compile time independent of the 28 layers.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -14,15 +15,17 @@ import pytest
 
 from urlvr_jax.rl import setup
 
+from urlvr_jax import sharding as shd
 from urlvr_jax.experiments import plan as planmod
+from urlvr_jax.experiments import plan_estimate
 from urlvr_jax.utils import distributed
 from urlvr_jax.utils.config import apply_overrides, load_config
 
 L, D, F, H, K, DH, V = 28, 2048, 6144, 16, 8, 128, 151936
-ROWS, PROMPT, NEW = 16, 128, 256  # 8 prompts x 2 rollouts
+ROWS, PROMPT, NEW, CHUNK = 16, 128, 256, 8  # 8 prompts x 2 rollouts, sampled 8 rows at a time
 OVERRIDES = ["mesh=fsdp:4,tensor:2", "rollout.prompts_per_step=8", "rollout.n=2", f"rollout.max_new_tokens={NEW}",
-             f"rollout.max_prompt_len={PROMPT}", "algo.mini_batch_prompts=8", "algo.micro_batch_rollouts=8",
-             "train.logprob_chunk=128", "val.k=2"]
+             f"rollout.max_prompt_len={PROMPT}", "algo.mini_batch_prompts=8", "algo.micro_batch_rollouts=4",
+             "train.logprob_chunk=128", "val.k=2", f"rollout.max_rows_per_chunk={CHUNK}"]
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +66,71 @@ def test_compiled_sizes_are_per_device(qwen_plan):
     assert state <= train.argument <= state + batch + 1024
     assert train.alias >= state  # the donated state is updated in place
     assert train.temp > 0
-    kv = L * (ROWS // 4) * (PROMPT + NEW) * (K // 2) * DH * 2  # one of k, v: bf16, rows / 4, kv-heads / 2
-    assert qwen_plan.kv_cache == 2 * kv + (ROWS // 4) * (PROMPT + NEW) + 4  # + key mask + write index
+    kv = L * (CHUNK // 4) * (PROMPT + NEW) * (K // 2) * DH * 2  # one of k, v: bf16, chunk rows / 4, kv-heads / 2
+    assert qwen_plan.kv_cache == 2 * kv + (CHUNK // 4) * (PROMPT + NEW) + 4  # + key mask + write index
+    assert qwen_plan.shapes["chunk_rows"] == CHUNK and qwen_plan.programs["decode"].argument > qwen_plan.kv_cache
     # old_logprobs=sampler and no reference: no log-prob pass; validation (k = n) reuses the rollout's footprint.
     assert set(qwen_plan.programs) == {"train_step", "prefill", "decode"}
+
+
+def test_estimates_beside_the_compiled_sizes(qwen_plan):
+    """The back-of-the-envelope figures: exact where the shapes decide (up to the replicated norms, the key mask),
+    within a factor of 2 for the compiled temporaries."""
+    est, plan = qwen_plan.estimate, qwen_plan
+    assert est["params"] == pytest.approx(plan.params, rel=1e-3) and est["opt_state"] == pytest.approx(plan.opt_state,
+                                                                                                       rel=1e-3)
+    assert est["kv_cache"] == pytest.approx(plan.kv_cache, rel=1e-3)
+    assert est["decode_state"] == pytest.approx(plan.decode_state, rel=0.05)
+    train_temp = plan.programs["train_step"].temp
+    assert train_temp / 2 <= est["train_temp"] <= 2 * train_temp
+
+
+def _train_step_temp(config) -> int:
+    from urlvr_jax.rl.train_step import jit_train_step
+
+    cfg, mesh = planmod.model_config(config), shd.make_mesh(config.mesh)
+    step_cfg, optimizer = setup.step_and_optimizer(config)
+    state, batch = planmod.train_inputs(config, cfg, mesh, optimizer)
+    return planmod.compile_program("train_step", jit_train_step(cfg, step_cfg, optimizer, mesh, state, batch),
+                                   state, batch).temp
+
+
+@pytest.mark.slow  # two compiles, ~60 s of CPU (test_train_step checks the sharding itself in the normal suite)
+def test_micro_batches_sharded_cut_the_train_step_temp(monkeypatch):
+    """A small model whose activations dominate (64 rows x 640 tokens, 8 micro-batches of 8 rows on fsdp 8): the
+    train step's temp falls by about fsdp = 8 against the step that lets XLA put the batch sharding on the
+    micro-batch index (each micro-batch whole on every device): 157 MB -> 24 MB when written."""
+    from urlvr_jax.rl import train_step as train_step_module
+
+    small = ["model.source=init", "model.family=qwen3", "model.vocab_size=256", "model.hidden_size=64",
+             "model.intermediate_size=128", "model.num_layers=1", "model.num_heads=4", "model.num_kv_heads=2",
+             "model.head_dim=16", "model.max_position_embeddings=1024", "mesh=fsdp:8", "rollout.prompts_per_step=8",
+             "rollout.max_prompt_len=128", "rollout.max_new_tokens=512", "algo.mini_batch_prompts=8",
+             "algo.micro_batch_rollouts=8", "train.logprob_chunk=0"]
+    config = apply_overrides(load_config("paper_qwen3_1p7b"), small)
+    sharded = _train_step_temp(config)
+    unsharded = lambda tree, parts, mesh: jax.tree.map(lambda x: x.reshape(parts, -1, *x.shape[1:]), tree)  # noqa
+    monkeypatch.setattr(train_step_module, "_split", unsharded)
+    monkeypatch.setattr(train_step_module, "_constrain_rows", lambda tree, mesh: tree)
+    replicated = _train_step_temp(config)
+    assert replicated / sharded > 5, (replicated, sharded)
+
+
+def test_suggestions_fit_the_estimate():
+    """--suggest's chunk and micro-batch for the paper config: the estimate fits 85% of the budget with them and not
+    with twice the rows; the micro-batch keeps at least a row per data x fsdp device."""
+    config = apply_overrides(load_config("paper_qwen3_1p7b"), ["mesh=data:2,fsdp:2,tensor:2"])
+    for budget_gb, fits_all_at_once in ((32.0, False), (300.0, True)):
+        chunk, micro = (int(o.split("=")[1]) for o in planmod.suggest(config, budget_gb))
+        assert (chunk == 0) == fits_all_at_once
+        if chunk:
+            shapes = plan_estimate.shapes_of(config, planmod.model_config(config), dict(data=2, fsdp=2, tensor=2),
+                                             1_720_574_976, chunk)
+            assert chunk % 4 == 0 and 64 * 8 % chunk == 0
+            assert plan_estimate.estimate(shapes)["decode_peak"] <= 0.85 * budget_gb * 2**30
+            bigger = dataclasses.replace(shapes, chunk_rows=2 * chunk)
+            assert plan_estimate.estimate(bigger)["decode_peak"] > 0.85 * budget_gb * 2**30
+        assert micro % 4 == 0 and 64 * 8 % micro == 0
 
 
 def test_verdict(qwen_plan):
@@ -76,8 +140,9 @@ def test_verdict(qwen_plan):
     text = planmod.format_plan(qwen_plan, budget=2**30)
     assert "verdict: DOES NOT FIT" in text and "OVER" in text
     assert "verdict: FITS" in planmod.format_plan(qwen_plan)
-    for name in ("parameters", "optimizer state", "KV cache", "train_step", "prefill", "decode"):
+    for name in ("parameters", "optimizer state", "KV cache", "train_step", "prefill", "decode", "estimate"):
         assert name in text
+    assert "knob: train step: lower algo.micro_batch_rollouts" in text and "knob: sampling" in text
 
 
 def test_model_config_from_hf_json(tmp_path):
@@ -99,6 +164,10 @@ def test_batching_errors():
 
 
 def test_cli_flags(monkeypatch):
+    assert planmod.parse_size("16GiB") == 16 and planmod.parse_size("80GB") == pytest.approx(80e9 / 2**30)
+    assert planmod.parse_size("32") == 32 and planmod.parse_size("512MiB") == 0.5
+    with pytest.raises(SystemExit, match="16GiB"):
+        planmod.parse_size("lots")
     args = ["--config", "x", "--devices", "4", "--device-memory-gb=80", "a=1"]
     assert planmod._pop_flag(args, "--devices") == "4"
     assert planmod._pop_flag(args, "--device-memory-gb") == "80"

@@ -1,14 +1,18 @@
 """Plan / dry-run mode: does a config fit the accelerators, before paying for them?
 
     python -m urlvr_jax.experiments.plan --config paper_qwen3_1p7b --devices 8 mesh=data:2,fsdp:4 \
-        [--device-memory-gb 16] [key=value ...]
+        [--device-memory 16GiB] [--suggest] [key=value ...]
 
 Builds the full-size model abstractly (shapes only, no weights), lowers and compiles (AOT) the train step
-and the sampler's prefill and decode for the config's batch on the config's mesh, and prints per-device
-memory: parameters, optimizer state, extra param copies, KV cache, and each program's compiled
-argument / output / temp sizes from ``Compiled.memory_analysis()``; then each phase's estimated peak
-against ``--device-memory-gb`` with a fits / does-not-fit verdict. ``--devices N`` fakes N CPU devices
-(``XLA_FLAGS=--xla_force_host_platform_device_count=N``), so a pod's mesh can be planned on a laptop.
+and the sampler's prefill and decode for the config's batch (one chunk of ``rollout.max_rows_per_chunk`` rows)
+on the config's mesh, and prints per-device memory: parameters, optimizer state, extra param copies, KV cache,
+and each program's compiled argument / output / temp sizes from ``Compiled.memory_analysis()``, each beside a
+back-of-the-envelope figure from the shapes (:mod:`urlvr_jax.experiments.plan_estimate`); then each phase's
+peak against ``--device-memory`` (``16GiB``, ``80GB``; a bare number is GiB) with a FITS / DOES NOT FIT verdict
+and, for a phase over budget, the config key to turn. ``--suggest`` first picks the rollout chunk and the
+micro-batch size that the estimate fits into the budget, prints them as overrides, and plans with them.
+``--devices N`` fakes N CPU devices (``XLA_FLAGS=--xla_force_host_platform_device_count=N``), so a pod's mesh
+can be planned on a laptop.
 
 Compiled sizes come from whichever backend compiles (CPU when faked): a TPU or GPU compiler fuses and
 schedules differently, so treat temp sizes as an estimate, not a guarantee.
@@ -21,7 +25,10 @@ import json
 import math
 import os
 import sys
+import re
 import time
+
+from urlvr_jax.experiments import plan_estimate
 
 PRESETS: dict[str, dict] = {
     "Qwen/Qwen3-1.7B-Base": dict(
@@ -59,7 +66,7 @@ def model_config(config):
     from urlvr_jax.model.config import ModelConfig
 
     m = config.model
-    numerics = dict(dtype=m.dtype, param_dtype=m.param_dtype)
+    numerics = dict(dtype=m.dtype, param_dtype=m.param_dtype, attention_chunk=m.attention_chunk)
     if m.source == "hf":
         return ModelConfig.from_hf(hf_config_dict(m.path), **numerics)
     if m.source == "smollm2":
@@ -155,6 +162,8 @@ class Plan:
     decode_state: int
     programs: dict[str, Program]
     budget: int
+    estimate: dict[str, int]  # plan_estimate.estimate of the same shapes
+    knob_shapes: object  # plan_estimate.Shapes, for the knobs to turn
 
     @property
     def phases(self) -> dict[str, int]:
@@ -175,16 +184,39 @@ class Plan:
 # ---------------------------------------------------------------------------------------------- building
 
 
+def train_inputs(config, cfg, mesh, optimizer):
+    """Abstract, sharded (TrainState, TrainBatch) of a run: the train step's arguments."""
+    import jax
+    import jax.numpy as jnp
+
+    from urlvr_jax import sharding as shd
+    from urlvr_jax.model.transformer import abstract_params
+    from urlvr_jax.rl.train_step import TrainBatch, init_train_state, state_shardings
+
+    key = jax.eval_shape(jax.random.key, 0)
+    state = jax.eval_shape(lambda p, k: init_train_state(p, optimizer, k), abstract_params(cfg), key)
+    state = with_shardings(state, state_shardings(state, mesh, cfg))
+    r = config.rollout
+    rows, prompt_len, new = r.prompts_per_step * r.n, r.max_prompt_len, r.max_new_tokens
+    sds = lambda shape, dtype: jax.ShapeDtypeStruct(shape, dtype)  # noqa: E731
+    completion = lambda dtype: sds((rows, new), dtype)  # noqa: E731
+    batch = TrainBatch(prompt_tokens=sds((rows, prompt_len), jnp.int32), prompt_mask=sds((rows, prompt_len), bool),
+                       tokens=completion(jnp.int32), mask=completion(bool), advantages=sds((rows,), jnp.float32),
+                       old_logprobs=completion(jnp.float32), ref_logprobs=completion(jnp.float32),
+                       sampler_logprobs=completion(jnp.float32))
+    return state, with_shardings(batch, shd.tree_batch_shardings(batch, mesh))
+
+
 def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
-    """Compiles the run's programs abstractly on the current devices and measures them."""
+    """Compiles the run's programs abstractly on the current devices and measures them; the rollout's
+    programs are those of one chunk of ``rollout.max_rows_per_chunk`` rows (``Sampler.chunk_shape``)."""
     import jax
     import jax.numpy as jnp
 
     from urlvr_jax import sharding as shd
     from urlvr_jax.model.hf_io import num_params
-    from urlvr_jax.model.transformer import abstract_params
     from urlvr_jax.rl import setup
-    from urlvr_jax.rl.train_step import TrainBatch, init_train_state, jit_train_step, state_shardings
+    from urlvr_jax.rl.train_step import jit_train_step
     from urlvr_jax.sampling.logprobs import completion_logprobs
     from urlvr_jax.sampling.sampler import Sampler
     from urlvr_jax.sampling.strategies import SamplingConfig
@@ -195,15 +227,9 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
     step_cfg, optimizer = setup.step_and_optimizer(c)
     key = jax.eval_shape(jax.random.key, 0)
 
-    state = jax.eval_shape(lambda p, k: init_train_state(p, optimizer, k), abstract_params(cfg), key)
-    state = with_shardings(state, state_shardings(state, mesh, cfg))
+    state, batch = train_inputs(c, cfg, mesh, optimizer)
     rows, prompt_len, new = r.prompts_per_step * r.n, r.max_prompt_len, r.max_new_tokens
     sds = lambda shape, dtype: jax.ShapeDtypeStruct(shape, dtype)
-    batch = TrainBatch(prompt_tokens=sds((rows, prompt_len), jnp.int32), prompt_mask=sds((rows, prompt_len), bool),
-                       tokens=sds((rows, new), jnp.int32), mask=sds((rows, new), bool),
-                       advantages=sds((rows,), jnp.float32), old_logprobs=sds((rows, new), jnp.float32),
-                       ref_logprobs=sds((rows, new), jnp.float32), sampler_logprobs=sds((rows, new), jnp.float32))
-    batch = with_shardings(batch, shd.tree_batch_shardings(batch, mesh))
     programs = {"train_step": compile_program(
         "train_step", jit_train_step(cfg, step_cfg, optimizer, mesh, state, batch), state, batch)}
 
@@ -216,11 +242,14 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
             continue  # validation fits in the rollout's programs' footprint
         sampling = SamplingConfig(max_new_tokens=length, temperature=temperature, top_k=top_k, top_p=top_p,
                                   stop_token_ids=tuple(cfg.eos_token_ids), pad_id=cfg.pad_token_id)
-        sampler = Sampler(cfg, sampling, mesh, buckets=(prompt_len,))
-        prefill, decode = (_jit_of(f) for f in sampler._jitted(r.prompts_per_step, prompt_len, samples)[:2])
-        prompts = (r.prompts_per_step, prompt_len)
+        sampler = Sampler(cfg, sampling, mesh, buckets=(prompt_len,), max_rows_per_chunk=r.max_rows_per_chunk)
+        chunk_prompts, chunk_samples = sampler.chunk_shape(r.prompts_per_step, samples)
+        prefill, decode = (_jit_of(f) for f in sampler._jitted(chunk_prompts, prompt_len, chunk_samples)[:2])
+        prompts = (chunk_prompts, prompt_len)
         prefill_args = (state.params, sds(prompts, jnp.int32), sds(prompts, bool),
-                        sds((r.prompts_per_step * samples,), jnp.uint32), key)
+                        sds((chunk_prompts * chunk_samples,), jnp.uint32), key)
+        if not prefix:
+            chunk_rows = chunk_prompts * chunk_samples
         programs[prefix + "prefill"] = compile_program(prefix + "prefill", prefill, *prefill_args)
         decode_states.append(jax.eval_shape(prefill, *prefill_args))  # sharded like prefill's outputs
         programs[prefix + "decode"] = compile_program(prefix + "decode", decode, state.params, decode_states[-1])
@@ -233,19 +262,20 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
         programs["logprobs"] = compile_program("logprobs", logprobs, state.params, batch.prompt_tokens,
                                                batch.prompt_mask, batch.tokens, batch.mask)
     copies = int(needs_ref) + int("co_rewarding_teacher" in str(c.reward.name))
+    shapes = plan_estimate.shapes_of(c, cfg, dict(mesh.shape), num_params(cfg), chunk_rows)
     return Plan(
         model=f"{cfg.family} L={cfg.num_layers} D={cfg.hidden_size} V={cfg.vocab_size} "
               f"dtype={cfg.dtype} params={cfg.param_dtype}",
         mesh=dict(mesh.shape), num_params=num_params(cfg),
         shapes=dict(train_rows=rows, prompt_len=prompt_len, max_new_tokens=new, rollout_prompts=r.prompts_per_step,
-                    samples_per_prompt=n_votes, num_minibatches=step_cfg.num_minibatches,
+                    samples_per_prompt=n_votes, chunk_rows=chunk_rows, num_minibatches=step_cfg.num_minibatches,
                     num_microbatches=step_cfg.num_microbatches, remat=step_cfg.remat,
                     logprob_chunk=step_cfg.logprob_chunk, prompt_group=step_cfg.prompt_group),
         params=device_bytes(state.params), opt_state=device_bytes(state.opt_state),
         extra_params=copies * device_bytes(state.params),
         kv_cache=max(device_bytes(d.cache) for d in decode_states),
         decode_state=max(device_bytes(d) for d in decode_states), programs=programs,
-        budget=int(device_memory_gb * GiB))
+        budget=int(device_memory_gb * GiB), estimate=plan_estimate.estimate(shapes), knob_shapes=shapes)
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -257,6 +287,7 @@ def _size(n: float, unit: int) -> str:
 
 def format_plan(plan: Plan, budget: int | None = None) -> str:
     budget = plan.budget if budget is None else budget
+    est = plan.estimate
     unit = GiB if plan.peak >= GiB else 2**20
     fmt = lambda n: _size(n, unit)  # noqa: E731
     count = f"{plan.num_params / 1e9:.3f} B" if plan.num_params >= 1e8 else f"{plan.num_params / 1e6:.3f} M"
@@ -268,14 +299,17 @@ def format_plan(plan: Plan, budget: int | None = None) -> str:
         f"train batch: {s['train_rows']} rows x (prompt {s['prompt_len']} + completion {s['max_new_tokens']}), "
         f"{s['num_minibatches']} mini-batch(es) x {s['num_microbatches']} micro-batch(es), remat={s['remat']}, "
         f"logprob_chunk={s['logprob_chunk']}, each prompt run once per {s['prompt_group']} rows",
-        f"rollout: {s['rollout_prompts']} prompts x {s['samples_per_prompt']} samples",
+        f"rollout: {s['rollout_prompts']} prompts x {s['samples_per_prompt']} samples, decoded "
+        f"{s['chunk_rows']} rows at a time",
         "",
-        "per device (bytes of the largest shard)",
-        f"  parameters             {fmt(plan.params)}",
-        f"  optimizer state        {fmt(plan.opt_state)}",
-        f"  reference/teacher      {fmt(plan.extra_params)}",
-        f"  KV cache               {fmt(plan.kv_cache)}",
-        f"  decode state (all)     {fmt(plan.decode_state)}",
+        f"per device (bytes of the largest shard)      {'estimate':>13s}",
+        f"  parameters             {fmt(plan.params)}  {fmt(est['params'])}",
+        f"  optimizer state        {fmt(plan.opt_state)}  {fmt(est['opt_state'])}",
+        f"  reference/teacher      {fmt(plan.extra_params)}  {fmt(est['extra_params'])}",
+        f"  KV cache (one chunk)   {fmt(plan.kv_cache)}  {fmt(est['kv_cache'])}",
+        f"  decode state (all)     {fmt(plan.decode_state)}  {fmt(est['decode_state'])}",
+        f"  decode temp            {fmt(plan.programs['decode'].temp)}  {fmt(est['decode_temp'])}",
+        f"  train step temp        {fmt(plan.programs['train_step'].temp)}  {fmt(est['train_temp'])}",
         "",
         f"  {'program':12s} {'argument':>13s} {'output':>13s} {'aliased':>13s} {'temp':>13s} {'code':>13s} "
         f"{'GFLOP (XLA)':>12s} {'compile':>8s}",
@@ -284,11 +318,15 @@ def format_plan(plan: Plan, budget: int | None = None) -> str:
         flops = f"{p.flops / 1e9:12.1f}" if p.flops is not None else f"{'n/a':>12s}"
         lines.append(f"  {p.name:12s} {fmt(p.argument)} {fmt(p.output)} {fmt(p.alias)} {fmt(p.temp)} "
                      f"{fmt(p.code)} {flops} {p.compile_s:7.1f}s")
-    lines += ["", f"estimated peak per phase (program + resident state), budget {fmt(budget).strip()} per device"]
+    lines += ["", f"peak per phase (compiled program + resident state; estimate), budget {fmt(budget).strip()} per device"]
     for name, peak in plan.phases.items():
-        lines.append(f"  {name:12s} {fmt(peak)}  {peak / budget:6.1%}  {'ok' if peak <= budget else 'OVER'}")
+        guess = est.get("train_peak" if name == "train_step" else "decode_peak" if name.endswith("decode") else "")
+        guess = fmt(guess) if guess else f"{'':13s}"
+        lines.append(f"  {name:12s} {fmt(peak)}  {peak / budget:6.1%}  {'ok  ' if peak <= budget else 'OVER'} {guess}")
     verdict = "FITS" if plan.fits(budget) else "DOES NOT FIT"
-    lines += ["", f"verdict: {verdict} (peak {fmt(plan.peak).strip()} of {fmt(budget).strip()} per device)",
+    lines += ["", f"verdict: {verdict} (peak {fmt(plan.peak).strip()} of {fmt(budget).strip()} per device)"]
+    lines += [f"  knob: {k}" for k in plan_estimate.knobs(plan.knob_shapes, plan.phases, budget)]
+    lines += [
               "note: XLA counts a loop body once in its FLOPs (layer scans, decode loop); temp sizes come from "
               "the compiling backend and are estimates for another one."]
     return "\n".join(lines)
@@ -309,22 +347,56 @@ def _pop_flag(args: list[str], name: str) -> str | None:
     return None
 
 
+def parse_size(text: str) -> float:
+    """GiB in a size like ``16GiB``, ``80GB`` (10^9 bytes), ``512MiB`` or ``16`` (GiB)."""
+    match = re.fullmatch(r"\s*([0-9.]+)\s*(GiB|GB|MiB|MB|)\s*", text)
+    if not match:
+        raise SystemExit(f"--device-memory {text!r}: give a size like 16GiB, 80GB or 16 (GiB)")
+    unit = {"GiB": GiB, "GB": 1e9, "MiB": 2**20, "MB": 1e6, "": GiB}[match.group(2)]
+    return float(match.group(1)) * unit / GiB
+
+
+def suggest(config, budget_gb: float) -> list[str]:
+    """Overrides of ``rollout.max_rows_per_chunk`` and ``algo.micro_batch_rollouts`` that the estimate fits in
+    ``budget_gb`` GiB per device on the config's mesh (no compilation)."""
+    from urlvr_jax import sharding as shd
+    from urlvr_jax.model.hf_io import num_params
+    from urlvr_jax.rl import setup
+
+    cfg, mesh = model_config(config), shd.make_mesh(config.mesh or None)
+    r = config.rollout
+    shapes = plan_estimate.shapes_of(config, cfg, dict(mesh.shape), num_params(cfg), r.prompts_per_step * (r.n_votes or r.n))
+    budget = int(budget_gb * GiB)
+    chunk = plan_estimate.chunk_rows_for(shapes, budget)
+    mini_rows = config.algo.mini_batch_prompts * r.n
+    micro = plan_estimate.micro_rows_for(shapes, mini_rows, budget)
+    setup.batching(config)  # the config's own batching must be valid before it is changed
+    return [f"rollout.max_rows_per_chunk={chunk}", f"algo.micro_batch_rollouts={micro}"]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     devices = _pop_flag(args, "--devices")
-    budget_gb = float(_pop_flag(args, "--device-memory-gb") or 16.0)
+    size = _pop_flag(args, "--device-memory")
+    budget_gb = parse_size(size) if size is not None else float(_pop_flag(args, "--device-memory-gb") or 16.0)
+    wants_suggestion = "--suggest" in args
+    args = [a for a in args if a != "--suggest"]
     if devices is not None:
         set_fake_devices(int(devices))
     import jax
 
-    from urlvr_jax.utils.config import parse_cli
+    from urlvr_jax.utils.config import apply_overrides, parse_cli
 
     config, extra = parse_cli(args, default_config="paper_qwen3_1p7b")
     if extra:
-        raise SystemExit(f"unknown flags {extra}; plan flags are --devices N and --device-memory-gb G")
+        raise SystemExit(f"unknown flags {extra}; plan flags are --devices N, --device-memory SIZE and --suggest")
     if devices is not None and jax.device_count() != int(devices):
         raise SystemExit(f"--devices {devices}: jax already has {jax.device_count()} devices (XLA_FLAGS="
                          f"{os.environ.get('XLA_FLAGS', '')!r}); unset XLA_FLAGS or match it")
+    if wants_suggestion:
+        overrides = suggest(config, budget_gb)
+        print(f"suggested for {budget_gb:.1f} GiB per device: {' '.join(overrides)}\n")
+        config = apply_overrides(config, overrides)
     plan = make_plan(config, budget_gb)
     print(format_plan(plan))
     return 0 if plan.fits() else 1

@@ -1,0 +1,167 @@
+"""Back-of-the-envelope per-device memory of a run from its shapes, and the knobs plan mode turns to make it fit.
+
+Every figure is bytes per device on a mesh of ``data x fsdp x tensor`` devices, with the repository's partition
+rules (:mod:`urlvr_jax.sharding`): weights and Adam's moments split over fsdp x tensor (replicated over data),
+batch rows over data x fsdp (B_d = rows / (data x fsdp)), KV heads, attention heads, the MLP width and the vocabulary
+over tensor (when they divide). With S = prompt + completion tokens, T = completion tokens, b = the compute dtype's
+bytes, L layers:
+
+* parameters ``N * param_bytes / (fsdp * tensor)``; optimizer state twice that (Adam's two moments);
+* KV cache ``2 * L * B_d * S * (K / tensor) * head_dim * b`` for the rows decoded at once (a chunk);
+* decode state: the cache plus per row the next-token logits (V float32) and the T-long output buffers (token,
+  uniform and 4 statistics, 4 bytes each); the decode step's temporaries: one layer's keys and values (the layer
+  scan's slice of the stacked cache) and ~3 float32 copies of the [B_d, V] logits;
+* train step temporaries, per micro-batch of R rows (R_d = R / (data x fsdp) per device): the gradient, its
+  accumulator, and the optimizer's clipped gradient and update (4 x parameters); with remat the L layer inputs ``L * R_d * S' * D * b`` (S' = prompt / g + T when each
+  prompt runs once for its g rows) plus one layer's working set rebuilt in the backward pass; without remat every
+  layer's working set; a layer's working set is its activations ``R_d * S' * (4 D + 3 F / tensor) * b`` and the
+  attention scores, probabilities and their gradient ``3 * R_d * (H / tensor) * Q * S * 4`` (Q = S', or
+  min(attention_chunk, S') with query chunks); the LM
+  head's float32 logits, their softmax and gradient ``3 * R_d * C * (V / tensor) * 4`` (C = min(logprob_chunk, T)).
+
+XLA fuses, rematerialises and schedules on its own, so these are estimates to compare with the compiled sizes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+STATS_PER_TOKEN = 6  # output buffers per generated token: token id, uniform, 4 statistics (4 bytes each)
+
+
+def _shard(n: int, ways: int) -> int:
+    """A dimension of ``n`` split ``ways`` ways, or whole when ``ways`` does not divide it (as fit_spec does)."""
+    return n // ways if ways > 0 and n % ways == 0 else n
+
+
+@dataclasses.dataclass(frozen=True)
+class Shapes:
+    """What the estimate needs of a run: model sizes, mesh and batch shapes."""
+
+    num_params: int
+    layers: int
+    hidden: int
+    ffn: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+    act_bytes: int
+    param_bytes: int
+    data: int
+    fsdp: int
+    tensor: int
+    prompt_len: int
+    new_tokens: int
+    prompts: int  # rollout prompts per step
+    samples: int  # samples per prompt
+    chunk_rows: int  # rows decoded at once
+    micro_rows: int  # rows per micro-batch
+    prompt_group: int  # rows sharing one prompt in the update's forward
+    remat: bool
+    logprob_chunk: int  # 0: the whole completion
+    attention_chunk: int  # 0: the whole sequence
+    extra_copies: int  # reference / teacher params kept resident
+
+    @property
+    def batch_shards(self) -> int:
+        return self.data * self.fsdp
+
+
+def shapes_of(config, cfg, mesh_shape: dict, num_params: int, chunk_rows: int) -> Shapes:
+    """:class:`Shapes` of a run config, its ModelConfig ``cfg`` and mesh sizes."""
+    from urlvr_jax.rl import setup
+
+    r = config.rollout
+    num_minibatches, num_microbatches = setup.batching(config)
+    micro_rows = r.prompts_per_step * r.n // num_minibatches // num_microbatches
+    needs_ref = bool(config.algo.kl_coef) or config.algo.report_ref_kl
+    return Shapes(
+        num_params=num_params, layers=cfg.num_layers, hidden=cfg.hidden_size, ffn=cfg.intermediate_size,
+        heads=cfg.num_heads, kv_heads=cfg.num_kv_heads, head_dim=cfg.head_dim, vocab=cfg.vocab_size,
+        act_bytes=DTYPE_BYTES[cfg.dtype], param_bytes=DTYPE_BYTES[cfg.param_dtype], data=mesh_shape["data"],
+        fsdp=mesh_shape["fsdp"], tensor=mesh_shape["tensor"], prompt_len=r.max_prompt_len, new_tokens=r.max_new_tokens,
+        prompts=r.prompts_per_step, samples=r.n_votes or r.n, chunk_rows=chunk_rows, micro_rows=micro_rows,
+        prompt_group=math.gcd(setup.prompt_group(config), micro_rows), remat=config.train.remat,
+        logprob_chunk=config.train.logprob_chunk, attention_chunk=config.model.attention_chunk,
+        extra_copies=int(needs_ref) + int("co_rewarding_teacher" in str(config.reward.name)))
+
+
+def estimate(s: Shapes) -> dict[str, int]:
+    """Per-device bytes (see the module docstring): params, opt_state, extra_params, kv_cache, decode_state,
+    decode_temp, train_temp, and the phases' peaks decode_peak and train_peak."""
+    seq = s.prompt_len + s.new_tokens
+    params = s.num_params * s.param_bytes // (s.fsdp * s.tensor)
+    rows = _shard(s.chunk_rows, s.batch_shards)
+    kv_per_row = 2 * s.layers * seq * _shard(s.kv_heads, s.tensor) * s.head_dim * s.act_bytes
+    kv = rows * kv_per_row
+    decode_state = kv + rows * (s.vocab * 4 + s.new_tokens * STATS_PER_TOKEN * 4)
+    decode_temp = kv // s.layers + 3 * rows * s.vocab * 4
+    micro = _shard(s.micro_rows, s.batch_shards)
+    tokens = s.prompt_len // s.prompt_group + s.new_tokens  # positions run per row
+    queries = min(s.attention_chunk or tokens, tokens)
+    layer = micro * tokens * (4 * s.hidden + 3 * _shard(s.ffn, s.tensor)) * s.act_bytes
+    layer += 3 * micro * _shard(s.heads, s.tensor) * queries * seq * 4
+    kept = s.layers * micro * tokens * s.hidden * s.act_bytes + layer if s.remat else s.layers * layer
+    head = 3 * micro * min(s.logprob_chunk or s.new_tokens, s.new_tokens) * _shard(s.vocab, s.tensor) * 4
+    train_temp = 4 * params + kept + head
+    opt_state = 2 * params
+    extra = s.extra_copies * params
+    resident = params + opt_state + extra
+    return dict(params=params, opt_state=opt_state, extra_params=extra, kv_cache=kv, kv_per_row=kv_per_row,
+                decode_state=decode_state, decode_temp=decode_temp, train_temp=train_temp,
+                decode_peak=resident + decode_state + decode_temp, train_peak=resident + train_temp)
+
+
+def chunk_rows_for(s: Shapes, budget: int, margin: float = 0.85) -> int:
+    """The most rows to decode at once (whole prompts, a multiple of data x fsdp where possible) whose estimated
+    decode peak stays within ``margin * budget``; 0 when every row fits at once."""
+    total = s.prompts * s.samples
+    candidates = [k * s.samples for k in range(s.prompts, 0, -1) if s.prompts % k == 0]
+    candidates += [j for j in range(s.samples - 1, 0, -1) if s.samples % j == 0]  # part of one prompt's samples
+    sharded = [c for c in candidates if c % s.batch_shards == 0] or candidates
+    for rows in sharded:
+        if estimate(dataclasses.replace(s, chunk_rows=rows))["decode_peak"] <= margin * budget:
+            return 0 if rows == total else rows
+    return sharded[-1]
+
+
+def micro_rows_for(s: Shapes, mini_rows: int, budget: int, margin: float = 0.85) -> int:
+    """The most rows per micro-batch (a divisor of the mini-batch's rows, a multiple of data x fsdp where possible)
+    whose estimated train-step peak stays within ``margin * budget``."""
+    divisors = [d for d in range(mini_rows, 0, -1) if mini_rows % d == 0]
+    sharded = [d for d in divisors if d % s.batch_shards == 0] or divisors
+    for rows in sharded:
+        shaped = dataclasses.replace(s, micro_rows=rows, prompt_group=math.gcd(s.prompt_group, rows))
+        if estimate(shaped)["train_peak"] <= margin * budget:
+            return rows
+    return sharded[-1]
+
+
+def knobs(s: Shapes, phases: dict[str, int], budget: int) -> list[str]:
+    """One line per phase over ``budget``: the config key (or mesh) to turn, and which way."""
+    est = estimate(s)
+    resident = est["params"] + est["opt_state"] + est["extra_params"]
+    lines = []
+    if resident > 0.7 * budget:
+        lines.append(f"parameters + optimizer state take {resident / 2**30:.1f} GiB per device: shard them over more "
+                     f"devices (mesh=fsdp:-1 or more fsdp x tensor; 'data' replicates them), or more devices")
+    over = {name for name, peak in phases.items() if peak > budget}
+    if over & {"prefill", "decode", "val_prefill", "val_decode"}:
+        lines.append(f"sampling: lower rollout.max_rows_per_chunk (now {s.chunk_rows} rows decoded at once; "
+                     f"{est['kv_per_row'] / 2**20:.0f} MiB of KV cache per row, split over data x fsdp)")
+    if "train_step" in over:
+        hint = f"train step: lower algo.micro_batch_rollouts (now {s.micro_rows}; keep it a multiple of data x fsdp " \
+               f"= {s.batch_shards})"
+        if not s.remat:
+            hint += ", set train.remat=true"
+        if not s.logprob_chunk or s.logprob_chunk > 1024:
+            hint += ", train.logprob_chunk=1024"
+        if not s.attention_chunk:
+            hint += ", model.attention_chunk=1024 (scores are micro-batch x heads x S x S)"
+        lines.append(hint)
+    if "logprobs" in over:
+        lines.append("log-prob pass: lower train.logprob_chunk or set model.attention_chunk")
+    return lines
