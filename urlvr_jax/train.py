@@ -3,12 +3,13 @@
     python -m urlvr_jax.train --config cpu_default [key=value ...]
 
 ``--config`` takes a name in ``configs/`` or a path to a config file; every field can be overridden with
-``dotted.key=value`` (an unknown key is refused with the valid keys listed).
+``dotted.key=value`` (an unknown key is refused with the valid keys listed). A bad value, path or a busy run_dir
+prints one line, ``error: <message>``; ``--debug`` (or ``URLVR_DEBUG=1``) shows the traceback too.
 """
 
 from __future__ import annotations
 
-from urlvr_jax.utils.config import parse_cli
+from urlvr_jax.utils.config import UserError, parse_cli
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,8 +17,9 @@ def main(argv: list[str] | None = None) -> int:
 
     maybe_initialize()  # multi-host pods / clusters: URLVR_DISTRIBUTED=1 (see launch/README.md)
     config, extra = parse_cli(argv, default_config="cpu_default")
+    extra = [flag for flag in extra if flag != "--debug"]  # (read by run_main: tracebacks for user errors)
     if extra:
-        raise SystemExit(f"unknown flags {extra}; overrides are written key=value (see configs/*.py)")
+        raise UserError(f"unknown flags {extra}; overrides are written key=value (see configs/*.py)")
     from urlvr_jax.rl.loop import train
     from urlvr_jax.utils import multihost
 

@@ -113,7 +113,7 @@ def test_nan_reward_is_refused_then_stops_the_run(tmp_path, env):
     warned = [line for line in result.stderr.splitlines() if "RuntimeWarning: step" in line]
     assert len(warned) == 3 and all("non-finite" in w and "proxy reward" in w for w in warned), result.stderr[-3000:]
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("FloatingPointError: step 3:") and "train.max_nonfinite_steps=2" in last, last
+    assert last.startswith("error: step 3:") and "train.max_nonfinite_steps=2" in last, last
     records = read_metrics(run_dir)
     train = [r for r in records if "train/loss" in r]
     assert [r["step"] for r in train] == [1, 2, 3]

@@ -9,7 +9,7 @@ import optax
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from urlvr_jax.utils.checkpoint import CORRUPT_SUBDIR, CheckpointManager, to_numpy_tree
+from urlvr_jax.utils.checkpoint import CORRUPT_SUBDIR, CheckpointManager, checksums, to_numpy_tree
 
 
 def _optimizer() -> optax.GradientTransformation:
@@ -100,9 +100,20 @@ def _data_files(step_dir):
             for f in fs if os.sep + "d" in r]
 
 
-@pytest.mark.parametrize("damage", ["truncate", "delete", "uncommitted"])
+def flip_bytes(path: str, count: int = 64) -> None:
+    """Inverts ``count`` bytes in the middle of a file (its size unchanged)."""
+    with open(path, "r+b") as f:
+        data = bytearray(f.read())
+        start = max(0, len(data) // 2 - count // 2)
+        data[start:start + count] = bytes(b ^ 0xFF for b in data[start:start + count])
+        f.seek(0)
+        f.write(data)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete", "uncommitted", "flip"])
 def test_corrupt_latest_falls_back_with_warning(tmp_path, damage):
-    states = [{"x": jnp.full((4,), float(s)), "rng": jax.random.key(s)} for s in range(3)]
+    states = [{"x": jnp.asarray(np.random.RandomState(s).randn(128, 64), jnp.float32), "rng": jax.random.key(s)}
+              for s in range(3)]  # (large enough that the largest data file holds x)
     mgr = CheckpointManager(tmp_path, keep=5)
     for s, st in enumerate(states, start=1):
         mgr.save(s, st, {"position": s})
@@ -114,11 +125,14 @@ def test_corrupt_latest_falls_back_with_warning(tmp_path, damage):
     elif damage == "delete":
         for f in _data_files(newest):
             os.remove(f)
+    elif damage == "flip":  # bit rot: 64 bytes inverted, every file keeps its size
+        flip_bytes(max(_data_files(newest), key=os.path.getsize))
     else:  # a step dir as a killed writer might leave it: no metadata, no commit marker
         for root, _, files in os.walk(newest):
             for f in files:
                 os.remove(os.path.join(root, f))
-    with pytest.warns(UserWarning, match=r"skipping checkpoint step 3 at .*3"):
+    why = r".*content checksum mismatch in state\['x'\]" if damage == "flip" else ""  # (orbax itself reads it)
+    with pytest.warns(UserWarning, match=r"skipping checkpoint step 3 at .*3" + why):
         restored, ds = mgr.restore_latest(_abstract(states[0]))
     assert ds == {"position": 2}
     _assert_bitwise_equal(restored, states[1])
@@ -151,3 +165,30 @@ def test_bad_arguments(tmp_path):
         with pytest.raises(TypeError, match="data_state"):
             mgr.save(1, {"x": jnp.zeros(1)}, {"bad": object()})
         assert mgr.all_steps() == []
+
+
+def test_checksums_see_one_flipped_bit_and_not_the_sharding():
+    x = jnp.asarray(np.random.RandomState(0).randn(64, 48), jnp.float32)
+    base, nonfinite = checksums({"x": x, "b": jnp.asarray(x, jnp.bfloat16), "i": jnp.arange(5, dtype=jnp.int32)})
+    assert nonfinite == [] and set(base) == {"['x']", "['b']", "['i']"}
+    bits = np.asarray(x).view(np.uint32).copy()
+    for position, bit in [(0, 0), (1234, 31), (3071, 7)]:
+        flipped = bits.copy()
+        flipped.flat[position] ^= np.uint32(1 << bit)
+        assert checksums({"x": jnp.asarray(flipped.view(np.float32))})[0]["['x']"] != base["['x']"]
+    swapped = np.asarray(x).copy()
+    swapped[[0, 1]] = swapped[[1, 0]]  # same values, other places
+    assert checksums({"x": jnp.asarray(swapped)})[0]["['x']"] != base["['x']"]
+    mesh = Mesh(np.array(jax.devices()[:8]).reshape(4, 2), ("a", "b"))
+    sharded = jax.device_put(x, NamedSharding(mesh, P("a", "b")))
+    assert checksums({"x": sharded})[0]["['x']"] == base["['x']"]
+    assert checksums({"x": x.at[3, 4].set(jnp.nan), "y": x})[1] == ["['x']"]
+
+
+def test_non_finite_state_is_never_saved(tmp_path):
+    mgr = CheckpointManager(tmp_path, keep=5)
+    mgr.save(1, {"x": jnp.ones(3)}, {"position": 1})
+    with pytest.raises(FloatingPointError, match=r"refusing to save checkpoint step 2 .*state\['x'\] has non-finite"):
+        mgr.save(2, {"x": jnp.array([1.0, jnp.inf, 0.0])}, {"position": 2})
+    assert mgr.all_steps() == [1]
+    mgr.close()

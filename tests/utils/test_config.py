@@ -112,3 +112,38 @@ def test_save_config_roundtrip(cfg, tmp_path):
     assert data["optim"]["lr"] == "inf"
     assert data["rl"]["reward"] == {"kind": "majority"}
     assert isinstance(C.config_to_dict(ml_collections.ConfigDict({"a": (1, 2)}))["a"], list)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("rollout.n=0", "config rollout.n=0 must be an integer >= 1"),
+    ("rollout.n=-3", "config rollout.n=-3 must be an integer >= 1"),
+    ("rollout.max_new_tokens=0", "config rollout.max_new_tokens=0 must be an integer >= 1"),
+    ("rollout.prompts_per_step=0", "config rollout.prompts_per_step=0 must be an integer >= 1"),
+    ("rollout.n_votes=-1", "config rollout.n_votes=-1 must be an integer >= 0"),
+    ("rollout.n_votes=2", "config rollout.n_votes=2 must be 0 or >= rollout.n=8"),
+    ("optim.lr=nan", "config optim.lr=nan must be a finite number > 0"),
+    ("optim.lr=0", "config optim.lr=0.0 must be a finite number > 0"),
+    ("optim.lr=inf", "config optim.lr=inf must be a finite number > 0"),
+    ("optim.grad_clip=-1", "config optim.grad_clip=-1.0 must be a finite number >= 0"),
+    ("rollout.temperature=0", "config rollout.temperature=0.0 must be a finite number > 0"),
+    ("val.temperature=nan", "config val.temperature=nan must be a finite number > 0"),
+    ("algo.std_eps=0", "config algo.std_eps=0.0 must be a finite number > 0"),
+    ("rollout.top_p=1.5", "config rollout.top_p=1.5 must be a number in (0, 1]"),
+    ("optim.b2=1", "config optim.b2=1.0 must be a number in [0, 1)"),
+    ("algo.dual_clip_c=0.5", "config algo.dual_clip_c=0.5 must be 0 (off) or > 1"),
+    ("train.max_param_norm=-1", "config train.max_param_norm=-1.0 must be a finite number >= 0"),
+])
+def test_validate_config_names_the_key(override, message):
+    base = C.load_config("cpu_default")
+    C.validate_config(base)  # the shipped config passes
+    with pytest.raises(C.UserError) as err:
+        C.validate_config(C.apply_overrides(base, [override]))
+    assert str(err.value) == message
+
+
+def test_validate_config_refuses_a_run_dir_that_is_a_file(tmp_path):
+    path = tmp_path / "file"
+    path.write_text("")
+    cfg = C.apply_overrides(C.load_config("cpu_default"), [f"run_dir={path}"])
+    with pytest.raises(C.UserError, match=r"config run_dir='.*file' is a file, not a directory"):
+        C.validate_config(cfg)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from urlvr_jax.utils.metrics_log import DROPPED_FILE, MetricsLogger, read_metrics
+from urlvr_jax.utils.metrics_log import DROPPED_FILE, MetricsLogger, read_metrics, read_tensorboard
 from urlvr_jax.utils.plots import plot_curves
 
 
@@ -64,6 +64,26 @@ def test_resume_truncates_without_duplicates(tmp_path):
     assert (tmp_path / "metrics.jsonl").read_text() == (tmp_path / "ref" / "metrics.jsonl").read_text()
     dropped = (tmp_path / DROPPED_FILE).read_text().splitlines()
     assert len(dropped) == 5 and dropped[-1] == '{"step": 6, "train/lo'
+    # TensorBoard: the killed run's events after step 3 are gone, each step is there once, as in the reference.
+    with MetricsLogger(tmp_path / "tb_ref", show_progress=False) as logger:
+        _log_steps(logger, range(8))
+    assert sorted(read_tensorboard(tmp_path / "tb")) == sorted(read_tensorboard(tmp_path / "tb_ref" / "tb"))
+    assert len(read_tensorboard(tmp_path / "tb")) == 8 * 4
+
+
+def test_flush_puts_tensorboard_events_on_disk_and_a_fresh_start_drops_old_rows(tmp_path):
+    logger = MetricsLogger(tmp_path, show_progress=False)
+    logger.log(0, {"avg@k": 0.5}, prefix="val")
+    logger.log(1, {"loss": 2.0})
+    logger.flush()  # what a SIGKILL right after a checkpoint leaves
+    # (TensorBoard tags keep [A-Za-z0-9_./-]: "@" becomes "_", as with tensorboardX's SummaryWriter)
+    assert sorted(read_tensorboard(tmp_path / "tb")) == [("train/loss", 1, 2.0), ("val/avg_k", 0, 0.5)]
+    # A restart with no checkpoint (resume_step=-1) logs step 0 again: it must not appear twice.
+    with MetricsLogger(tmp_path, resume_step=-1, show_progress=False) as again:
+        again.log(0, {"avg@k": 0.5}, prefix="val")
+    assert [r["step"] for r in read_metrics(tmp_path)] == [0]
+    assert read_tensorboard(tmp_path / "tb") == [("val/avg_k", 0, 0.5)]
+    logger.close()
 
 
 def test_read_metrics_errors(tmp_path):
@@ -91,3 +111,19 @@ def test_plot_curves_two_runs(tmp_path):
     with pytest.raises(ValueError, match=r"\['eval/acc'\] are in none of the runs.*eval/gt_acc"):
         plot_curves(a, tmp_path / "bad.png", [("x", ["eval/acc"])])
     assert not (tmp_path / "bad.png").exists()
+
+
+def test_a_full_disk_names_the_metrics_file(tmp_path, monkeypatch):
+    import errno
+
+    with MetricsLogger(tmp_path, use_tensorboard=False, show_progress=False) as logger:
+        logger.log(1, {"loss": 1.0})
+
+        def full(_text):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(logger, "_file", type("Full", (), {"write": staticmethod(full), "closed": True})())
+        with pytest.raises(OSError, match=r"cannot write .*metrics.jsonl: No space left on device") as err:
+            logger.log(2, {"loss": 1.0})
+        assert err.value.errno == errno.ENOSPC
+    assert [r["step"] for r in read_metrics(tmp_path)] == [1]

@@ -35,7 +35,8 @@ from urlvr_jax.sampling.sampler import DEFAULT_BUCKETS, Sampler
 from urlvr_jax.sampling.strategies import SamplingConfig
 from urlvr_jax.utils import multihost
 from urlvr_jax.utils.checkpoint import CheckpointManager
-from urlvr_jax.utils.config import save_config
+from urlvr_jax.utils.config import save_config, validate_config
+from urlvr_jax.utils.run_lock import hold as hold_run_dir
 from urlvr_jax.utils.metrics_log import MetricsLogger
 from urlvr_jax.utils.plots import plot_curves
 
@@ -73,9 +74,8 @@ class URLVRRun:
 
     def __init__(self, config):
         self.config = c = config
+        validate_config(c)  # out-of-range values fail here, naming their key
         self.n, self.n_votes = c.rollout.n, c.rollout.n_votes or c.rollout.n
-        if self.n_votes < self.n:
-            raise ValueError(f"config rollout.n_votes={self.n_votes} must be 0 or >= rollout.n={self.n}")
         setup.batching(c)  # bad batching fails here, before anything expensive is built
         self.old_source = setup.old_logprobs_source(c)
         self.mesh = shd.make_mesh(c.mesh or None)
@@ -225,6 +225,10 @@ class URLVRRun:
     # ------------------------------------------------------------------ the run
 
     def train(self) -> RunResult:
+        with hold_run_dir(self.config.run_dir):  # one run per run_dir (a second one is refused)
+            return self._train()
+
+    def _train(self) -> RunResult:
         c = self.config
         run_dir = c.run_dir
         os.makedirs(run_dir, exist_ok=True)
@@ -239,7 +243,7 @@ class URLVRRun:
             start = int(data_state["step"])
             info.update({k: data_state[k] for k in info if k in data_state})
         logger = multihost.primary_only(lambda: MetricsLogger(
-            run_dir, progress_total=c.train.steps, progress_keys=PROGRESS_KEYS, resume_step=start,
+            run_dir, progress_total=c.train.steps, progress_keys=PROGRESS_KEYS, resume_step=start if restored else -1,
             show_progress=c.train.progress))
         metrics: dict = {}
         try:
@@ -255,6 +259,8 @@ class URLVRRun:
                 self._check_finite(step, metrics, info)  # after logging, so a failing step's metrics are kept
                 if c.val.every and step % c.val.every == 0 or step == c.train.steps:
                     logger.log(step, self.validate(step), prefix="val")
+                if ckpt.should_save(step, force=step == c.train.steps):
+                    logger.flush()  # the logs up to this step are on disk before its checkpoint
                 ckpt.save(step, self._checkpoint_state(), dict(info, step=step), force=step == c.train.steps)
                 if c.train.stop_at_collapse and info["collapse_step"] is not None:
                     break
@@ -272,17 +278,20 @@ class URLVRRun:
         return state
 
     def _check_finite(self, step: int, metrics: dict, info: dict) -> None:
-        bad = metrics.get("nonfinite_updates", 0) > 0 or not np.isfinite(metrics.get("loss", 0.0))
+        bad = metrics.get("rolled_back_updates", 0) > 0 or not np.isfinite(metrics.get("loss", 0.0))
         if not bad:
             info["nonfinite_streak"] = 0
             return
         info["nonfinite_streak"] += 1
         cause = "" if np.isfinite(metrics.get("proxy_reward", 0.0)) else " (the proxy reward itself is not finite)"
-        warnings.warn(f"step {step}: non-finite loss or gradient in {int(metrics.get('nonfinite_updates', 1))} "
-                      f"update(s){cause}; those updates were skipped", RuntimeWarning)
+        what = ("non-finite loss or gradient" if metrics.get("nonfinite_updates", 1) > 0 else
+                f"non-finite params or optimizer state, or params above train.max_param_norm="
+                f"{self.config.train.max_param_norm:g},")
+        warnings.warn(f"step {step}: {what} in {int(metrics.get('rolled_back_updates', 1))} "
+                      f"update(s){cause}; those updates were rolled back", RuntimeWarning)
         if info["nonfinite_streak"] > self.config.train.max_nonfinite_steps:
             raise FloatingPointError(
-                f"step {step}: non-finite loss or gradient for {info['nonfinite_streak']} steps in a row "
+                f"step {step}: {what.rstrip(',')} for {info['nonfinite_streak']} steps in a row "
                 f"(train.max_nonfinite_steps={self.config.train.max_nonfinite_steps}); stopping. The metrics up "
                 f"to this step are in {self.config.run_dir}/metrics.jsonl and the last good checkpoint is kept.")
 

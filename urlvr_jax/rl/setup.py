@@ -109,8 +109,14 @@ def encode_prompts(config, tokenizer, texts: list[str]) -> tuple[np.ndarray, np.
 
 
 def export_run(run_dir: str, cfg: ModelConfig, params: Params, tokenizer) -> str:
-    """Writes the params as a Hugging Face directory (with the tokenizer) under ``run_dir/hf``."""
+    """Writes the params as a Hugging Face directory (with the tokenizer) under ``run_dir/hf``; refuses (a
+    FloatingPointError naming the first leaf) params with a non-finite value."""
     out = os.path.join(run_dir, "hf")
+    bad = [jax.tree_util.keystr(path) for path, x in jax.tree_util.tree_leaves_with_path(params)
+           if np.issubdtype(np.asarray(x).dtype, np.inexact) and not np.isfinite(np.asarray(x)).all()]
+    if bad:
+        raise FloatingPointError(f"refusing to export non-finite weights to {out}: params{bad[0]}"
+                                 + (f" and {len(bad) - 1} more" if len(bad) > 1 else ""))
     hf_io.save_hf(params, cfg, out)
     tokenizer.save_pretrained(out)
     return out
@@ -141,7 +147,8 @@ def step_and_optimizer(config):
                           remat=c.train.remat, logprob_chunk=c.train.logprob_chunk or None,
                           unroll_layers=c.train.unroll_layers, prompt_group=prompt_group(c),
                           report_ref_kl=bool(a.kl_coef) or a.report_ref_kl,
-                          old_is_current=old_logprobs_source(c) == "current")
+                          old_is_current=old_logprobs_source(c) == "current",
+                          max_param_norm=float(c.train.max_param_norm))
     optimizer = make_optimizer(o.lr, c.train.steps * a.ppo_epochs * num_minibatches, schedule=o.schedule,
                                warmup_ratio=o.warmup_ratio, weight_decay=o.weight_decay, grad_clip=o.grad_clip,
                                b1=o.b1, b2=o.b2)

@@ -3,8 +3,10 @@
 One call consumes one rollout batch: ``ppo_epochs`` (μ) passes, each over ``num_minibatches`` mini-batches in
 order, each mini-batch one optimizer update whose gradient is accumulated over ``num_microbatches``
 micro-batches with the (sum, denominator) loss terms, so micro-batching changes nothing but memory.
-An update whose loss or gradient is not finite is skipped (params and optimizer state unchanged) and
-counted in the ``nonfinite_updates`` metric. With ``prompt_group`` = the rollouts per prompt, each micro-batch's
+An update whose loss or gradient is not finite, or whose new params or optimizer state are not (or whose params
+exceed ``max_param_norm``), is rolled back (params and optimizer state unchanged) and counted in the
+``rolled_back_updates`` metric (``nonfinite_updates``: those with a non-finite loss or gradient).
+With ``prompt_group`` = the rollouts per prompt, each micro-batch's
 forward runs every prompt once for the rows that share it (see :mod:`urlvr_jax.model.shared_prompt`).
 """
 
@@ -68,6 +70,8 @@ class StepConfig:
     # consecutive rows sharing one prompt (the sampler's order): a micro-batch of R rows runs each prompt once per
     # gcd(R, prompt_group) rows, with the same result as one forward per row. 1: every row runs its own prompt.
     prompt_group: int = 1
+    # an update leaving the params' global norm above this is rolled back like a non-finite one (0: no bound)
+    max_param_norm: float = 0.0
 
     def __post_init__(self):
         for name in ("ppo_epochs", "num_minibatches", "num_microbatches", "prompt_group"):
@@ -164,14 +168,26 @@ def _update(state: TrainState, minibatch: TrainBatch, *, cfg: ModelConfig, step_
     grads = jax.tree.map(lambda g: g / denom, grads)
     metrics = finalize(terms)
     grad_norm = optax.global_norm(grads)
-    ok = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
+    finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
+    ok = finite & state_passes(params, opt_state, step_cfg.max_param_norm)  # else roll the update back
     keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
     state = state.replace(params=keep(params, state.params), opt_state=keep(opt_state, state.opt_state),
                           step=state.step + ok.astype(jnp.int32))
-    metrics.update(grad_norm=grad_norm, nonfinite_updates=1.0 - ok.astype(jnp.float32))
+    metrics.update(grad_norm=grad_norm, nonfinite_updates=1.0 - finite.astype(jnp.float32),
+                   rolled_back_updates=1.0 - ok.astype(jnp.float32))
     return state, metrics
+
+
+def state_passes(params, opt_state, max_param_norm: float = 0.0) -> jax.Array:
+    """True when every float of ``params`` and ``opt_state`` is finite and the parameters' global norm is at most
+    ``max_param_norm`` (0: no bound): the check a new state must pass to replace the previous one."""
+    floats = [x for x in jax.tree.leaves((params, opt_state)) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in floats])) if floats else jnp.bool_(True)
+    if max_param_norm:
+        ok &= optax.global_norm(params) <= max_param_norm
+    return ok
 
 
 def train_step(state: TrainState, batch: TrainBatch, *, cfg: ModelConfig, step_cfg: StepConfig,
@@ -192,6 +208,7 @@ def train_step(state: TrainState, batch: TrainBatch, *, cfg: ModelConfig, step_c
     out = {k: jnp.mean(v) for k, v in metrics.items()}
     out["logprob_gap"] = metrics["logprob_gap"][0, 0]  # before any update: sampler vs trainer
     out["nonfinite_updates"] = jnp.sum(metrics["nonfinite_updates"])
+    out["rolled_back_updates"] = jnp.sum(metrics["rolled_back_updates"])
     out["ratio_max"], out["ratio_min"] = jnp.max(metrics["ratio_max"]), jnp.min(metrics["ratio_min"])
     return state, out
 

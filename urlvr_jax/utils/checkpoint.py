@@ -3,7 +3,11 @@
 Each checkpoint step directory holds two orbax items:
   * ``state``: the training-state pytree (``StandardSave``). Typed PRNG keys are stored as their raw
     ``uint32`` key data and rebuilt with ``jax.random.wrap_key_data`` on restore.
-  * ``meta``: JSON with the step, the data-iterator state and the PRNG implementation of each key leaf.
+  * ``meta``: JSON with the step, the data-iterator state, the PRNG implementation of each key leaf and a
+    content checksum of every array (:func:`checksums`).
+
+``save`` refuses a state with a non-finite float (a FloatingPointError naming the leaf), and ``restore`` checks
+every array against its recorded checksum: a flipped bit fails the restore like a truncated file does.
 
 Saving is synchronous (``save`` returns only when the step is committed on disk), so a process killed
 right after a step never leaves the latest checkpoint half-written. ``restore_latest`` walks the steps
@@ -14,6 +18,7 @@ if training later has to write the same or an earlier step number, the skipped d
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -22,6 +27,7 @@ import warnings
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -73,6 +79,56 @@ def _rewrap_keys(abstract_state: Any, restored: Any, impls: dict[str, str]) -> A
         return jax.random.wrap_key_data(value, impl=impls[name])
 
     return jax.tree_util.tree_map_with_path(convert, abstract_state, restored)
+
+
+def _position_index(shape: tuple[int, ...]) -> jax.Array:
+    """Each element's row-major position, as uint32 (mod 2**32), built from iotas so it shards like the array."""
+    index = jnp.zeros(shape, jnp.uint32)
+    stride = 1
+    for dim in reversed(range(len(shape))):
+        index = index + jax.lax.broadcasted_iota(jnp.uint32, shape, dim) * jnp.uint32(stride % 2**32)
+        stride *= shape[dim]
+    return index
+
+
+def _leaf_summary(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(two uint32 position-weighted sums of the value's bits, whether every value is finite).
+
+    The bits are read as 32-bit words (narrower types widened, 8-byte types as two words). Sums of
+    ``word * odd weight`` mod 2**32 change with any single flipped bit, moved value or swapped pair, and,
+    being integer sums, do not depend on how the array is sharded or in what order XLA adds.
+    """
+    size = x.dtype.itemsize
+    if x.dtype == jnp.bool_:
+        words = x.astype(jnp.uint32)
+    elif size == 8:
+        words = jax.lax.bitcast_convert_type(x, jnp.uint32)  # [..., 2]
+    else:
+        words = jax.lax.bitcast_convert_type(x, {1: jnp.uint8, 2: jnp.uint16, 4: jnp.uint32}[size]).astype(jnp.uint32)
+    index = _position_index(words.shape)
+    w1 = (index * jnp.uint32(0x9E3779B1) + jnp.uint32(0x85EBCA77)) | jnp.uint32(1)
+    w2 = (index * jnp.uint32(0xC2B2AE3D) + jnp.uint32(0x27D4EB2F)) | jnp.uint32(1)
+    sums = jnp.stack([jnp.sum(words * w1, dtype=jnp.uint32),
+                      jnp.sum((words ^ (words >> jnp.uint32(15))) * w2, dtype=jnp.uint32)])
+    finite = jnp.all(jnp.isfinite(x)) if jnp.issubdtype(x.dtype, jnp.inexact) else jnp.bool_(True)
+    return sums, finite
+
+
+_summary = jax.jit(_leaf_summary)  # per leaf: leaves may live on different devices
+
+
+def checksums(tree: Any) -> tuple[dict[str, str], list[str]]:
+    """({leaf path: 16-hex-digit checksum} of every array leaf of ``tree``, paths of leaves with a non-finite value).
+
+    Computed on the devices where the arrays live (a collective when they span processes), never gathered.
+    """
+    named = [(_path_str(p), x) for p, x in jax.tree_util.tree_leaves_with_path(tree)
+             if isinstance(x, (jax.Array, np.ndarray, np.generic))]
+    if not named:
+        return {}, []
+    out = multihost.to_host([_summary(x) for _, x in named])
+    sums = {name: f"{int(s[0]):08x}{int(s[1]):08x}" for (name, _), (s, _) in zip(named, out)}
+    return sums, [name for (name, _), (_, finite) in zip(named, out) if not finite]
 
 
 class CheckpointManager:
@@ -134,17 +190,29 @@ class CheckpointManager:
         saveable, impls = _split_keys(state)
         data_state = jax.tree.map(lambda x: x.item() if isinstance(x, (np.generic, np.ndarray)) and x.size == 1
                                   else x, data_state)
-        meta = {"step": step, "data_state": data_state, "key_impls": impls}
+        sums, nonfinite = checksums(saveable)
+        if nonfinite:
+            raise FloatingPointError(f"refusing to save checkpoint step {step} in {self.directory}: state"
+                                     f"{nonfinite[0]} has non-finite values" +
+                                     (f" (and {len(nonfinite) - 1} more leaves)" if len(nonfinite) > 1 else ""))
+        meta = {"step": step, "data_state": data_state, "key_impls": impls, "checksums": sums}
         try:
             json.dumps(meta, allow_nan=False)
         except (TypeError, ValueError) as err:
             raise TypeError(f"checkpoint data_state must be JSON-serialisable: {err}") from None
-        self._mgr.save(
-            step,
-            args=ocp.args.Composite(state=ocp.args.StandardSave(saveable), meta=ocp.args.JsonSave(meta)),
-            force=True,
-        )
-        self._mgr.wait_until_finished()
+        try:
+            self._mgr.save(
+                step,
+                args=ocp.args.Composite(state=ocp.args.StandardSave(saveable), meta=ocp.args.JsonSave(meta)),
+                force=True,
+            )
+            self._mgr.wait_until_finished()
+        except Exception as err:  # noqa: BLE001 - storage errors reach us as OSError or as tensorstore's errors
+            code = getattr(err, "errno", None) or (errno.ENOSPC if "No space left" in str(err) else None)
+            if code is None:
+                raise
+            raise OSError(code, f"cannot write checkpoint step {step} to {self.step_dir(step)}: "
+                                f"{os.strerror(code)} (the previous checkpoints are kept)") from err
         return True
 
     def _move_failed_aside(self, min_step: int) -> None:
@@ -175,6 +243,8 @@ class CheckpointManager:
         meta = restored.meta
         if not isinstance(meta, dict) or "data_state" not in meta:
             raise ValueError(f"checkpoint meta of step {step} has no 'data_state' field")
+        if "checksums" in meta:  # (checkpoints written before checksums were recorded have none)
+            _verify(step, meta["checksums"], checksums(restored.state)[0])
         state = _rewrap_keys(abstract_state, restored.state, meta.get("key_impls", {}))
         return state, meta["data_state"]
 
@@ -214,6 +284,17 @@ class CheckpointManager:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _verify(step: int, recorded: dict[str, str], actual: dict[str, str]) -> None:
+    """Raises ValueError naming the first array whose content differs from what the save recorded."""
+    if set(recorded) != set(actual):
+        raise ValueError(f"checkpoint step {step} holds arrays {sorted(set(actual) ^ set(recorded))[:3]} that the "
+                         f"saved checksums do not list, or lacks them")
+    bad = [name for name in recorded if recorded[name] != actual[name]]
+    if bad:
+        raise ValueError(f"content checksum mismatch in state{bad[0]}" + (f" and {len(bad) - 1} more arrays"
+                         if len(bad) > 1 else "") + f" of checkpoint step {step}: its files were altered")
 
 
 def to_numpy_tree(tree: Any) -> Any:

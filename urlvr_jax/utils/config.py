@@ -29,6 +29,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIGS_DIR = REPO_ROOT / "configs"
 
 _TRUE = {"true", "yes", "on", "1"}
+
+
+class UserError(ValueError):
+    """Bad input from the user (a config value, a path, a busy run_dir): the CLI prints its message alone."""
 _FALSE = {"false", "no", "off", "0"}
 
 
@@ -253,3 +257,63 @@ def save_config(cfg: ml_collections.ConfigDict, path: str | os.PathLike) -> str:
         f.write("\n")
     os.replace(tmp, path)
     return path
+
+
+# Range checks run before anything is built: (keys, test, what the value must be). Missing keys are skipped.
+_POSITIVE_INTS = ("rollout.n", "rollout.prompts_per_step", "rollout.max_new_tokens", "rollout.max_prompt_len",
+                  "train.steps", "train.checkpoint_every", "train.keep_checkpoints", "val.k", "algo.ppo_epochs",
+                  "algo.mini_batch_prompts", "reward.verify_max_new_tokens")
+_NON_NEGATIVE_INTS = ("rollout.n_votes", "rollout.top_k", "rollout.max_rows_per_chunk", "algo.micro_batch_rollouts",
+                      "train.max_nonfinite_steps", "train.logprob_chunk", "val.every", "val.max_new_tokens",
+                      "data.val_size", "data.pool_size", "model.attention_chunk")
+_POSITIVE_FLOATS = ("optim.lr", "rollout.temperature", "val.temperature", "reward.verify_temperature", "algo.std_eps")
+_NON_NEGATIVE_FLOATS = ("optim.grad_clip", "optim.weight_decay", "algo.eps_low", "algo.eps_high", "algo.kl_coef",
+                        "algo.dual_clip_c", "train.max_param_norm")
+_UNIT_INTERVAL = {"rollout.top_p": "in (0, 1]", "val.top_p": "in (0, 1]", "optim.b1": "in [0, 1)",
+                  "optim.b2": "in [0, 1)", "optim.warmup_ratio": "in [0, 1]", "reward.teacher_ema": "in [0, 1]"}
+_IN_RANGE = {"in (0, 1]": lambda v: 0 < v <= 1, "in [0, 1)": lambda v: 0 <= v < 1, "in [0, 1]": lambda v: 0 <= v <= 1}
+_MISSING = object()
+
+
+def _lookup(cfg: ml_collections.ConfigDict, key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def validate_config(cfg: ml_collections.ConfigDict) -> None:
+    """Refuses out-of-range values up front with a :class:`UserError` naming the config key: counts and lengths
+    must be integers >= 1 (or >= 0 where 0 means "off"), rates, temperatures and epsilons finite and positive
+    (or non-negative where 0 means "off"), probabilities inside their interval; ``run_dir`` must not be a file."""
+    checks = ([(k, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1")
+               for k in _POSITIVE_INTS]
+              + [(k, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0")
+                 for k in _NON_NEGATIVE_INTS]
+              + [(k, lambda v: _is_number(v) and math.isfinite(v) and v > 0, "a finite number > 0")
+                 for k in _POSITIVE_FLOATS]
+              + [(k, lambda v: _is_number(v) and math.isfinite(v) and v >= 0, "a finite number >= 0")
+                 for k in _NON_NEGATIVE_FLOATS]
+              + [(k, lambda v, r=r: _is_number(v) and _IN_RANGE[r](v), f"a number {r}")
+                 for k, r in _UNIT_INTERVAL.items()]
+              + [(k, lambda v: _is_number(v) and math.isfinite(v), "a finite number")
+                 for k in ("algo.entropy_coef", "train.collapse_threshold")])
+    for key, ok, expected in checks:
+        value = _lookup(cfg, key)
+        if value is not _MISSING and not ok(value):
+            raise UserError(f"config {key}={value!r} must be {expected}")
+    n, votes = _lookup(cfg, "rollout.n"), _lookup(cfg, "rollout.n_votes")
+    if votes is not _MISSING and n is not _MISSING and votes and votes < n:
+        raise UserError(f"config rollout.n_votes={votes} must be 0 or >= rollout.n={n}")
+    clip = _lookup(cfg, "algo.dual_clip_c")
+    if clip is not _MISSING and clip and clip <= 1:
+        raise UserError(f"config algo.dual_clip_c={clip!r} must be 0 (off) or > 1")
+    run_dir = _lookup(cfg, "run_dir")
+    if isinstance(run_dir, str) and os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise UserError(f"config run_dir={run_dir!r} is a file, not a directory; choose another run_dir")

@@ -62,6 +62,22 @@ def use_huge_pages() -> None:
 
 
 def run_main(main: Callable[[], int | None]) -> NoReturn:
-    """An entry point's ``__main__`` block: :func:`use_huge_pages`, then ``sys.exit(main())``."""
+    """An entry point's ``__main__`` block: :func:`use_huge_pages`, then ``sys.exit(main())``.
+
+    Errors the user can fix (a bad config value or path, a full disk, a busy run_dir, a diverged run: ValueError,
+    OSError, FloatingPointError) print ``error: <message>`` as one line and exit 1; ``URLVR_DEBUG=1`` or ``--debug``
+    shows the traceback instead. The exit skips interpreter shutdown, so no background thread (TensorBoard's
+    writer, orbax's) prints its own traceback after the message.
+    """
     use_huge_pages()
-    sys.exit(main())
+    try:
+        code = main()
+    except (ValueError, OSError, FloatingPointError) as err:
+        if os.environ.get("URLVR_DEBUG", "0") not in ("", "0") or "--debug" in sys.argv[1:]:
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"error: {message}", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+    sys.exit(code)

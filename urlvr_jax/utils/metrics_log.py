@@ -4,19 +4,25 @@
 Lines are flushed as they are written. Non-finite floats are written as the strings ``"NaN"``,
 ``"Infinity"`` and ``"-Infinity"`` (strict JSON has no such numbers); ``read_metrics`` turns them back
 into floats. Floats are written with ``repr`` precision, so values read back are bit-identical.
-TensorBoard gets only the finite values (e.g. a point-biserial correlation is NaN when a reward is constant).
+TensorBoard gets only the finite values (e.g. a point-biserial correlation is NaN when a reward is constant). Its
+events are written synchronously (no background thread) and reach the disk at every :meth:`MetricsLogger.flush`.
 
-Resuming: log a step's metrics *before* saving its checkpoint, and on restart pass the restored
-checkpoint step as ``resume_step`` (or call ``truncate_after``): lines with a larger step are moved to
-``metrics.dropped.jsonl`` so the resumed run does not duplicate them, and TensorBoard purges them too.
+Resuming: log a step's metrics and :meth:`~MetricsLogger.flush` *before* saving its checkpoint, and on restart pass
+the restored checkpoint step as ``resume_step`` (-1 when nothing was restored; or call ``truncate_after``): lines
+with a larger step are moved to ``metrics.dropped.jsonl`` so the resumed run does not duplicate them, and the
+TensorBoard events are rewritten from the lines kept, so TensorBoard shows each step once, whatever a killed run
+had or had not written. A failed write raises an OSError naming the file.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
+import struct
 import sys
+import time
 import warnings
 from typing import Any, Iterable, Mapping
 
@@ -79,23 +85,61 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
     return _parse_lines(path)[0]
 
 
-def _summary_writer_cls() -> type:
-    """``tensorboardX.SummaryWriter``, imported without dragging in torch (an optional ~4 s import).
+def _tensorboardx():
+    """``tensorboardX``'s event file writer, scalar summary and Event proto, imported without dragging in torch
+    (an optional ~4 s import).
 
     tensorboardX's writer module does ``try: import torch`` only to accept torch tensors, which we never
     pass; if torch is not loaded yet, it is hidden during that import (``sys.modules`` entry None makes
     ``import torch`` raise ImportError) and restored right after, so later imports of torch still work.
     """
-    if "tensorboardX" in sys.modules or "torch" in sys.modules:
-        from tensorboardX import SummaryWriter
-
-        return SummaryWriter
-    sys.modules["torch"] = None  # type: ignore[assignment]
+    hide = "tensorboardX" not in sys.modules and "torch" not in sys.modules
+    if hide:
+        sys.modules["torch"] = None  # type: ignore[assignment]
     try:
-        from tensorboardX import SummaryWriter
+        from tensorboardX.event_file_writer import EventsWriter
+        from tensorboardX.proto.event_pb2 import Event
+        from tensorboardX.summary import scalar
     finally:
-        del sys.modules["torch"]
-    return SummaryWriter
+        if hide:
+            del sys.modules["torch"]
+    return EventsWriter, scalar, Event
+
+
+class _EventFile:
+    """One TensorBoard event file in ``directory``, written synchronously (flushed by :meth:`flush`)."""
+
+    def __init__(self, directory: str):
+        os.makedirs(directory, exist_ok=True)
+        events_writer, self._scalar, self._event = _tensorboardx()
+        self._writer = events_writer(os.path.join(directory, "events"))
+
+    def add_scalar(self, tag: str, value: float, step: int, wall_time: float | None = None) -> None:
+        self._writer.write_event(self._event(wall_time=time.time() if wall_time is None else wall_time, step=step,
+                                             summary=self._scalar(tag, value)))
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def read_tensorboard(directory: str | os.PathLike) -> list[tuple[str, int, float]]:
+    """(tag, step, value) of every scalar in the event files of ``directory``, in file order (TFRecord framing:
+    length, its CRC, the Event proto, its CRC)."""
+    event = _tensorboardx()[2]
+    out = []
+    for path in sorted(glob.glob(os.path.join(os.fspath(directory), "events.out.tfevents.*"))):
+        with open(path, "rb") as f:
+            data = f.read()
+        offset = 0
+        while offset + 12 <= len(data):
+            (length,) = struct.unpack("<Q", data[offset:offset + 8])
+            record = event.FromString(data[offset + 12:offset + 12 + length])
+            offset += 12 + length + 4
+            out += [(v.tag, record.step, v.simple_value) for v in record.summary.value]
+    return out
 
 
 class MetricsLogger:
@@ -127,8 +171,15 @@ class MetricsLogger:
         self._file = open(self.path, "a")
         self._writer = None
         if use_tensorboard:
-            purge = None if resume_step is None else resume_step + 1
-            self._writer = _summary_writer_cls()(os.path.join(self.run_dir, "tb"), purge_step=purge, flush_secs=10)
+            tb_dir = os.path.join(self.run_dir, "tb")
+            if resume_step is not None:  # rewrite the events from the lines kept: each step once
+                for old in glob.glob(os.path.join(tb_dir, "events.out.tfevents.*")):
+                    os.remove(old)
+            self._writer = _EventFile(tb_dir)
+            if resume_step is not None and os.path.exists(self.path):
+                for record in _parse_lines(self.path)[0]:
+                    self._add_scalars(record)
+                self._writer.flush()
         self.progress_keys = tuple(progress_keys)
         self._postfix: dict[str, str] = {}
         self._bar = tqdm(
@@ -152,14 +203,30 @@ class MetricsLogger:
             if key == "step":
                 raise ValueError("metric name 'step' is reserved; use a prefix or another name")
             record[key] = _to_number(key, value)
-        self._file.write(json.dumps({k: _encode(v) for k, v in record.items()}, allow_nan=False) + "\n")
-        self._file.flush()
+        try:
+            self._file.write(json.dumps({k: _encode(v) for k, v in record.items()}, allow_nan=False) + "\n")
+            self._file.flush()
+        except OSError as err:
+            raise OSError(err.errno, f"cannot write {self.path}: {err.strerror or err}") from err
+        self._add_scalars(record)
+        self._update_bar(step, record)
+        return record
+
+    def _add_scalars(self, record: dict) -> None:
         if self._writer is not None:
             for key, value in record.items():
                 if key != "step" and math.isfinite(value):  # non-finite values stay in the JSONL only
-                    self._writer.add_scalar(key, float(value), global_step=step)
-        self._update_bar(step, record)
-        return record
+                    self._writer.add_scalar(key, float(value), record["step"])
+
+    def flush(self) -> None:
+        """Puts every line and TensorBoard event logged so far on disk (call it before saving a checkpoint)."""
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            if self._writer is not None:
+                self._writer.flush()
+        except OSError as err:
+            raise OSError(err.errno, f"cannot write the logs of {self.run_dir}: {err.strerror or err}") from err
 
     def _update_bar(self, step: int, record: dict) -> None:
         for key, value in record.items():
