@@ -9,7 +9,8 @@
 # Environment:
 #   REPO_DIR     the repository on every node (default: the checkout holding this script; under sbatch, whose
 #                spooled copy lies outside the repository, $SLURM_SUBMIT_DIR when it holds urlvr_jax/)
-#   VENV         the virtual environment to activate (default: $REPO_DIR/.venv when it exists; empty: none)
+#   VENV         the virtual environment whose python runs (default: $REPO_DIR/.venv when it has one; empty: the
+#                python on PATH)
 #   ENTRYPOINT   the module to run (default: urlvr_jax.train)
 #   MASTER_ADDR  the coordinator's host (under SLURM: the first node of the step)
 #   MASTER_PORT  the coordinator's port (default 12355; under SLURM 20000 + job id mod 20000)

@@ -27,7 +27,7 @@
 # and the process ids itself on Cloud TPU. Plan the config first (launch/README.md).
 set -euo pipefail
 
-usage() { sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [[ $# -ge 1 ]] || usage
 action="$1"; shift
 
