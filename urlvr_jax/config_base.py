@@ -68,6 +68,12 @@ def get_config() -> ml_collections.ConfigDict:
         ppo_epochs=1, mini_batch_prompts=64, micro_batch_rollouts=0,  # 0: no micro-batching
         old_logprobs="auto",  # auto (current if one update per batch, else recompute) | recompute | sampler
         report_ref_kl=True,  # run the reference forward for the KL metric even when kl_coef == 0
+        # a peer's objective: "" (the fields below as set) | verl | trl: sets std_eps, kl_ratio, count_empty_rows and
+        # normalize_per_micro_batch (urlvr_jax/rl/conventions.py; key=value overrides of those fields win)
+        conventions="",
+        kl_ratio=False,  # KL term times the importance ratio (TRL use_bias_correction_kl)
+        count_empty_rows=False,  # seq-mean losses divide by every row, empty ones too (TRL)
+        normalize_per_micro_batch=False,  # each micro-batch's loss normalised alone, then averaged (TRL bnpo)
     ))
     c.optim = ml_collections.ConfigDict(dict(
         lr=1e-6, schedule="constant", warmup_ratio=0.0, weight_decay=0.01, grad_clip=1.0, b1=0.9, b2=0.999,

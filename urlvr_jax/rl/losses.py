@@ -8,16 +8,18 @@ over rows, so micro-batches accumulate sums and denominators separately and divi
 exactly the full-batch loss and gradient (the denominators do not depend on the parameters). Modes (m = mask,
 L = per-token loss, i = sequence, t = token):
 
-* ``token-mean``:              (sum_i,t m L,                         sum_i,t m)   = verl token-mean, TRL ``bnpo``
+* ``token-mean``:              (sum_i,t m L,                         sum_i,t m)   = verl token-mean, TRL ``dapo``
 * ``seq-mean-token-mean``:     (sum_i (sum_t m L / sum_t m),         n_seq)       = verl, TRL ``grpo``
 * ``seq-mean-token-sum``:      (sum_i,t m L,                         n_seq)       = verl
 * ``seq-mean-token-sum-norm``: (sum_i,t m L / norm_length,           n_seq)       = TRL ``dr_grpo``, Dr. GRPO
 
 ``n_seq`` counts rows with at least one valid token, so all-padding rows (used to keep shapes static) do not
-dilute the mean; otherwise it is B. ``norm_length`` is a *constant*, the maximum response length (Dr. GRPO's
-MAX_TOKENS, verl's ``L_const``); it defaults to T = mask.shape[-1], so pass it explicitly when micro-batches may be
-padded to different widths. verl's ``seq-mean-token-sum-norm`` divides by ``norm_length`` only (not by the number
-of sequences), i.e. it equals ours times n_seq; we follow TRL's ``dr_grpo`` and the Dr. GRPO paper (1 / (B L)).
+dilute the mean (``count_empty_rows=True``: every row counts, n_seq = B, as TRL's ``.mean()`` over rows).
+``norm_length`` is a *constant*, the maximum response length (Dr. GRPO's MAX_TOKENS, verl's ``L_const``, TRL's
+``max_completion_length``); it defaults to T = mask.shape[-1], so pass it explicitly when micro-batches may be
+padded to different widths (the training loop passes ``rollout.max_new_tokens``). verl's ``seq-mean-token-sum-norm``
+divides by ``norm_length`` only (not by the number of sequences), i.e. it equals ours times n_seq; we follow TRL's
+``dr_grpo`` and the Dr. GRPO paper (1 / (B L)).
 
 **Policy loss** ``vanilla`` (alias ``ppo_clip``, verl ``compute_policy_loss_vanilla``): with
 w = exp(clamp(log pi - log pi_old, +-log_ratio_clamp)),
@@ -25,7 +27,14 @@ L = max(-A w, -A clip(w, 1 - eps_low, 1 + eps_high)); with ``dual_clip_c`` = c a
 
 **Total loss** = policy + kl_coef * KL(pi || pi_ref) - entropy_coef * entropy, all aggregated with the same mode
 and mask, so they share one denominator and ``terms["loss"]`` is again a (sum, denominator) pair whose sum a
-train step differentiates per micro-batch (see :func:`grpo_loss_terms`).
+train step differentiates per micro-batch (see :func:`grpo_loss_terms`). With ``kl_ratio`` (TRL's
+``use_bias_correction_kl``) the per-token KL is multiplied by the importance ratio w (not stopped: its gradient is
+part of the term, so even on-policy, w = 1, the gradient differs by KL * grad log pi).
+
+**Peers' conventions** (see :mod:`urlvr_jax.rl.conventions`): ``count_empty_rows``, ``kl_ratio`` and
+``normalize_per_micro_batch`` (each micro-batch's loss is its own sum / denominator, and the update averages the
+micro-batches: TRL's ``bnpo`` divided by ``gradient_accumulation_steps``) reproduce TRL's objective; all three off
+(the defaults) normalise once over the whole mini-batch.
 """
 
 from __future__ import annotations
@@ -40,50 +49,63 @@ from urlvr_jax.rl.kl import KL_ESTIMATORS, kl_penalty
 from urlvr_jax.rl.registry import Registry
 
 Pair = tuple[jax.Array, jax.Array]
-AggregationFn = Callable[[jax.Array, jax.Array, float], Pair]
+# fn(per_token [B, T], mask [B, T] float, norm_length, count_empty_rows) -> (sum, denominator)
+AggregationFn = Callable[[jax.Array, jax.Array, float, bool], Pair]
 
 AGGREGATIONS: Registry[AggregationFn] = Registry("loss aggregation mode")
 register_aggregation = AGGREGATIONS.register
 
 
-def _seq_stats(per_token: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """(per-sequence masked sums [B], per-sequence token counts [B], number of non-empty sequences)."""
+def _seq_stats(per_token: jax.Array, mask: jax.Array, count_empty_rows: bool
+               ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(per-sequence masked sums [B], per-sequence token counts [B], number of sequences: the non-empty ones, or
+    all B rows with ``count_empty_rows``)."""
     seq_sum = jnp.sum(per_token * mask, axis=-1)
     seq_len = jnp.sum(mask, axis=-1)
-    return seq_sum, seq_len, jnp.sum((seq_len > 0).astype(jnp.float32))
+    n_seq = float(mask.shape[0]) if count_empty_rows else jnp.sum((seq_len > 0).astype(jnp.float32))
+    return seq_sum, seq_len, n_seq
 
 
 @register_aggregation("token-mean")
-def _token_mean(per_token: jax.Array, mask: jax.Array, norm_length: float) -> Pair:
+def _token_mean(per_token: jax.Array, mask: jax.Array, norm_length: float, count_empty_rows: bool) -> Pair:
     return jnp.sum(per_token * mask), jnp.sum(mask)
 
 
 @register_aggregation("seq-mean-token-mean")
-def _seq_mean_token_mean(per_token: jax.Array, mask: jax.Array, norm_length: float) -> Pair:
-    seq_sum, seq_len, n_seq = _seq_stats(per_token, mask)
+def _seq_mean_token_mean(per_token: jax.Array, mask: jax.Array, norm_length: float, count_empty_rows: bool) -> Pair:
+    seq_sum, seq_len, n_seq = _seq_stats(per_token, mask, count_empty_rows)
     return jnp.sum(seq_sum / jnp.maximum(seq_len, 1.0)), n_seq
 
 
 @register_aggregation("seq-mean-token-sum")
-def _seq_mean_token_sum(per_token: jax.Array, mask: jax.Array, norm_length: float) -> Pair:
-    seq_sum, _, n_seq = _seq_stats(per_token, mask)
+def _seq_mean_token_sum(per_token: jax.Array, mask: jax.Array, norm_length: float, count_empty_rows: bool) -> Pair:
+    seq_sum, _, n_seq = _seq_stats(per_token, mask, count_empty_rows)
     return jnp.sum(seq_sum), n_seq
 
 
 @register_aggregation("seq-mean-token-sum-norm")
-def _seq_mean_token_sum_norm(per_token: jax.Array, mask: jax.Array, norm_length: float) -> Pair:
-    seq_sum, _, n_seq = _seq_stats(per_token, mask)
+def _seq_mean_token_sum_norm(per_token: jax.Array, mask: jax.Array, norm_length: float,
+                             count_empty_rows: bool) -> Pair:
+    seq_sum, _, n_seq = _seq_stats(per_token, mask, count_empty_rows)
     return jnp.sum(seq_sum) / norm_length, n_seq
 
 
-def aggregate(per_token: jax.Array, mask: jax.Array, mode: str, *, norm_length: float | None = None) -> Pair:
-    """Aggregates a per-token [B, T] quantity into a (sum, denominator) pair of float32 scalars (see module doc)."""
+def aggregate(per_token: jax.Array, mask: jax.Array, mode: str, *, norm_length: float | None = None,
+              count_empty_rows: bool = False, normalize_per_micro_batch: bool = False) -> Pair:
+    """Aggregates a per-token [B, T] quantity into a (sum, denominator) pair of float32 scalars (see module doc).
+
+    ``normalize_per_micro_batch``: returns (sum / denominator, 1) (0 for an empty denominator), so accumulating
+    micro-batches averages their losses instead of pooling their denominators.
+    """
     fn = AGGREGATIONS.get(mode)
     mask = jnp.asarray(mask, jnp.float32)
     per_token = jnp.where(mask > 0, jnp.asarray(per_token, jnp.float32), 0.0)  # no NaN/inf leaks from padding
     length = float(mask.shape[-1]) if norm_length is None else norm_length
-    total, denom = fn(per_token, mask, length)
-    return total, jnp.asarray(denom, jnp.float32)
+    total, denom = fn(per_token, mask, length, count_empty_rows)
+    denom = jnp.asarray(denom, jnp.float32)
+    if normalize_per_micro_batch:
+        return jnp.where(denom > 0, total / jnp.where(denom > 0, denom, 1.0), 0.0), jnp.ones((), jnp.float32)
+    return total, denom
 
 
 def masked_mean(x: jax.Array, mask: jax.Array) -> Pair:
@@ -105,6 +127,10 @@ class GRPOLossConfig:
     kl_coef: float = 0.0  # beta
     kl_estimator: str = "k3"
     entropy_coef: float = 0.0
+    # peers' conventions (urlvr_jax.rl.conventions): TRL's use_bias_correction_kl, TRL's row count, TRL's bnpo scope
+    kl_ratio: bool = False  # per-token KL times the importance ratio w
+    count_empty_rows: bool = False  # seq-mean modes divide by all B rows, empty ones included
+    normalize_per_micro_batch: bool = False  # each micro-batch normalised alone; the update averages them
 
     def __post_init__(self):
         POLICY_LOSSES.check(self.policy_loss)
@@ -206,7 +232,8 @@ def grpo_loss_terms(
     mask = jnp.asarray(mask, jnp.float32)
     if old_logprobs is None:
         old_logprobs = jax.lax.stop_gradient(logprobs)
-    agg = dict(mode=config.loss_agg_mode, norm_length=config.norm_length)
+    agg = dict(mode=config.loss_agg_mode, norm_length=config.norm_length, count_empty_rows=config.count_empty_rows,
+               normalize_per_micro_batch=config.normalize_per_micro_batch)
 
     per_token, token_metrics = policy_loss(logprobs, old_logprobs, advantages, config)
     terms: dict[str, Pair] = {"policy": aggregate(per_token, mask, **agg)}
@@ -214,7 +241,11 @@ def grpo_loss_terms(
     if config.kl_coef != 0.0:
         if ref_logprobs is None:
             raise ValueError("kl_coef != 0 needs ref_logprobs")
-        terms["kl"] = aggregate(kl_penalty(logprobs, ref_logprobs, config.kl_estimator), mask, **agg)
+        per_token_kl = kl_penalty(logprobs, ref_logprobs, config.kl_estimator)
+        if config.kl_ratio:  # TRL use_bias_correction_kl: w * KL, w differentiable (TRL's coef_1)
+            log_ratio = jnp.clip(logprobs - old_logprobs, -config.log_ratio_clamp, config.log_ratio_clamp)
+            per_token_kl = per_token_kl * jnp.exp(log_ratio)
+        terms["kl"] = aggregate(per_token_kl, mask, **agg)
         loss_sum = loss_sum + config.kl_coef * terms["kl"][0]
     if config.entropy_coef != 0.0:
         if entropy is None:

@@ -141,7 +141,8 @@ def step_and_optimizer(config):
     loss = GRPOLossConfig(policy_loss=a.policy_loss, eps_low=a.eps_low, eps_high=a.eps_high,
                           dual_clip_c=a.dual_clip_c or None, loss_agg_mode=a.loss_agg_mode,
                           norm_length=float(c.rollout.max_new_tokens), kl_coef=a.kl_coef,
-                          kl_estimator=a.kl_estimator, entropy_coef=a.entropy_coef)
+                          kl_estimator=a.kl_estimator, entropy_coef=a.entropy_coef, kl_ratio=a.kl_ratio,
+                          count_empty_rows=a.count_empty_rows, normalize_per_micro_batch=a.normalize_per_micro_batch)
     step_cfg = StepConfig(loss=loss, temperature=c.rollout.temperature, ppo_epochs=a.ppo_epochs,
                           num_minibatches=num_minibatches, num_microbatches=num_microbatches,
                           remat=c.train.remat, logprob_chunk=c.train.logprob_chunk or None,

@@ -78,6 +78,9 @@ def load_config(path_or_name: str, configs_dir: str | os.PathLike | None = None)
         cfg = ml_collections.ConfigDict(cfg)
     if not isinstance(cfg, ml_collections.ConfigDict):
         raise TypeError(f"get_config() in {path} returned {type(cfg).__name__}, expected an ml_collections.ConfigDict")
+    from urlvr_jax.rl.conventions import apply_conventions  # (imports nothing heavy)
+
+    apply_conventions(cfg)  # algo.conventions=verl|trl sets its fields
     cfg.lock()
     return cfg
 
@@ -192,7 +195,10 @@ def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Sequence[str]) ->
         if not sep or not key:
             raise ValueError(f"override {item!r} is not of the form dotted.key=value")
         set_override(out, key, text)
-    return out
+    from urlvr_jax.rl.conventions import apply_conventions
+
+    explicit = [item.partition("=")[0] for item in overrides]
+    return apply_conventions(out, explicit)  # the preset's fields, except those overridden here
 
 
 def parse_cli(
