@@ -196,6 +196,10 @@ class Sampler:
     def _programs(self) -> dict:
         return {}
 
+    @functools.cached_property
+    def _joins(self) -> dict:
+        return {}
+
     def _jitted(self, batch: int, bucket: int, num_samples: int):
         """(prefill, decode, to_rollout) for one input shape, jitted with shardings when there is a mesh."""
         key = (batch, bucket, num_samples)
@@ -336,11 +340,13 @@ class Sampler:
         return parts[0] if len(parts) == 1 else self._joined(parts, num_samples)
 
     def _joined(self, parts: list[Rollout], num_samples: int) -> Rollout:
-        join = functools.partial(_join, num_samples=num_samples)
-        if self.mesh is None:
-            return jax.jit(join)(parts)
-        out = shd.tree_batch_shardings(jax.eval_shape(join, parts), self.mesh)
-        return jax.jit(join, out_shardings=out)(parts)
+        """:func:`_join` of the chunks, jitted once per shape (batch-sharded like an unchunked rollout)."""
+        key = (num_samples, len(parts), parts[0].tokens.shape, parts[0].prompt_tokens.shape)
+        if key not in self._joins:
+            join = functools.partial(_join, num_samples=num_samples)
+            out = None if self.mesh is None else shd.tree_batch_shardings(jax.eval_shape(join, parts), self.mesh)
+            self._joins[key] = jax.jit(join, out_shardings=out)
+        return self._joins[key](parts)
 
     def _place(self, x: np.ndarray) -> jax.Array:
         if self.mesh is None:
