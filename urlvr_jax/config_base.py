@@ -13,6 +13,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.seed = 0
     c.run_dir = "runs/base"  # metrics.jsonl, tb/, checkpoints/, plots, config.json
     c.mesh = ""  # "data:2,fsdp:2,tensor:2" | "2,2,2" | "" (every device on fsdp)
+    c.plugins = ""  # "mypkg.rewards,path/to/mine.py": modules imported before the run (see urlvr_jax/plugins.py)
 
     # Policy (and reference) model: the same code, different params.
     c.model = ml_collections.ConfigDict(dict(

@@ -1,13 +1,17 @@
 """Command line of the URLVR loop.
 
-    python -m urlvr_jax.train --config cpu_default [key=value ...]
+    python -m urlvr_jax.train --config cpu_default [--plugin mypkg.rewards] [key=value ...]
 
 ``--config`` takes a name in ``configs/`` or a path to a config file; every field can be overridden with
 ``dotted.key=value`` (an unknown key is refused with the valid keys listed). A bad value, path or a busy run_dir
-prints one line, ``error: <message>``; ``--debug`` (or ``URLVR_DEBUG=1``) shows the traceback too.
+prints one line, ``error: <message>``; ``--debug`` (or ``URLVR_DEBUG=1``) shows the traceback too. ``--plugin`` (and
+the config field ``plugins``) imports your modules first, so the rewards, estimators, losses and tasks they register
+can be named in the config (see :mod:`urlvr_jax.plugins`).
 """
 
 from __future__ import annotations
+
+import sys
 
 from urlvr_jax.utils.config import UserError, parse_cli
 
@@ -16,7 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     from urlvr_jax.utils.distributed import maybe_initialize
 
     maybe_initialize()  # multi-host pods / clusters: URLVR_DISTRIBUTED=1 (see launch/README.md)
+    from urlvr_jax import plugins
+
+    names, argv = plugins.split_plugin_flags(sys.argv[1:] if argv is None else argv)
+    plugins.load_entry_point_plugins()
+    plugins.load_plugins(names)  # before the config file, which may use what they register
     config, extra = parse_cli(argv, default_config="cpu_default")
+    plugins.load_plugins(config.get("plugins", ""), source="config plugins:")
     extra = [flag for flag in extra if flag != "--debug"]  # (read by run_main: tracebacks for user errors)
     if extra:
         raise UserError(f"unknown flags {extra}; overrides are written key=value (see configs/*.py)")

@@ -23,14 +23,16 @@ _REWARDS: dict[str, RewardFn] = {}
 _KIND_OF: dict[str, str] = {}
 
 
-def register_reward(name: str, kind: str) -> Callable[[RewardFn], RewardFn]:
-    """Decorator registering ``fn`` under ``name``; ``kind`` is one of KINDS."""
+def register_reward(name: str, kind: str, *, replace: bool = False) -> Callable[[RewardFn], RewardFn]:
+    """Decorator registering ``fn(batch: RewardBatch, **options) -> [B] float32`` under ``name``; ``kind`` is one
+    of KINDS. A name already taken by another function is refused unless ``replace`` (e.g. a notebook cell run
+    again)."""
     if kind not in KINDS:
         raise ValueError(f"register_reward({name!r}): unknown kind {kind!r}; known kinds: {KINDS}")
 
     def decorator(fn: RewardFn) -> RewardFn:
-        if name in _REWARDS and _REWARDS[name] is not fn:
-            raise ValueError(f"register_reward: the name {name!r} is already registered")
+        if name in _REWARDS and _REWARDS[name] is not fn and not replace:
+            raise ValueError(f"register_reward: the name {name!r} is already registered (replace=True replaces it)")
         _REWARDS[name] = fn
         _KIND_OF[name] = kind
         return fn

@@ -24,13 +24,14 @@ class Registry(Generic[F]):
         self.kind = kind
         self._fns: dict[str, F] = {}
 
-    def register(self, name: str, *aliases: str) -> Callable[[F], F]:
-        """Decorator registering ``fn`` under ``name`` and every alias."""
+    def register(self, name: str, *aliases: str, replace: bool = False) -> Callable[[F], F]:
+        """Decorator registering ``fn`` under ``name`` and every alias; a name taken by another function is refused
+        unless ``replace``."""
 
         def decorator(fn: F) -> F:
             for key in (name, *aliases):
-                if key in self._fns and self._fns[key] is not fn:
-                    raise ValueError(f"{self.kind} {key!r} is already registered")
+                if key in self._fns and self._fns[key] is not fn and not replace:
+                    raise ValueError(f"{self.kind} {key!r} is already registered (replace=True replaces it)")
                 self._fns[key] = fn
             return fn
 
