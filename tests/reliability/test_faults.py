@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import jax
@@ -228,5 +227,12 @@ def test_export_refuses_non_finite_weights(tmp_path):
     assert not (tmp_path / "hf").exists()
 
 
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))
+def test_a_directory_without_a_tokenizer_is_named(tmp_path):
+    from urlvr_jax.rl.loop import URLVRRun
+    from urlvr_jax.utils.config import apply_overrides, load_config
+
+    (tmp_path / "notes.txt").write_text("not a model")
+    config = apply_overrides(load_config("tiny_gt"), ["tokenizer.kind=hf", f"tokenizer.path={tmp_path}"])
+    with pytest.raises(ValueError, match=rf"config tokenizer.path='{tmp_path}' holds no tokenizer \(none of "
+                                         r"tokenizer.json, .*\); name a Hugging Face model directory"):
+        URLVRRun(config)

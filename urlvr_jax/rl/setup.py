@@ -17,6 +17,7 @@ from urlvr_jax.rl.train_step import StepConfig, make_optimizer
 from urlvr_jax.tasks import Example, format_prompt
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 MATMUL_PRECISIONS = ("highest", "float32", "high", "tensorfloat32", "bfloat16", "default")
 
 
@@ -44,6 +45,10 @@ def build_tokenizer(config):
     path = tok.path or _model_path(config)
     if not path:
         raise ValueError("config tokenizer.path (or model.path) must name a tokenizer directory for tokenizer.kind=hf")
+    key = "tokenizer.path" if tok.path else "model.path"
+    if os.path.isdir(path) and not any(os.path.exists(os.path.join(path, f)) for f in TOKENIZER_FILES):
+        raise ValueError(f"config {key}={path!r} holds no tokenizer (none of {', '.join(TOKENIZER_FILES)}); "
+                         f"name a Hugging Face model directory, or set tokenizer.kind=char")
     return load_tokenizer(path)
 
 
