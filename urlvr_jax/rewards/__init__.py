@@ -10,10 +10,19 @@
   ``self_verify`` verification prompts and verdict parsing; ``metrics`` URLVR metrics.
 * ``batch``      :class:`RewardBatch`; ``registry`` names -> reward functions.
 
-This package imports nothing heavy on purpose: grading workers import ``grading`` in a fresh process.
-Import the submodules you need, e.g. ``from urlvr_jax.rewards.batch import RewardBatch``.
+Names are imported lazily, so importing this package costs nothing (grading workers import ``grading`` in a
+fresh process). Reward functions are reached by name: ``get_reward("majority_vote")``.
 """
 
-from urlvr_jax.rewards.registry import compute_rewards, get_reward, list_rewards, register_reward
+from urlvr_jax._exports import lazy_exports
 
-__all__ = ["compute_rewards", "get_reward", "list_rewards", "register_reward"]
+_EXPORTS = {
+    "compute_rewards": "registry", "get_reward": "registry", "list_rewards": "registry",
+    "register_reward": "registry", "reward_kind": "registry",
+    "RewardBatch": "batch", "extract_answer": "answers", "normalize_answer": "answers",
+    "majority_labels": "ensemble", "self_certainty_score": "certainty", "token_entropy_score": "certainty",
+    "trajectory_entropy_score": "certainty", "probability_score": "certainty",
+    "urlvr_metrics": "metrics", "pass_at_k": "metrics",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
