@@ -75,14 +75,15 @@ def test_compiled_sizes_are_per_device(qwen_plan):
 
 def test_estimates_beside_the_compiled_sizes(qwen_plan):
     """The back-of-the-envelope figures: exact where the shapes decide (up to the replicated norms, the key mask),
-    within a factor of 2 for the compiled temporaries."""
+    within a factor of 3 for the compiled temporaries."""
     est, plan = qwen_plan.estimate, qwen_plan
     assert est["params"] == pytest.approx(plan.params, rel=1e-3) and est["opt_state"] == pytest.approx(plan.opt_state,
                                                                                                        rel=1e-3)
     assert est["kv_cache"] == pytest.approx(plan.kv_cache, rel=1e-3)
     assert est["decode_state"] == pytest.approx(plan.decode_state, rel=0.05)
-    train_temp = plan.programs["train_step"].temp
-    assert train_temp / 2 <= est["train_temp"] <= 2 * train_temp
+    for program, key in (("train_step", "train_temp"), ("prefill", "prefill_temp"), ("decode", "decode_temp")):
+        temp = plan.programs[program].temp
+        assert temp / 3 <= est[key] <= 3 * temp, (program, temp, est[key])
 
 
 def _train_step_temp(config) -> int:
@@ -127,9 +128,9 @@ def test_suggestions_fit_the_estimate():
             shapes = plan_estimate.shapes_of(config, planmod.model_config(config), dict(data=2, fsdp=2, tensor=2),
                                              1_720_574_976, chunk)
             assert chunk % 4 == 0 and 64 * 8 % chunk == 0
-            assert plan_estimate.estimate(shapes)["decode_peak"] <= 0.85 * budget_gb * 2**30
-            bigger = dataclasses.replace(shapes, chunk_rows=2 * chunk)
-            assert plan_estimate.estimate(bigger)["decode_peak"] > 0.85 * budget_gb * 2**30
+            peak = lambda shapes: max(plan_estimate.estimate(shapes)[k] for k in ("prefill_peak", "decode_peak"))
+            assert peak(shapes) <= 0.85 * budget_gb * 2**30
+            assert peak(dataclasses.replace(shapes, chunk_rows=2 * chunk)) > 0.85 * budget_gb * 2**30
         assert micro % 4 == 0 and 64 * 8 % micro == 0
 
 

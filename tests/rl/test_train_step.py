@@ -142,9 +142,9 @@ def test_micro_batches_stay_sharded_inside_the_scan(monkeypatch, mesh_spec, mini
     seen = []
     terms = train_step_module._microbatch_terms
 
-    def spy(params, mb, cfg, step_cfg):
+    def spy(params, mb, cfg, step_cfg, shared_rows=1):
         jax.debug.inspect_array_sharding(mb.tokens, callback=lambda s: seen.append(s.shard_shape(mb.tokens.shape)))
-        return terms(params, mb, cfg, step_cfg)
+        return terms(params, mb, cfg, step_cfg, shared_rows)
 
     monkeypatch.setattr(train_step_module, "_microbatch_terms", spy)
     state = init_train_state(params, OPTIMIZER, jax.random.key(1))
@@ -165,10 +165,11 @@ def test_unrolled_layers_equal_scanned_layers():
         _assert_metrics_close(a, b)
 
 
-@pytest.mark.parametrize("micro,sharded", [(2, False), (4, False), (2, True)])
+@pytest.mark.parametrize("micro,sharded", [(2, False), (4, False), (1, True)])
 def test_shared_prompt_step_equals_per_row_step(micro, sharded):
     """prompt_group=4 on two groups of 4 rows: 2 micro-batches share each prompt over 4 rows, 4 micro-batches
-    over gcd(2, 4) = 2 rows; both equal the step that runs every row's prompt, and so does the sharded step."""
+    over gcd(2, 4) = 2 rows; both equal the step that runs every row's prompt, and so does the sharded step (8 rows
+    on data 2 x fsdp 2: 2 rows per device share their prompt, a group is not split over devices)."""
     batches = [_batch(0, group=4), _batch(1, group=4)]
     ref_state, ref_metrics = _run(_cfg(micro=micro), batches)
     state, metrics = _run(dataclasses.replace(_cfg(micro=micro), prompt_group=4), batches, sharded=sharded)

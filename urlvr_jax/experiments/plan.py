@@ -270,7 +270,7 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
         shapes=dict(train_rows=rows, prompt_len=prompt_len, max_new_tokens=new, rollout_prompts=r.prompts_per_step,
                     samples_per_prompt=n_votes, chunk_rows=chunk_rows, num_minibatches=step_cfg.num_minibatches,
                     num_microbatches=step_cfg.num_microbatches, remat=step_cfg.remat,
-                    logprob_chunk=step_cfg.logprob_chunk, prompt_group=step_cfg.prompt_group),
+                    logprob_chunk=step_cfg.logprob_chunk, prompt_group=shapes.prompt_group),
         params=device_bytes(state.params), opt_state=device_bytes(state.opt_state),
         extra_params=copies * device_bytes(state.params),
         kv_cache=max(device_bytes(d.cache) for d in decode_states),
@@ -308,6 +308,7 @@ def format_plan(plan: Plan, budget: int | None = None) -> str:
         f"  reference/teacher      {fmt(plan.extra_params)}  {fmt(est['extra_params'])}",
         f"  KV cache (one chunk)   {fmt(plan.kv_cache)}  {fmt(est['kv_cache'])}",
         f"  decode state (all)     {fmt(plan.decode_state)}  {fmt(est['decode_state'])}",
+        f"  prefill temp           {fmt(plan.programs['prefill'].temp)}  {fmt(est['prefill_temp'])}",
         f"  decode temp            {fmt(plan.programs['decode'].temp)}  {fmt(est['decode_temp'])}",
         f"  train step temp        {fmt(plan.programs['train_step'].temp)}  {fmt(est['train_temp'])}",
         "",
@@ -320,7 +321,7 @@ def format_plan(plan: Plan, budget: int | None = None) -> str:
                      f"{fmt(p.code)} {flops} {p.compile_s:7.1f}s")
     lines += ["", f"peak per phase (compiled program + resident state; estimate), budget {fmt(budget).strip()} per device"]
     for name, peak in plan.phases.items():
-        guess = est.get("train_peak" if name == "train_step" else "decode_peak" if name.endswith("decode") else "")
+        guess = est.get({"train_step": "train_peak", "prefill": "prefill_peak", "decode": "decode_peak"}.get(name, ""))
         guess = fmt(guess) if guess else f"{'':13s}"
         lines.append(f"  {name:12s} {fmt(peak)}  {peak / budget:6.1%}  {'ok  ' if peak <= budget else 'OVER'} {guess}")
     verdict = "FITS" if plan.fits(budget) else "DOES NOT FIT"

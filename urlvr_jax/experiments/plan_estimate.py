@@ -10,7 +10,9 @@ bytes, L layers:
 * KV cache ``2 * L * B_d * S * (K / tensor) * head_dim * b`` for the rows decoded at once (a chunk);
 * decode state: the cache plus per row the next-token logits (V float32) and the T-long output buffers (token,
   uniform and 4 statistics, 4 bytes each); the decode step's temporaries: one layer's keys and values (the layer
-  scan's slice of the stacked cache) and ~3 float32 copies of the [B_d, V] logits;
+  scan's slice of the stacked cache), ~3 float32 copies of the [B_d, V] logits and the LM head gathered over fsdp
+  (``V / tensor * D`` in the param and the compute dtype); the prefill's temporaries: the cache before it is
+  repeated for the samples, and one layer's activations and attention scores over the prompts;
 * train step temporaries, per micro-batch of R rows (R_d = R / (data x fsdp) per device): the gradient, its
   accumulator, and the optimizer's clipped gradient and update (4 x parameters); with remat the L layer inputs ``L * R_d * S' * D * b`` (S' = prompt / g + T when each
   prompt runs once for its g rows) plus one layer's working set rebuilt in the backward pass; without remat every
@@ -59,6 +61,7 @@ class Shapes:
     samples: int  # samples per prompt
     chunk_rows: int  # rows decoded at once
     micro_rows: int  # rows per micro-batch
+    group: int  # rows sampled from one prompt (train.share_prompt: they may share its forward)
     prompt_group: int  # rows sharing one prompt in the update's forward
     remat: bool
     logprob_chunk: int  # 0: the whole completion
@@ -68,6 +71,13 @@ class Shapes:
     @property
     def batch_shards(self) -> int:
         return self.data * self.fsdp
+
+
+def shared_rows(group: int, micro_rows: int, mesh_shape: dict) -> int:
+    """Rows that run one prompt in the train step (as ``rl.train_step._shared_rows``): a divisor of the group that
+    stays on one device."""
+    shards = mesh_shape["data"] * mesh_shape["fsdp"]
+    return math.gcd(group, _shard(micro_rows, shards))
 
 
 def shapes_of(config, cfg, mesh_shape: dict, num_params: int, chunk_rows: int) -> Shapes:
@@ -84,21 +94,26 @@ def shapes_of(config, cfg, mesh_shape: dict, num_params: int, chunk_rows: int) -
         act_bytes=DTYPE_BYTES[cfg.dtype], param_bytes=DTYPE_BYTES[cfg.param_dtype], data=mesh_shape["data"],
         fsdp=mesh_shape["fsdp"], tensor=mesh_shape["tensor"], prompt_len=r.max_prompt_len, new_tokens=r.max_new_tokens,
         prompts=r.prompts_per_step, samples=r.n_votes or r.n, chunk_rows=chunk_rows, micro_rows=micro_rows,
-        prompt_group=math.gcd(setup.prompt_group(config), micro_rows), remat=config.train.remat,
+        prompt_group=shared_rows(setup.prompt_group(config), micro_rows, mesh_shape), remat=config.train.remat,
         logprob_chunk=config.train.logprob_chunk, attention_chunk=config.model.attention_chunk,
+        group=setup.prompt_group(config),
         extra_copies=int(needs_ref) + int("co_rewarding_teacher" in str(config.reward.name)))
 
 
 def estimate(s: Shapes) -> dict[str, int]:
     """Per-device bytes (see the module docstring): params, opt_state, extra_params, kv_cache, decode_state,
-    decode_temp, train_temp, and the phases' peaks decode_peak and train_peak."""
+    decode_temp, prefill_temp, train_temp, and the phases' peaks prefill_peak, decode_peak and train_peak."""
     seq = s.prompt_len + s.new_tokens
     params = s.num_params * s.param_bytes // (s.fsdp * s.tensor)
     rows = _shard(s.chunk_rows, s.batch_shards)
     kv_per_row = 2 * s.layers * seq * _shard(s.kv_heads, s.tensor) * s.head_dim * s.act_bytes
     kv = rows * kv_per_row
     decode_state = kv + rows * (s.vocab * 4 + s.new_tokens * STATS_PER_TOKEN * 4)
-    decode_temp = kv // s.layers + 3 * rows * s.vocab * 4
+    lm_head = _shard(s.vocab, s.tensor) * s.hidden * (s.param_bytes + s.act_bytes)
+    decode_temp = kv // s.layers + 3 * rows * s.vocab * 4 + lm_head
+    prompts = _shard(max(1, s.chunk_rows // s.samples), s.batch_shards)
+    prefill_temp = kv // min(s.samples, s.chunk_rows) + prompts * s.prompt_len * (
+        (4 * s.hidden + 3 * _shard(s.ffn, s.tensor)) * s.act_bytes + 3 * _shard(s.heads, s.tensor) * s.prompt_len * 4)
     micro = _shard(s.micro_rows, s.batch_shards)
     tokens = s.prompt_len // s.prompt_group + s.new_tokens  # positions run per row
     queries = min(s.attention_chunk or tokens, tokens)
@@ -111,19 +126,21 @@ def estimate(s: Shapes) -> dict[str, int]:
     extra = s.extra_copies * params
     resident = params + opt_state + extra
     return dict(params=params, opt_state=opt_state, extra_params=extra, kv_cache=kv, kv_per_row=kv_per_row,
-                decode_state=decode_state, decode_temp=decode_temp, train_temp=train_temp,
-                decode_peak=resident + decode_state + decode_temp, train_peak=resident + train_temp)
+                decode_state=decode_state, decode_temp=decode_temp, prefill_temp=prefill_temp, train_temp=train_temp,
+                decode_peak=resident + decode_state + decode_temp, prefill_peak=resident + decode_state + prefill_temp,
+                train_peak=resident + train_temp)
 
 
 def chunk_rows_for(s: Shapes, budget: int, margin: float = 0.85) -> int:
     """The most rows to decode at once (whole prompts, a multiple of data x fsdp where possible) whose estimated
-    decode peak stays within ``margin * budget``; 0 when every row fits at once."""
+    prefill and decode peaks stay within ``margin * budget``; 0 when every row fits at once."""
     total = s.prompts * s.samples
     candidates = [k * s.samples for k in range(s.prompts, 0, -1) if s.prompts % k == 0]
     candidates += [j for j in range(s.samples - 1, 0, -1) if s.samples % j == 0]  # part of one prompt's samples
     sharded = [c for c in candidates if c % s.batch_shards == 0] or candidates
     for rows in sharded:
-        if estimate(dataclasses.replace(s, chunk_rows=rows))["decode_peak"] <= margin * budget:
+        est = estimate(dataclasses.replace(s, chunk_rows=rows))
+        if max(est["prefill_peak"], est["decode_peak"]) <= margin * budget:
             return 0 if rows == total else rows
     return sharded[-1]
 
@@ -134,7 +151,7 @@ def micro_rows_for(s: Shapes, mini_rows: int, budget: int, margin: float = 0.85)
     divisors = [d for d in range(mini_rows, 0, -1) if mini_rows % d == 0]
     sharded = [d for d in divisors if d % s.batch_shards == 0] or divisors
     for rows in sharded:
-        shaped = dataclasses.replace(s, micro_rows=rows, prompt_group=math.gcd(s.prompt_group, rows))
+        shaped = dataclasses.replace(s, micro_rows=rows, prompt_group=shared_rows(s.group, rows, vars(s)))
         if estimate(shaped)["train_peak"] <= margin * budget:
             return rows
     return sharded[-1]

@@ -121,12 +121,20 @@ def _constrain_rows(tree, mesh: jax.sharding.Mesh | None):
     return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, shd.batch_sharding(mesh, x.shape)), tree)
 
 
-def _microbatch_terms(params, mb: TrainBatch, cfg: ModelConfig, step_cfg: StepConfig):
+def _shared_rows(step_cfg: StepConfig, rows: int, mesh: jax.sharding.Mesh | None) -> int:
+    """Rows of a micro-batch of ``rows`` rows that run their prompt once: ``prompt_group`` rows where they are
+    consecutive and, on a mesh, on one device (a group split over devices would have its prompt's activations
+    gathered on every device), else a divisor of it."""
+    shards = 1 if mesh is None else mesh.shape["data"] * mesh.shape["fsdp"]
+    return math.gcd(step_cfg.prompt_group, rows // shards if rows % shards == 0 else rows)
+
+
+def _microbatch_terms(params, mb: TrainBatch, cfg: ModelConfig, step_cfg: StepConfig, shared_rows: int = 1):
     if step_cfg.unroll_layers:
         params = unstack_layers(params)  # its gradient flows back into the stacked params
     stats = completion_stats(params, mb.prompt_tokens, mb.prompt_mask, mb.tokens, mb.mask, cfg=cfg,
                              temperature=step_cfg.temperature, chunk_size=step_cfg.logprob_chunk,
-                             remat=step_cfg.remat, prompt_group=math.gcd(step_cfg.prompt_group, mb.tokens.shape[0]))
+                             remat=step_cfg.remat, prompt_group=shared_rows)
     loss_cfg = step_cfg.loss
     old = None if step_cfg.old_is_current else mb.old_logprobs
     terms = grpo_loss_terms(stats["logprobs"], old, mb.advantages, mb.mask, loss_cfg,
@@ -148,8 +156,10 @@ def _update(state: TrainState, minibatch: TrainBatch, *, cfg: ModelConfig, step_
     """One optimizer update from one mini-batch, accumulated over micro-batches."""
     micro = _split(_constrain_rows(minibatch, mesh), step_cfg.num_microbatches, mesh)
 
+    shared = _shared_rows(step_cfg, minibatch.advantages.shape[0] // step_cfg.num_microbatches, mesh)
+
     def loss_fn(params, mb):
-        terms = _microbatch_terms(params, _constrain_rows(mb, mesh), cfg, step_cfg)
+        terms = _microbatch_terms(params, _constrain_rows(mb, mesh), cfg, step_cfg, shared)
         return terms["loss"][0], terms
 
     grad_fn = jax.grad(loss_fn, has_aux=True)
