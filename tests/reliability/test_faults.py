@@ -180,7 +180,7 @@ def test_killed_before_the_first_checkpoint_restarts_clean(tmp_path, env):
 
     result = run_cli(cmd, env)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"taking over the stale lock" in result.stderr and f"pid {proc.pid}" in result.stderr
+    assert "taking over the stale lock" in result.stderr and f"pid {proc.pid}" in result.stderr
     assert not os.path.exists(os.path.join(run_dir, run_lock.LOCK_FILE))  # released at the end
     records = read_metrics(run_dir)
     assert [r["step"] for r in records] == [0, 1, 2, 2]  # val 0, train 1, train 2, val 2: step 0 once
