@@ -122,8 +122,12 @@ def test_suggestions_fit_the_estimate():
     with twice the rows; the micro-batch keeps at least a row per data x fsdp device."""
     config = apply_overrides(load_config("paper_qwen3_1p7b"), ["mesh=data:2,fsdp:2,tensor:2"])
     for budget_gb, fits_all_at_once in ((32.0, False), (300.0, True)):
-        chunk, micro = (int(o.split("=")[1]) for o in planmod.suggest(config, budget_gb))
+        suggested = dict(o.split("=") for o in planmod.suggest(config, budget_gb))
+        chunk, micro = int(suggested["rollout.max_rows_per_chunk"]), int(suggested["algo.micro_batch_rollouts"])
         assert (chunk == 0) == fits_all_at_once
+        # 4 rows x 8 heads x 7424 x 8192 positions x 3 float32 buffers = 22 GiB of scores: chunk the queries
+        assert suggested.get("model.attention_chunk") == ("1024" if budget_gb < 88 else None)
+        assert 4 <= micro <= 16  # at most the config's own, at least a row per data x fsdp device
         if chunk:
             shapes = plan_estimate.shapes_of(config, planmod.model_config(config), dict(data=2, fsdp=2, tensor=2),
                                              1_720_574_976, chunk)

@@ -357,9 +357,10 @@ def parse_size(text: str) -> float:
     return float(match.group(1)) * unit / GiB
 
 
-def suggest(config, budget_gb: float) -> list[str]:
+def suggest(config, budget_gb: float, attention_chunk: int = 1024) -> list[str]:
     """Overrides of ``rollout.max_rows_per_chunk`` and ``algo.micro_batch_rollouts`` that the estimate fits in
-    ``budget_gb`` GiB per device on the config's mesh (no compilation)."""
+    ``budget_gb`` GiB per device on the config's mesh (no compilation), and ``model.attention_chunk`` when the
+    train step's attention scores would take over a quarter of the budget."""
     from urlvr_jax import sharding as shd
     from urlvr_jax.model.hf_io import num_params
     from urlvr_jax.rl import setup
@@ -372,7 +373,14 @@ def suggest(config, budget_gb: float) -> list[str]:
     mini_rows = config.algo.mini_batch_prompts * r.n
     micro = plan_estimate.micro_rows_for(shapes, mini_rows, budget)
     setup.batching(config)  # the config's own batching must be valid before it is changed
-    return [f"rollout.max_rows_per_chunk={chunk}", f"algo.micro_batch_rollouts={micro}"]
+    overrides = [f"rollout.max_rows_per_chunk={chunk}"]
+    shapes = dataclasses.replace(shapes, micro_rows=micro, prompt_group=plan_estimate.shared_rows(
+        shapes.group, micro, dict(mesh.shape)))
+    if not shapes.attention_chunk and plan_estimate.attention_bytes(shapes) > budget / 4:
+        overrides.append(f"model.attention_chunk={attention_chunk}")
+        shapes = dataclasses.replace(shapes, attention_chunk=attention_chunk)
+        micro = plan_estimate.micro_rows_for(shapes, mini_rows, budget)
+    return overrides + [f"algo.micro_batch_rollouts={micro}"]
 
 
 def main(argv: list[str] | None = None) -> int:

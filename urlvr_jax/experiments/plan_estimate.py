@@ -116,9 +116,7 @@ def estimate(s: Shapes) -> dict[str, int]:
         (4 * s.hidden + 3 * _shard(s.ffn, s.tensor)) * s.act_bytes + 3 * _shard(s.heads, s.tensor) * s.prompt_len * 4)
     micro = _shard(s.micro_rows, s.batch_shards)
     tokens = s.prompt_len // s.prompt_group + s.new_tokens  # positions run per row
-    queries = min(s.attention_chunk or tokens, tokens)
-    layer = micro * tokens * (4 * s.hidden + 3 * _shard(s.ffn, s.tensor)) * s.act_bytes
-    layer += 3 * micro * _shard(s.heads, s.tensor) * queries * seq * 4
+    layer = micro * tokens * (4 * s.hidden + 3 * _shard(s.ffn, s.tensor)) * s.act_bytes + attention_bytes(s)
     kept = s.layers * micro * tokens * s.hidden * s.act_bytes + layer if s.remat else s.layers * layer
     head = 3 * micro * min(s.logprob_chunk or s.new_tokens, s.new_tokens) * _shard(s.vocab, s.tensor) * 4
     train_temp = 4 * params + kept + head
@@ -129,6 +127,14 @@ def estimate(s: Shapes) -> dict[str, int]:
                 decode_state=decode_state, decode_temp=decode_temp, prefill_temp=prefill_temp, train_temp=train_temp,
                 decode_peak=resident + decode_state + decode_temp, prefill_peak=resident + decode_state + prefill_temp,
                 train_peak=resident + train_temp)
+
+
+def attention_bytes(s: Shapes) -> int:
+    """One layer's attention scores, probabilities and their gradient in the train step, per device."""
+    tokens = s.prompt_len // s.prompt_group + s.new_tokens
+    queries = min(s.attention_chunk or tokens, tokens)
+    return 3 * _shard(s.micro_rows, s.batch_shards) * _shard(s.heads, s.tensor) * queries * (
+        s.prompt_len + s.new_tokens) * 4
 
 
 def chunk_rows_for(s: Shapes, budget: int, margin: float = 0.85) -> int:
@@ -146,9 +152,11 @@ def chunk_rows_for(s: Shapes, budget: int, margin: float = 0.85) -> int:
 
 
 def micro_rows_for(s: Shapes, mini_rows: int, budget: int, margin: float = 0.85) -> int:
-    """The most rows per micro-batch (a divisor of the mini-batch's rows, a multiple of data x fsdp where possible)
-    whose estimated train-step peak stays within ``margin * budget``."""
-    divisors = [d for d in range(mini_rows, 0, -1) if mini_rows % d == 0]
+    """The most rows per micro-batch, up to the config's own (``s.micro_rows``) or one row per data x fsdp device
+    (a divisor of the mini-batch's rows, a multiple of data x fsdp where possible), whose estimated train-step
+    peak stays within ``margin * budget``."""
+    most = max(s.micro_rows, s.batch_shards)
+    divisors = [d for d in range(min(mini_rows, most), 0, -1) if mini_rows % d == 0]
     sharded = [d for d in divisors if d % s.batch_shards == 0] or divisors
     for rows in sharded:
         shaped = dataclasses.replace(s, micro_rows=rows, prompt_group=shared_rows(s.group, rows, vars(s)))
