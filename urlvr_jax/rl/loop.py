@@ -75,6 +75,7 @@ class URLVRRun:
     def __init__(self, config):
         self.config = c = config
         validate_config(c)  # out-of-range values fail here, naming their key
+        setup.set_matmul_precision(c)  # train.matmul_precision, before anything is compiled
         self.n, self.n_votes = c.rollout.n, c.rollout.n_votes or c.rollout.n
         setup.batching(c)  # bad batching fails here, before anything expensive is built
         self.old_source = setup.old_logprobs_source(c)
