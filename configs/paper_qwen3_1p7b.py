@@ -3,9 +3,18 @@
 From the paper: 64 prompts x 8 rollouts per step, lr 1e-6, rollout temperature 1.0, max response 7168
 tokens, validation at temperature 0.6 / top-p 0.95, no KL term. Our choices (not from the paper) are
 marked "ours": prompt budget, validation set, micro-batching, remat and the logprob chunk, which keep the
-train step inside one accelerator's memory (check with the plan mode before paying for a pod):
+train step inside one accelerator's memory. Check a slice with the plan mode before paying for it; ``--suggest``
+picks the rollout chunk (``rollout.max_rows_per_chunk``), ``model.attention_chunk`` and the micro-batch for the
+memory per device, and none of them changes the results beyond float rounding:
 
-    python -m urlvr_jax.experiments.plan --config paper_qwen3_1p7b --devices 8 mesh=data:2,fsdp:4
+    python -m urlvr_jax.experiments.plan --config paper_qwen3_1p7b --devices 8 mesh=data:2,fsdp:2,tensor:2 \
+        --device-memory 80GB --suggest                                                  # 8 x 80 GB GPUs
+    python -m urlvr_jax.experiments.plan --config paper_qwen3_1p7b --devices 16 mesh=fsdp:8,tensor:2 \
+        --device-memory 32GiB --suggest                                                 # TPU v4-32
+    python -m urlvr_jax.experiments.plan --config paper_qwen3_1p7b --devices 64 mesh=fsdp:32,tensor:2 \
+        --device-memory 16GiB --suggest                                                 # TPU v5e-64
+
+and pass the overrides it prints (and the mesh) to ``urlvr_jax.train``.
 
 ``model.path`` names a preset that the plan mode knows without weights; for training set it to a local
 Hugging Face directory holding the downloaded weights: ``model.path=/data/Qwen3-1.7B-Base``.
