@@ -6,11 +6,8 @@ Names are imported lazily (see docs/api.md for each one's contract).
 from urlvr_jax._exports import lazy_exports
 
 _EXPORTS = {
-    "ModelConfig": "config",
-    "Params": "transformer", "init_params": "transformer", "forward": "transformer",
-    "forward_hidden": "transformer", "logits_from_hidden": "transformer", "init_cache": "transformer",
-    "KVCache": "transformer", "param_shapes": "transformer",
-    "load_hf": "hf_io", "save_hf": "hf_io", "num_params": "hf_io",
+    "ModelConfig": "config", "init_params": "transformer", "forward": "transformer",
+    "load_hf": "hf_io", "save_hf": "hf_io",
     "load_tokenizer": "tokenizer", "encode_batch": "tokenizer", "decode_completions": "tokenizer",
 }
 __all__ = sorted(_EXPORTS)

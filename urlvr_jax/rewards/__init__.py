@@ -18,7 +18,7 @@ from urlvr_jax._exports import lazy_exports
 
 _EXPORTS = {
     "compute_rewards": "registry", "get_reward": "registry", "list_rewards": "registry",
-    "register_reward": "registry", "reward_kind": "registry",
+    "register_reward": "registry",
     "RewardBatch": "batch", "extract_answer": "answers", "normalize_answer": "answers",
     "majority_labels": "ensemble", "self_certainty_score": "certainty", "token_entropy_score": "certainty",
     "trajectory_entropy_score": "certainty", "probability_score": "certainty",
