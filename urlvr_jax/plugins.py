@@ -17,8 +17,8 @@ Three ways to name one, all imported before the config is used (so its names are
 * ``--plugin NAME`` (repeatable, or ``--plugin=a,b``): a dotted module importable from ``sys.path`` (the current
   directory is on it) or a path to a ``.py`` file; imported before the config file is loaded.
 * the config field ``plugins = "a,b"`` (a config file or ``plugins=a,b`` on the command line).
-* an installed distribution's entry point in the group ``urlvr_jax.plugins`` (``[project.entry-points."urlvr_jax.plugins"]
-  mine = "mypkg.rewards"`` in its pyproject.toml), imported by every CLI run.
+* an installed distribution's entry point in the group ``urlvr_jax.plugins`` (in its pyproject.toml:
+  ``[project.entry-points."urlvr_jax.plugins"]`` then ``mine = "mypkg.rewards"``), imported by every CLI run.
 
 A plug-in that cannot be imported stops the run with one line naming it and the cause.
 """

@@ -70,7 +70,8 @@ def test_a_plugin_that_cannot_be_imported_is_one_clear_error(tmp_path):
         main(["--config", "tiny_gt", "--plugin", "no_such_plugin"])
     broken = tmp_path / "broken.py"
     broken.write_text("raise RuntimeError('boom')\n")
-    with pytest.raises(plugins.PluginError, match=r"config plugins: .*broken.py: cannot import it \(RuntimeError: boom"):
+    with pytest.raises(plugins.PluginError,
+                       match=r"config plugins: .*broken.py: cannot import it \(RuntimeError: boom"):
         main(["--config", "tiny_gt", f"plugins={broken}"])
     with pytest.raises(plugins.PluginError, match="--plugin needs a value"):
         main(["--config", "tiny_gt", "--plugin"])

@@ -8,7 +8,7 @@ broadcast to every token of its completion.
 Registered names (``get_advantage_fn(name)``), with n_g the size of the group of rollout i and mean_g its mean:
 
 * ``grpo``:      A_i = (r_i - mean_g) / (std_g + std_eps), std_g unbiased (ddof=1, as ``torch.std`` in verl and
-  ``nanstd`` in TRL). ``std_eps`` defaults to verl's 1e-6 (TRL uses 1e-4).
+  ``nanstd`` in TRL). ``std_eps`` defaults to verl's 1e-6 (TRL uses 1e-4: ``algo.conventions=trl``).
 * ``dr_grpo``:   A_i = r_i - mean_g (Dr. GRPO, verl ``norm_adv_by_std_in_grpo=False``, TRL ``scale_rewards="none"``).
 * ``rloo``:      A_i = r_i - mean_{j != i} r_j = n_g / (n_g - 1) * (r_i - mean_g) (verl ``rloo``).
 * ``batch_std``: A_i = (r_i - mean_g) / (std_batch + std_eps), std_batch unbiased over the whole batch
