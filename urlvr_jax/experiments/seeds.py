@@ -1,0 +1,397 @@
+"""The CPU default on several seeds: mean curves with 95% intervals, and the rise/fall claims per seed.
+
+    python -m urlvr_jax.experiments.seeds --seeds 0,1,2,3,4 [--out docs] [--config NAME] [key=value ...]
+
+Each seed runs the CPU default (``urlvr_jax.experiments.cpu_default``): a warm-started prior, then a
+majority-vote arm and a ground-truth arm. Seed ``s`` sets both the RL seed (``seed``: sampling and the prompt
+stream) and the warm start's seed (``warm_start.seed``: the supervised pool split, the label noise, the initial
+weights), so every seed has its own prior: the prior is part of the experiment's randomness. Runs go to
+``<run_dir>/seeds/seed_<s>/{prior, majority_vote, ground_truth}``; a seed whose arms have their final
+checkpoints is skipped, an unfinished arm resumes from its last checkpoint.
+
+After each seed it writes, from every finished seed: ``<out>/cpu_default_seeds.{png,json}`` and the section
+of ``<out>/results.md`` between its markers (the rest of that page is kept). Per step: mean and 95%
+t-interval over seeds of validation avg@k (both arms), the majority-vote reward accuracy and majority ratio.
+Per seed: start, peak (value, step) and final validation avg@k, the Model Collapse Step, and the rise
+``(peak - start) / SE(start)`` with the binomial standard error of the validation estimate,
+``SE(p) = sqrt(p (1 - p) / (val_size * k))``; a seed "rose then fell" when the rise is at least
+``RISE_SE`` standard errors and the final value is at least ``RISE_SE`` standard errors of the peak below it.
+The peak is the maximum of many noisy evaluations, so it is biased upwards (about 2 SE for 30 evaluations
+of a flat curve); the claims over seeds (:func:`claims`) therefore use paired per-seed differences at one
+step, the mean curve's peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import time
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from urlvr_jax.experiments.cpu_default import arm_config, rise_then_fall
+from urlvr_jax.utils.config import apply_overrides, config_to_dict, parse_cli
+from urlvr_jax.utils.metrics_log import read_metrics
+
+ARMS = ("majority_vote", "ground_truth")
+VAL = "val/avg@k"
+# (arm, metric key, label) of every curve aggregated over seeds.
+CURVES = (("majority_vote", VAL, "MV val avg@k"), ("ground_truth", VAL, "GT val avg@k"),
+          ("majority_vote", "train/reward_accuracy", "MV reward accuracy"),
+          ("majority_vote", "train/majority_ratio", "MV majority ratio"))
+RISE_SE = 3.0
+SECTION_BEGIN, SECTION_END = "<!-- cpu_default_seeds:begin -->", "<!-- cpu_default_seeds:end -->"
+
+Records = Sequence[Mapping[str, float]]
+
+
+# ------------------------------------------------------------------ statistics
+
+def t_interval(values: Sequence[float], confidence: float = 0.95) -> dict:
+    """Mean and two-sided ``confidence`` t-interval of the mean over ``values`` (lo/hi None below 2 values)."""
+    from scipy import stats
+
+    x = np.asarray([v for v in values if v is not None], float)
+    if x.size == 0:
+        return {"mean": None, "lo": None, "hi": None, "n": 0}
+    mean = float(x.mean())
+    if x.size < 2:
+        return {"mean": mean, "lo": None, "hi": None, "n": 1}
+    half = float(stats.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    return {"mean": mean, "lo": mean - half, "hi": mean + half, "n": int(x.size)}
+
+
+def binomial_se(p: float, n: int) -> float:
+    """Standard error of a success rate ``p`` estimated from ``n`` Bernoulli samples; ``p`` is kept at least
+    half a sample away from 0 and 1, so a rate measured as 0 or 1 still has a (small) nonzero error."""
+    p = min(max(p, 0.5 / n), 1 - 0.5 / n)
+    return math.sqrt(p * (1 - p) / n)
+
+
+def collapse_step(records: Records, threshold: float) -> int | None:
+    """The first step whose training reward accuracy is below ``threshold`` (the loop's rule), or None."""
+    return next((int(r["step"]) for r in records
+                 if "train/reward_accuracy" in r and r["train/reward_accuracy"] < threshold), None)
+
+
+def series(records: Records, key: str) -> dict[int, float]:
+    """``{step: value}`` of the finite values of ``key``."""
+    return {int(r["step"]): float(r[key]) for r in records if key in r and np.isfinite(r[key])}
+
+
+def band(runs: Sequence[Records], key: str) -> dict:
+    """Per step (the steps every run logged): mean and 95% t-interval of ``key`` over the runs."""
+    per_run = [series(records, key) for records in runs]
+    steps = sorted(set.intersection(*(set(s) for s in per_run))) if per_run else []
+    stats = [t_interval([s[step] for s in per_run]) for step in steps]
+    return {"steps": steps, **{f: [s[f] for s in stats] for f in ("mean", "lo", "hi")}, "n": len(per_run)}
+
+
+def seed_summary(arms: Mapping[str, Records], n_val: int, threshold: float) -> dict:
+    """One seed's numbers: start/peak/final of validation avg@k per arm, MV's rise in SE and its collapse step."""
+    out = {}
+    for arm, records in arms.items():
+        r = rise_then_fall(records, VAL)
+        if "peak" not in r:
+            raise ValueError(f"{arm}: fewer than 3 validation points of {VAL}; cannot summarise the seed")
+        out[arm] = {k: r[k] for k in ("start", "peak", "peak_step", "final", "final_step")}
+    mv = out["majority_vote"]
+    se_start, se_peak = binomial_se(mv["start"], n_val), binomial_se(mv["peak"], n_val)
+    mv["rise_se"] = (mv["peak"] - mv["start"]) / se_start
+    mv["fall_se"] = (mv["peak"] - mv["final"]) / se_peak
+    mv["rose_then_fell"] = bool(mv["rise_se"] >= RISE_SE and mv["fall_se"] >= RISE_SE)
+    mv["collapse_step"] = collapse_step(arms["majority_vote"], threshold)
+    if "ground_truth" in arms:
+        mv["gt_at_peak_step"] = series(arms["ground_truth"], VAL).get(mv["peak_step"])
+    return out
+
+
+def aggregate(records_by_seed: Mapping[int, Mapping[str, Records]], n_val: int, threshold: float) -> dict:
+    """Per-seed summaries, per-step bands, the mean/interval of each per-seed number, and the claims."""
+    seeds = sorted(records_by_seed)
+    per_seed = {s: seed_summary(records_by_seed[s], n_val, threshold) for s in seeds}
+    curves = {label: band([records_by_seed[s][arm] for s in seeds], key) for arm, key, label in CURVES
+              if all(arm in records_by_seed[s] for s in seeds)}
+    mv = [per_seed[s]["majority_vote"] for s in seeds]
+    with_gt = all("ground_truth" in per_seed[s] for s in seeds)
+    mean_curve = curves["MV val avg@k"]
+    top = mean_curve["steps"][int(np.argmax(mean_curve["mean"]))]  # the mean curve's peak step
+    for s, m in zip(seeds, mv):
+        m["at_mean_peak_step"] = series(records_by_seed[s]["majority_vote"], VAL)[top]
+        if with_gt:
+            m["gt_at_mean_peak_step"] = series(records_by_seed[s]["ground_truth"], VAL).get(top)
+    collapsed = [m["collapse_step"] for m in mv if m["collapse_step"] is not None]
+    over_seeds = {f"MV {k}": t_interval([m[k] for m in mv])
+                  for k in ("start", "peak", "peak_step", "final", "rise_se", "at_mean_peak_step")}
+    over_seeds["MV collapse step"] = t_interval(collapsed)
+    if with_gt:
+        over_seeds.update({f"GT {k}": t_interval([per_seed[s]["ground_truth"][k] for s in seeds])
+                           for k in ("peak", "peak_step", "final")})
+    summary = {"seeds": seeds, "n_val_samples": n_val, "collapse_threshold": threshold,
+               "rise_threshold_se": RISE_SE, "mean_peak_step": top,
+               "seeds_rose_then_fell": sum(m["rose_then_fell"] for m in mv), "seeds_collapsed": len(collapsed),
+               "per_seed": {str(s): per_seed[s] for s in seeds}, "over_seeds": over_seeds, "curves": curves}
+    summary["claims"] = claims(summary)
+    return summary
+
+
+def claims(summary: dict) -> dict:
+    """What the per-seed numbers of ``summary`` support, each as a 95% t-interval over seeds of a paired difference.
+
+    * rise: MV validation avg@k at the mean curve's peak step minus its start (holds: the interval is above 0;
+      the step is picked on the same runs, a mild upward bias);
+    * fall: final minus that peak-step value (holds: the interval is below 0);
+    * tracks ground truth: MV minus GT at that step (holds: the interval contains 0);
+    * collapse: every seed reached the Model Collapse Step;
+    * rose then fell by ``RISE_SE`` SE per seed: on at least 4 of 5 seeds (the issue's bar), scaled to the seeds run.
+    """
+    mv = [summary["per_seed"][str(s)]["majority_vote"] for s in summary["seeds"]]
+    rise = t_interval([m["at_mean_peak_step"] - m["start"] for m in mv])
+    fall = t_interval([m["final"] - m["at_mean_peak_step"] for m in mv])
+    out = {"rise": {**rise, "holds": rise["lo"] is not None and rise["lo"] > 0},
+           "fall": {**fall, "holds": fall["hi"] is not None and fall["hi"] < 0},
+           "collapse": {"seeds": summary["seeds_collapsed"], "holds": summary["seeds_collapsed"] == len(mv)}}
+    if all(m.get("gt_at_mean_peak_step") is not None for m in mv):
+        gap = t_interval([m["at_mean_peak_step"] - m["gt_at_mean_peak_step"] for m in mv])
+        out["tracks_ground_truth"] = {**gap, "holds": gap["lo"] is not None and gap["lo"] <= 0 <= gap["hi"]}
+    count = summary["seeds_rose_then_fell"]
+    out["rose_then_fell_per_seed"] = {"seeds": count, "of": len(mv), "holds": count >= math.ceil(0.8 * len(mv))}
+    return out
+
+
+# ------------------------------------------------------------------ runs
+
+def seed_dir(config, seed: int) -> str:
+    return os.path.join(config.run_dir, "seeds", f"seed_{seed}")
+
+
+def seed_config(config, seed: int):
+    """The CPU default config of one seed: its own RL seed, warm-start seed (its own prior) and run_dir."""
+    return apply_overrides(config, [f"seed={seed}", f"warm_start.seed={seed}", f"run_dir={seed_dir(config, seed)}"])
+
+
+def arm_steps(config, arm: str) -> int:
+    return int(config.experiment.gt_steps or config.train.steps) if arm == "ground_truth" else int(config.train.steps)
+
+
+def arms_of(config) -> list[str]:
+    return [a.strip() for a in config.experiment.arms.split(",") if a.strip()]
+
+
+def arm_finished(config, arm: str) -> bool:
+    """True when the arm's run_dir holds a checkpoint of its last step."""
+    ckpt_dir = os.path.join(config.run_dir, arm, "checkpoints")
+    steps = [int(d) for d in os.listdir(ckpt_dir) if d.isdigit()] if os.path.isdir(ckpt_dir) else []
+    return bool(steps) and max(steps) >= arm_steps(config, arm)
+
+
+def run_seed(config, log=print) -> dict[str, list[dict]]:
+    """Trains (or resumes) every unfinished arm of one seed's config; returns each arm's metrics records."""
+    from urlvr_jax.experiments.warm_start import make_prior
+
+    prior = None
+    for arm in arms_of(config):
+        if arm_finished(config, arm):
+            continue
+        from urlvr_jax.rl.loop import train
+
+        prior = prior or make_prior(config, os.path.join(config.run_dir, "prior"), log=log)
+        log(f"--- seed {config.seed}: {arm} ---")
+        train(arm_config(config, arm, prior, arm_steps(config, arm)))
+    return {arm: read_metrics(os.path.join(config.run_dir, arm, "metrics.jsonl")) for arm in arms_of(config)}
+
+
+def check_same_experiment(config, root: str) -> None:
+    """Writes the experiment's config to ``root/config.json`` once; later calls must match it (common keys)."""
+    from urlvr_jax.utils import multihost
+
+    path = os.path.join(root, "config.json")
+    now = _flat(json.loads(json.dumps(config_to_dict(config))))
+    if os.path.exists(path):
+        with open(path) as f:
+            before = _flat(json.load(f))
+        changed = sorted(k for k in set(before) & set(now) if before[k] != now[k])
+        if changed:
+            raise SystemExit(f"{path}: the seeds there ran with another config ({', '.join(changed)} differ); "
+                             f"use another run_dir or delete {root}")
+    elif multihost.is_primary():
+        os.makedirs(root, exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(config_to_dict(config), f, indent=2)
+
+
+def _flat(d: Mapping, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, Mapping) else {f"{prefix}{k}": v})
+    return out
+
+
+# ------------------------------------------------------------------ outputs
+
+def plot_bands(summary: dict, records_by_seed: Mapping[int, Mapping[str, Records]], out_png: str) -> str:
+    """Three panels: validation avg@k of both arms, MV reward accuracy, MV majority ratio; mean, 95% band, seeds."""
+    import matplotlib.pyplot as plt
+
+    import urlvr_jax.utils.plots  # noqa: F401  (selects the Agg backend)
+
+    panels = [("ground-truth accuracy (validation avg@k)", ["MV val avg@k", "GT val avg@k"]),
+              ("MV reward accuracy", ["MV reward accuracy"]), ("MV majority ratio", ["MV majority ratio"])]
+    where = {label: (arm, key) for arm, key, label in CURVES}
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    collapse = summary["over_seeds"]["MV collapse step"]
+    for ax, (title, labels) in zip(axes[0], panels):
+        for i, label in enumerate(l for l in labels if l in summary["curves"]):
+            c, color = summary["curves"][label], f"C{i}"
+            for s in summary["seeds"]:
+                points = series(records_by_seed[s][where[label][0]], where[label][1])
+                ax.plot(list(points), list(points.values()), color=color, alpha=0.18, linewidth=0.7)
+            ax.plot(c["steps"], c["mean"], color=color, linewidth=1.8, label=f"{label} (mean of {c['n']})")
+            if c["n"] > 1:
+                ax.fill_between(c["steps"], c["lo"], c["hi"], color=color, alpha=0.25, linewidth=0)
+        if collapse["mean"] is not None:
+            ax.axvline(collapse["mean"], color="C3", linestyle="--", linewidth=1,
+                       label=f"collapse step {collapse['mean']:.0f} (mean of {collapse['n']})")
+            if collapse["lo"] is not None:
+                ax.axvspan(collapse["lo"], collapse["hi"], color="C3", alpha=0.08, linewidth=0)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"CPU default over {len(summary['seeds'])} seeds: mean, 95% t-interval (band), each seed (thin)")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png
+
+
+def _fmt(x, digits: int = 3) -> str:
+    return "—" if x is None else f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+def _interval(s: dict, digits: int = 3) -> str:
+    if s["lo"] is None:
+        return f"{_fmt(s['mean'], digits)} (n={s['n']})"
+    return f"{s['mean']:.{digits}f} [{s['lo']:.{digits}f}, {s['hi']:.{digits}f}]"
+
+
+def _yes(claim: dict) -> str:
+    return "yes" if claim["holds"] else "**no**"
+
+
+def markdown(summary: dict, command: str, requested: Sequence[int], figure: str) -> str:
+    """The results section: command, figure, per-seed table and the means with 95% intervals."""
+    seeds = summary["seeds"]
+    lines = [SECTION_BEGIN, "## CPU default over seeds", "",
+             f"Command: `{command}`", ""]
+    if len(seeds) < len(requested):
+        lines += [f"**Partial: {len(seeds)} of {len(requested)} seeds finished** ({', '.join(map(str, seeds))}).", ""]
+    lines += [f"![CPU default over seeds]({figure})", "",
+              f"Each seed has its own warm-started prior and RL seed. Validation: {summary['n_val_samples']} samples "
+              f"(val_size × k); SE = sqrt(p(1-p)/{summary['n_val_samples']}). Rise = (peak − start) / SE(start); "
+              f"'rose then fell': rise ≥ {RISE_SE:g} SE and final ≤ peak − {RISE_SE:g} SE(peak). Collapse step: first "
+              f"step with MV reward accuracy < {summary['collapse_threshold']:g}.", "",
+              "| seed | MV start | MV peak (step) | MV final | rise (SE) | rose then fell | collapse step "
+              "| GT at MV peak step | GT peak (step) | GT final |", "|" + "---|" * 10]
+    for s in seeds:
+        mv, gt = summary["per_seed"][str(s)]["majority_vote"], summary["per_seed"][str(s)].get("ground_truth", {})
+        lines.append(f"| {s} | {mv['start']:.3f} | {mv['peak']:.3f} ({mv['peak_step']}) | {mv['final']:.3f} | "
+                     f"{mv['rise_se']:.1f} | {'yes' if mv['rose_then_fell'] else 'no'} | "
+                     f"{_fmt(mv['collapse_step'])} | {_fmt(mv.get('gt_at_peak_step'))} | "
+                     f"{_fmt(gt.get('peak'))} ({_fmt(gt.get('peak_step'))}) | {_fmt(gt.get('final'))} |")
+    o = summary["over_seeds"]
+    lines += ["", f"Rose by ≥ {RISE_SE:g} SE then fell: **{summary['seeds_rose_then_fell']} of {len(seeds)}** seeds; "
+              f"collapsed: {summary['seeds_collapsed']} of {len(seeds)}.", "",
+              "| over seeds (mean [95% t-interval]) | value |", "|---|---|"]
+    for name, stat in o.items():
+        if "mean" in stat:
+            digits = 1 if name.endswith(("peak_step", "collapse step", "rise_se")) else 3
+            lines.append(f"| {name} | {_interval(stat, digits)} |")
+    c, step = summary["claims"], summary["mean_peak_step"]
+    lines += ["", f"Claims (95% t-interval over seeds of the paired per-seed difference; step {step} is the "
+              "mean MV curve's peak):", "",
+              "| claim | interval | holds |", "|---|---|---|",
+              f"| rise: MV at step {step} − MV start > 0 | {_interval(c['rise'])} | {_yes(c['rise'])} |",
+              f"| fall: MV final − MV at step {step} < 0 | {_interval(c['fall'])} | {_yes(c['fall'])} |"]
+    if "tracks_ground_truth" in c:
+        lines.append(f"| MV tracks GT: MV − GT at step {step} contains 0 | {_interval(c['tracks_ground_truth'])} "
+                     f"| {_yes(c['tracks_ground_truth'])} |")
+    lines += [f"| every seed collapses | {c['collapse']['seeds']} of {len(seeds)} | {_yes(c['collapse'])} |",
+              f"| rose ≥ {RISE_SE:g} SE then fell on ≥ 80% of seeds | {c['rose_then_fell_per_seed']['seeds']} of "
+              f"{len(seeds)} | {_yes(c['rose_then_fell_per_seed'])} |"]
+    return "\n".join(lines + ["", SECTION_END])
+
+
+def write_section(path: str, section: str) -> None:
+    """Replaces this module's section of the markdown page ``path`` (or appends it), keeping the rest."""
+    text = open(path).read() if os.path.exists(path) else "# Results\n\n"
+    if SECTION_BEGIN in text and SECTION_END in text:
+        head, rest = text.split(SECTION_BEGIN, 1)
+        text = head + section + rest.split(SECTION_END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def write_outputs(summary: dict, records_by_seed, out: str, command: str, requested: Sequence[int]) -> None:
+    figure = plot_bands(summary, records_by_seed, os.path.join(out, "cpu_default_seeds.png"))
+    with open(os.path.join(out, "cpu_default_seeds.json"), "w") as f:
+        json.dump({"command": command, "requested_seeds": list(requested), **summary}, f, indent=1)
+    write_section(os.path.join(out, "results.md"), markdown(summary, command, requested, os.path.basename(figure)))
+
+
+# ------------------------------------------------------------------ CLI
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise SystemExit(f"--seeds {text!r}: expected comma-separated integers like 0,1,2,3,4") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise SystemExit(f"--seeds {text!r}: expected distinct comma-separated integers like 0,1,2,3,4")
+    return seeds
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    from urlvr_jax.utils import multihost
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="python -m urlvr_jax.experiments.seeds", description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds")
+    parser.add_argument("--out", default="docs", help="folder of the figure, JSON and results.md")
+    args, rest = parser.parse_known_args(argv)
+    config, extra = parse_cli(rest, default_config="cpu_default")
+    if extra:
+        raise SystemExit(f"unknown flags {extra}; overrides are written key=value")
+    if "majority_vote" not in arms_of(config):
+        raise SystemExit(f"experiment.arms={config.experiment.arms!r} must include majority_vote")
+    requested = parse_seeds(args.seeds)
+    command = shlex.join(["python", "-m", "urlvr_jax.experiments.seeds", *argv])
+    check_same_experiment(config, os.path.join(config.run_dir, "seeds"))
+    n_val = int(config.data.val_size * config.val.k)
+    records_by_seed: dict[int, dict] = {}
+    for seed in requested:
+        t0 = time.time()
+        records_by_seed[seed] = run_seed(seed_config(config, seed))
+        print(f"seed {seed} done in {time.time() - t0:.0f}s")
+        summary = aggregate(records_by_seed, n_val, config.train.collapse_threshold)
+        if multihost.is_primary():
+            os.makedirs(args.out, exist_ok=True)
+            write_outputs(summary, records_by_seed, args.out, command, requested)
+    print(json.dumps({k: summary[k] for k in ("seeds", "seeds_rose_then_fell", "seeds_collapsed", "per_seed",
+                                              "over_seeds")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    from urlvr_jax.utils.huge_pages import run_main
+
+    run_main(main)
