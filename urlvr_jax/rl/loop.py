@@ -37,6 +37,7 @@ from urlvr_jax.utils import multihost
 from urlvr_jax.utils.checkpoint import CheckpointManager
 from urlvr_jax.utils.config import save_config, validate_config
 from urlvr_jax.utils.run_lock import hold as hold_run_dir
+from urlvr_jax.utils.run_storage import RunStorage
 from urlvr_jax.utils.metrics_log import MetricsLogger
 from urlvr_jax.utils.plots import plot_curves
 
@@ -226,15 +227,16 @@ class URLVRRun:
     # ------------------------------------------------------------------ the run
 
     def train(self) -> RunResult:
-        with hold_run_dir(self.config.run_dir):  # one run per run_dir (a second one is refused)
-            return self._train()
+        storage = RunStorage(self.config.run_dir)  # run_dir: a local or shared path, or a gs:// URL
+        with hold_run_dir(storage.local_dir):  # one run per run_dir (a second one is refused)
+            return self._train(storage)
 
-    def _train(self) -> RunResult:
+    def _train(self, storage: RunStorage) -> RunResult:
         c = self.config
-        run_dir = c.run_dir
-        os.makedirs(run_dir, exist_ok=True)
+        multihost.primary_only(storage.download)  # a URL run_dir's logs, so a resumed run continues them
+        run_dir = storage.local_dir  # where process 0 writes config, metrics, TensorBoard, plots, export
         multihost.primary_only(lambda: save_config(c, os.path.join(run_dir, "config.json")))
-        ckpt = CheckpointManager(os.path.join(run_dir, "checkpoints"), keep=c.train.keep_checkpoints,
+        ckpt = CheckpointManager(storage.checkpoint_dir(), keep=c.train.keep_checkpoints,
                                  save_every=c.train.checkpoint_every)
         start, info = 0, {"collapse_step": None, "rollout_tokens": 0, "nonfinite_streak": 0}
         restored = ckpt.restore_latest(self._checkpoint_state())
@@ -262,14 +264,16 @@ class URLVRRun:
                     logger.log(step, self.validate(step), prefix="val")
                 if ckpt.should_save(step, force=step == c.train.steps):
                     logger.flush()  # the logs up to this step are on disk before its checkpoint
-                ckpt.save(step, self._checkpoint_state(), dict(info, step=step), force=step == c.train.steps)
+                if ckpt.save(step, self._checkpoint_state(), dict(info, step=step), force=step == c.train.steps):
+                    multihost.primary_only(storage.upload)
                 if c.train.stop_at_collapse and info["collapse_step"] is not None:
                     break
         finally:
             logger.close()
             ckpt.close()
         self._finish(run_dir, info)
-        return RunResult(run_dir, step if c.train.steps > start else start, info["collapse_step"],
+        multihost.primary_only(storage.upload)
+        return RunResult(c.run_dir, step if c.train.steps > start else start, info["collapse_step"],
                          info["rollout_tokens"], metrics, self.state.params)
 
     def _checkpoint_state(self) -> dict:

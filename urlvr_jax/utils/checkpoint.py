@@ -21,7 +21,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import time
 import warnings
 from typing import Any
@@ -30,8 +29,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 
 from urlvr_jax.utils import multihost
+from urlvr_jax.utils.run_storage import is_url
 from urlvr_jax.utils.multihost import is_key as _is_key, key_data_sharding as _key_data_sharding
 
 CORRUPT_SUBDIR = "_corrupt"
@@ -114,19 +115,25 @@ def _leaf_summary(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     return sums, finite
 
 
-_summary = jax.jit(_leaf_summary)  # per leaf: leaves may live on different devices
+_summaries = jax.jit(lambda leaves: [_leaf_summary(x) for x in leaves])
 
 
 def checksums(tree: Any) -> tuple[dict[str, str], list[str]]:
     """({leaf path: 16-hex-digit checksum} of every array leaf of ``tree``, paths of leaves with a non-finite value).
 
-    Computed on the devices where the arrays live (a collective when they span processes), never gathered.
+    Computed on the devices where the arrays live, never gathered: one program for the leaves on each set of devices
+    (a run's state is one), each finished before the next starts, so that programs communicating across processes
+    never run concurrently (two in flight can order their collectives differently on two processes and deadlock).
     """
     named = [(_path_str(p), x) for p, x in jax.tree_util.tree_leaves_with_path(tree)
              if isinstance(x, (jax.Array, np.ndarray, np.generic))]
-    if not named:
-        return {}, []
-    out = multihost.to_host([_summary(x) for _, x in named])
+    groups: dict[Any, list[int]] = {}
+    for i, (_, x) in enumerate(named):
+        groups.setdefault(frozenset(x.sharding.device_set) if isinstance(x, jax.Array) else None, []).append(i)
+    out: list[Any] = [None] * len(named)
+    for indices in groups.values():
+        for i, summary in zip(indices, multihost.to_host(_summaries([named[i][1] for i in indices]))):
+            out[i] = summary
     sums = {name: f"{int(s[0]):08x}{int(s[1]):08x}" for (name, _), (s, _) in zip(named, out)}
     return sums, [name for (name, _), (_, finite) in zip(named, out) if not finite]
 
@@ -145,7 +152,7 @@ class CheckpointManager:
             raise ValueError(f"checkpoint keep must be >= 1, got {keep!r}")
         if int(save_every) < 1:
             raise ValueError(f"checkpoint save_every must be >= 1, got {save_every!r}")
-        self.directory = os.path.abspath(os.fspath(directory))
+        self.directory = os.fspath(directory) if is_url(directory) else os.path.abspath(os.fspath(directory))
         self.keep = int(keep)
         self.save_every = int(save_every)
         self._failed: set[int] = set()
@@ -169,7 +176,7 @@ class CheckpointManager:
 
     def step_dir(self, step: int) -> str:
         """Directory holding checkpoint ``step``."""
-        return os.path.join(self.directory, str(step))
+        return f"{self.directory.rstrip('/')}/{step}"
 
     # --------------------------------------------------------------------- save
     def should_save(self, step: int, force: bool = False) -> bool:
@@ -222,11 +229,11 @@ class CheckpointManager:
             return
         for step in failed:
             src = self.step_dir(step)
-            if os.path.exists(src) and multihost.is_primary():  # one process moves; the others wait below
-                dst_root = os.path.join(self.directory, CORRUPT_SUBDIR)
-                os.makedirs(dst_root, exist_ok=True)
-                dst = os.path.join(dst_root, f"{step}.{time.strftime('%Y%m%d-%H%M%S')}.{os.getpid()}")
-                shutil.move(src, dst)
+            if epath.Path(src).exists() and multihost.is_primary():  # one process moves; the others wait below
+                dst_root = epath.Path(self.directory) / CORRUPT_SUBDIR
+                dst_root.mkdir(parents=True, exist_ok=True)
+                dst = dst_root / f"{step}.{time.strftime('%Y%m%d-%H%M%S')}.{os.getpid()}"
+                epath.Path(src).rename(dst)  # local paths and gs:// alike
                 warnings.warn(f"moved unrestorable checkpoint step {step} from {src} to {dst}", stacklevel=3)
             self._failed.discard(step)
         multihost.barrier("checkpoint_move_aside")
