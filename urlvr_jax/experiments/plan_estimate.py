@@ -186,6 +186,7 @@ def knobs(s: Shapes, phases: dict[str, int], budget: int) -> list[str]:
             hint += ", train.logprob_chunk=1024"
         if not s.attention_chunk:
             hint += ", model.attention_chunk=1024 (scores are micro-batch x heads x S x S)"
+        hint += f", or move devices from fsdp to tensor (mesh=...,tensor:{2 * s.tensor})"
         lines.append(hint)
     if "logprobs" in over:
         lines.append("log-prob pass: lower train.logprob_chunk or set model.attention_chunk")
