@@ -149,7 +149,8 @@ def test_micro_batches_stay_sharded_inside_the_scan(monkeypatch, mesh_spec, mini
     monkeypatch.setattr(train_step_module, "_microbatch_terms", spy)
     state = init_train_state(params, OPTIMIZER, jax.random.key(1))
     step_cfg = StepConfig(loss=LOSS, num_minibatches=mini, num_microbatches=micro)
-    jit_train_step(cfg, step_cfg, OPTIMIZER, mesh, state, batch).lower(state, batch).compile(compiler_options=COMPILER_OPTIONS)
+    jitted = jit_train_step(cfg, step_cfg, OPTIMIZER, mesh, state, batch)
+    jitted.lower(state, batch).compile(compiler_options=COMPILER_OPTIONS)
     rows = 16 // (mini * micro)
     assert seen and set(seen) == {(rows // batch_shards, batch.tokens.shape[1])}, seen
 

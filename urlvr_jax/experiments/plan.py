@@ -319,7 +319,8 @@ def format_plan(plan: Plan, budget: int | None = None) -> str:
         flops = f"{p.flops / 1e9:12.1f}" if p.flops is not None else f"{'n/a':>12s}"
         lines.append(f"  {p.name:12s} {fmt(p.argument)} {fmt(p.output)} {fmt(p.alias)} {fmt(p.temp)} "
                      f"{fmt(p.code)} {flops} {p.compile_s:7.1f}s")
-    lines += ["", f"peak per phase (compiled program + resident state; estimate), budget {fmt(budget).strip()} per device"]
+    lines += ["", "peak per phase (compiled program + resident state; estimate), "
+                  f"budget {fmt(budget).strip()} per device"]
     for name, peak in plan.phases.items():
         guess = est.get({"train_step": "train_peak", "prefill": "prefill_peak", "decode": "decode_peak"}.get(name, ""))
         guess = fmt(guess) if guess else f"{'':13s}"
@@ -367,7 +368,8 @@ def suggest(config, budget_gb: float, attention_chunk: int = 1024) -> list[str]:
 
     cfg, mesh = model_config(config), shd.make_mesh(config.mesh or None)
     r = config.rollout
-    shapes = plan_estimate.shapes_of(config, cfg, dict(mesh.shape), num_params(cfg), r.prompts_per_step * (r.n_votes or r.n))
+    all_rows = r.prompts_per_step * (r.n_votes or r.n)
+    shapes = plan_estimate.shapes_of(config, cfg, dict(mesh.shape), num_params(cfg), all_rows)
     budget = int(budget_gb * GiB)
     chunk = plan_estimate.chunk_rows_for(shapes, budget)
     mini_rows = config.algo.mini_batch_prompts * r.n
