@@ -141,6 +141,38 @@ def test_seed_configs_differ_in_rl_seed_prior_seed_and_run_dir():
     assert not S.arm_finished(c3, "majority_vote")
 
 
+def finished_layout(run_dir, records_by_seed, steps: int):
+    """Run dirs as the CLI leaves them: <run_dir>/seeds/seed_<s>/<arm>/{metrics.jsonl, checkpoints/<last step>}."""
+    from urlvr_jax.utils.metrics_log import MetricsLogger
+
+    for seed, arms in records_by_seed.items():
+        for arm, records in arms.items():
+            arm_dir = os.path.join(run_dir, "seeds", f"seed_{seed}", arm)
+            os.makedirs(os.path.join(arm_dir, "checkpoints", str(steps)))
+            with MetricsLogger(arm_dir, use_tensorboard=False, show_progress=False) as log:
+                for r in records:
+                    log.log(r["step"], {k: v for k, v in r.items() if k != "step"}, prefix=None)
+
+
+def test_cli_no_train_summarises_the_finished_seeds(tmp_path, capsys):
+    records = three_seeds()
+    run_dir, out = str(tmp_path / "run"), str(tmp_path / "docs")
+    finished_layout(run_dir, {0: records[0], 2: records[2]}, steps=40)
+    seed1 = os.path.join(run_dir, "seeds", "seed_1", "majority_vote", "checkpoints", "20")
+    os.makedirs(seed1)  # seed 1 stopped half way: left out
+    argv = ["--seeds", "0,1,2", "--no-train", "--out", out, f"run_dir={run_dir}", "train.steps=40"]
+    assert S.main(argv) == 0
+    saved = json.loads(open(os.path.join(out, "cpu_default_seeds.json")).read())
+    assert saved["seeds"] == [0, 2] and saved["requested_seeds"] == [0, 1, 2]
+    assert saved["command"] == f"python -m urlvr_jax.experiments.seeds --seeds 0,1,2 --out {out} " \
+                               f"run_dir={run_dir} train.steps=40"
+    assert saved["per_seed"]["0"]["majority_vote"]["collapse_step"] == 25
+    assert "**Partial: 2 of 3 seeds finished** (0, 2)" in open(os.path.join(out, "results.md")).read()
+    assert '"claims"' in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no seed of 1 has finished arms"):
+        S.main(["--seeds", "1", "--no-train", "--out", out, f"run_dir={run_dir}", "train.steps=40"])
+
+
 @pytest.mark.slow
 def test_cli_runs_two_tiny_seeds_then_skips_them(tmp_path):
     overrides = [f"run_dir={tmp_path / 'run'}", "train.steps=4", "val.every=1", "warm_start.steps=5",

@@ -1,6 +1,6 @@
 """The CPU default on several seeds: mean curves with 95% intervals, and the rise/fall claims per seed.
 
-    python -m urlvr_jax.experiments.seeds --seeds 0,1,2,3,4 [--out docs] [--config NAME] [key=value ...]
+    python -m urlvr_jax.experiments.seeds --seeds 0,1,2,3,4 [--out docs] [--no-train] [--config NAME] [key=value ...]
 
 Each seed runs the CPU default (``urlvr_jax.experiments.cpu_default``): a warm-started prior, then a
 majority-vote arm and a ground-truth arm. Seed ``s`` sets both the RL seed (``seed``: sampling and the prompt
@@ -121,12 +121,12 @@ def aggregate(records_by_seed: Mapping[int, Mapping[str, Records]], n_val: int, 
     mean_curve = curves["MV val avg@k"]
     top = mean_curve["steps"][int(np.argmax(mean_curve["mean"]))]  # the mean curve's peak step
     for s, m in zip(seeds, mv):
-        m["at_mean_peak_step"] = series(records_by_seed[s]["majority_vote"], VAL)[top]
+        m["at_mean_peak"] = series(records_by_seed[s]["majority_vote"], VAL)[top]
         if with_gt:
-            m["gt_at_mean_peak_step"] = series(records_by_seed[s]["ground_truth"], VAL).get(top)
+            m["gt_at_mean_peak"] = series(records_by_seed[s]["ground_truth"], VAL).get(top)
     collapsed = [m["collapse_step"] for m in mv if m["collapse_step"] is not None]
     over_seeds = {f"MV {k}": t_interval([m[k] for m in mv])
-                  for k in ("start", "peak", "peak_step", "final", "rise_se", "at_mean_peak_step")}
+                  for k in ("start", "peak", "peak_step", "final", "rise_se", "at_mean_peak")}
     over_seeds["MV collapse step"] = t_interval(collapsed)
     if with_gt:
         over_seeds.update({f"GT {k}": t_interval([per_seed[s]["ground_truth"][k] for s in seeds])
@@ -150,13 +150,13 @@ def claims(summary: dict) -> dict:
     * rose then fell by ``RISE_SE`` SE per seed: on at least 4 of 5 seeds (the issue's bar), scaled to the seeds run.
     """
     mv = [summary["per_seed"][str(s)]["majority_vote"] for s in summary["seeds"]]
-    rise = t_interval([m["at_mean_peak_step"] - m["start"] for m in mv])
-    fall = t_interval([m["final"] - m["at_mean_peak_step"] for m in mv])
+    rise = t_interval([m["at_mean_peak"] - m["start"] for m in mv])
+    fall = t_interval([m["final"] - m["at_mean_peak"] for m in mv])
     out = {"rise": {**rise, "holds": rise["lo"] is not None and rise["lo"] > 0},
            "fall": {**fall, "holds": fall["hi"] is not None and fall["hi"] < 0},
            "collapse": {"seeds": summary["seeds_collapsed"], "holds": summary["seeds_collapsed"] == len(mv)}}
-    if all(m.get("gt_at_mean_peak_step") is not None for m in mv):
-        gap = t_interval([m["at_mean_peak_step"] - m["gt_at_mean_peak_step"] for m in mv])
+    if all(m.get("gt_at_mean_peak") is not None for m in mv):
+        gap = t_interval([m["at_mean_peak"] - m["gt_at_mean_peak"] for m in mv])
         out["tracks_ground_truth"] = {**gap, "holds": gap["lo"] is not None and gap["lo"] <= 0 <= gap["hi"]}
     count = summary["seeds_rose_then_fell"]
     out["rose_then_fell_per_seed"] = {"seeds": count, "of": len(mv), "holds": count >= math.ceil(0.8 * len(mv))}
@@ -252,7 +252,9 @@ def plot_bands(summary: dict, records_by_seed: Mapping[int, Mapping[str, Records
                 ax.plot(list(points), list(points.values()), color=color, alpha=0.18, linewidth=0.7)
             ax.plot(c["steps"], c["mean"], color=color, linewidth=1.8, label=f"{label} (mean of {c['n']})")
             if c["n"] > 1:
-                ax.fill_between(c["steps"], c["lo"], c["hi"], color=color, alpha=0.25, linewidth=0)
+                # every curve is a rate: the band is drawn within [0, 1] (the JSON keeps the interval as computed)
+                ax.fill_between(c["steps"], np.clip(c["lo"], 0, 1), np.clip(c["hi"], 0, 1), color=color, alpha=0.25,
+                                linewidth=0)
         if collapse["mean"] is not None:
             ax.axvline(collapse["mean"], color="C3", linestyle="--", linewidth=1,
                        label=f"collapse step {collapse['mean']:.0f} (mean of {collapse['n']})")
@@ -367,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m urlvr_jax.experiments.seeds", description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds")
     parser.add_argument("--out", default="docs", help="folder of the figure, JSON and results.md")
+    parser.add_argument("--no-train", action="store_true",
+                        help="train nothing: summarise the seeds whose arms have finished (while a run goes on)")
     args, rest = parser.parse_known_args(argv)
     config, extra = parse_cli(rest, default_config="cpu_default")
     if extra:
@@ -374,20 +378,25 @@ def main(argv: list[str] | None = None) -> int:
     if "majority_vote" not in arms_of(config):
         raise SystemExit(f"experiment.arms={config.experiment.arms!r} must include majority_vote")
     requested = parse_seeds(args.seeds)
-    command = shlex.join(["python", "-m", "urlvr_jax.experiments.seeds", *argv])
+    # the command that makes the results (--no-train only re-reads them)
+    command = shlex.join(["python", "-m", "urlvr_jax.experiments.seeds", *(a for a in argv if a != "--no-train")])
     check_same_experiment(config, os.path.join(config.run_dir, "seeds"))
     n_val = int(config.data.val_size * config.val.k)
     records_by_seed: dict[int, dict] = {}
     for seed in requested:
-        t0 = time.time()
-        records_by_seed[seed] = run_seed(seed_config(config, seed))
+        t0, one = time.time(), seed_config(config, seed)
+        if args.no_train and not all(arm_finished(one, arm) for arm in arms_of(one)):
+            continue
+        records_by_seed[seed] = run_seed(one)
         print(f"seed {seed} done in {time.time() - t0:.0f}s")
         summary = aggregate(records_by_seed, n_val, config.train.collapse_threshold)
         if multihost.is_primary():
             os.makedirs(args.out, exist_ok=True)
             write_outputs(summary, records_by_seed, args.out, command, requested)
+    if not records_by_seed:
+        raise SystemExit(f"--no-train: no seed of {args.seeds} has finished arms under {config.run_dir}/seeds")
     print(json.dumps({k: summary[k] for k in ("seeds", "seeds_rose_then_fell", "seeds_collapsed", "per_seed",
-                                              "over_seeds")}, indent=1))
+                                              "over_seeds", "claims")}, indent=1))
     return 0
 
 
