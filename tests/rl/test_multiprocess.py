@@ -13,7 +13,7 @@ import time
 
 from loop_fixtures import REPO, cli_env, train_cmd, without_times
 
-from urlvr_jax.utils.metrics_log import read_metrics
+from urlvr_jax.utils.metrics_log import read_metrics, read_tensorboard
 
 STEPS = 4
 OVERRIDES = ("mesh=data:2,fsdp:2,tensor:2", f"train.steps={STEPS}", "train.checkpoint_every=1",
@@ -85,4 +85,7 @@ def test_two_processes_killed_and_resumed_equal_one_process(tmp_path):
     for name in ("config.json", "curves.png", "tb"):
         assert os.path.exists(os.path.join(two, name)), name
     events = os.listdir(os.path.join(two, "tb"))
-    assert len(events) == 2, f"one TensorBoard file per launch, from process 0 alone: {events}"
+    assert len(events) == 1, f"one TensorBoard file (rewritten on resume), from process 0 alone: {events}"
+    scalars = read_tensorboard(os.path.join(two, "tb"))
+    assert len(scalars) == len({(tag, step) for tag, step, _ in scalars}), "a step twice in TensorBoard"
+    assert {step for _, step, _ in scalars} == set(range(STEPS + 1))

@@ -75,7 +75,7 @@ def acquire(run_dir: str) -> str:
                                  f"for that run to end, choose another run_dir, or delete {path} if it is gone")
             if _read(path)[0] == text:  # still the same stale lock: take it over
                 warnings.warn(f"taking over the stale lock {path} of {_describe(holder)}, which no longer runs",
-                              stacklevel=3)
+                              stacklevel=2)
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(path)
             continue
