@@ -117,18 +117,6 @@ def load_policy(args, config):
     return tokenizer, cfg, state["train"].params, mesh, int(data_state.get("step", step))
 
 
-def dataset_protocol(name: str, config) -> tuple[str, object, str]:
-    """(prompt template, answer extraction, ground-truth reward) of dataset ``name``."""
-    if name == "countdown":
-        from urlvr_jax.tasks import get_task
-
-        return "countdown", get_task("countdown").extract_answer, "countdown"
-    from urlvr_jax.rewards.answers import extract_answer
-
-    template = config.data.template if config.data.template != "countdown" else "boxed"
-    return template, extract_answer, "ground_truth"
-
-
 def parse_datasets(text: str) -> list[tuple[str, str | None]]:
     from urlvr_jax.tasks.datasets import dataset_names
 
@@ -151,6 +139,7 @@ def evaluate(args, overrides: list[str]) -> dict:
 
     from urlvr_jax import evaluation
     from urlvr_jax.rl import setup
+    from urlvr_jax.rl.data import data_protocol
     from urlvr_jax.tasks.datasets import load_dataset
 
     datasets = parse_datasets(args.datasets)
@@ -165,26 +154,26 @@ def evaluate(args, overrides: list[str]) -> dict:
     k, key = args.k, jax.random.key(args.seed)
     results = {}
     for index, ((name, split), examples) in enumerate(loaded.items()):
-        template, extract, gt_reward = dataset_protocol(name, config)
+        protocol = data_protocol(config.data, name)
         dataset_key = jax.random.fold_in(key, index)
 
         def rollout_batch(part, start):
-            prompts = setup.prompt_texts(config, tokenizer, part, template=template)
+            prompts = setup.prompt_texts(config, tokenizer, part, template=protocol.template)
             _, host, texts = evaluation.sample_texts(config, tokenizer, sampler, params, prompts,
                                                      jax.random.fold_in(dataset_key, start), k)
-            return evaluation.reward_batch(host, texts, part, k, extract)
+            return evaluation.reward_batch(host, texts, part, k, protocol.extract)
 
         with tqdm(total=len(examples), desc=name, unit="problem", disable=args.no_progress, file=sys.stderr) as bar:
             scores = evaluation.evaluate_examples(examples, k, rollout_batch, chunk=config.rollout.prompts_per_step,
-                                                  gt_reward=gt_reward, on_chunk=bar.update)
+                                                  gt_reward=protocol.gt_reward, on_chunk=bar.update)
         label = name if split is None else f"{name}:{split}"
         results[label] = {"problems": len(examples),
                           **{key_.replace("@k", f"@{k}"): value for key_, value in scores.items()}}
     source = {"run": args.run, "checkpoint_step": step} if args.run else {"model": args.model}
-    protocol = {"k": k, "temperature": args.temperature, "top_p": args.top_p, "seed": args.seed,
+    settings = {"k": k, "temperature": args.temperature, "top_p": args.top_p, "seed": args.seed,
                 "max_new_tokens": sampler.sampling.max_new_tokens, "template": config.data.template,
                 "chat_template": config.data.chat_template}
-    return {**source, "protocol": protocol, "datasets": results}
+    return {**source, "protocol": settings, "datasets": results}
 
 
 def _fields(config) -> dict:

@@ -100,11 +100,18 @@ def prompt_buckets(max_prompt_len: int) -> tuple[int, ...]:
     return tuple(b for b in DEFAULT_BUCKETS if b < max_prompt_len) + (max_prompt_len,)
 
 
+def make_sampler(config, cfg: ModelConfig, tokenizer, mesh, *, max_new_tokens: int, temperature: float,
+                 top_p: float = 1.0, top_k: int = 0) -> Sampler:
+    """A sampler of a run's model with the given sampling settings (stop tokens and padding from the tokenizer,
+    prompt buckets up to ``rollout.max_prompt_len``, ``rollout.max_rows_per_chunk`` rows at a time)."""
+    sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+                              stop_token_ids=setup.stop_token_ids(tokenizer, cfg), pad_id=tokenizer.pad_token_id or 0)
+    return Sampler(cfg, sampling, mesh=mesh, buckets=prompt_buckets(config.rollout.max_prompt_len),
+                   unroll_layers=config.train.unroll_layers, max_rows_per_chunk=config.rollout.max_rows_per_chunk)
+
+
 def validation_sampler(config, cfg: ModelConfig, tokenizer, mesh) -> Sampler:
     """The sampler of ``config.val``: temperature, top-p and length (0: ``rollout.max_new_tokens``)."""
-    c = config
-    sampling = SamplingConfig(max_new_tokens=c.val.max_new_tokens or c.rollout.max_new_tokens,
-                              temperature=c.val.temperature, top_p=c.val.top_p,
-                              stop_token_ids=setup.stop_token_ids(tokenizer, cfg), pad_id=tokenizer.pad_token_id or 0)
-    return Sampler(cfg, sampling, mesh=mesh, buckets=prompt_buckets(c.rollout.max_prompt_len),
-                   unroll_layers=c.train.unroll_layers)
+    v = config.val
+    return make_sampler(config, cfg, tokenizer, mesh, max_new_tokens=v.max_new_tokens or config.rollout.max_new_tokens,
+                        temperature=v.temperature, top_p=v.top_p)

@@ -7,6 +7,7 @@ each step's prompts from (seed, step). The data position saved with a checkpoint
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import numpy as np
 
@@ -87,3 +88,40 @@ def validation_examples(data_cfg) -> list[Example]:
     if len(data_cfg.val_task_options):
         task = get_task(data_cfg.task, **{**dict(data_cfg.task_options), **dict(data_cfg.val_task_options)})
     return task.generate(data_cfg.val_size, seed=data_cfg.val_seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """How one source of prompts is posed and graded: the prompt template, the answer extraction applied to a
+    completion, and the reward that grades it against the gold answer (``ground_truth`` or ``countdown``)."""
+
+    template: str
+    extract: Callable[[str], "str | None"]
+    gt_reward: str
+
+
+def data_protocol(data_cfg, dataset: str | None = None) -> Protocol:
+    """The protocol of the training data of ``config.data`` or, given ``dataset``, of that dataset.
+
+    The training data (and its own dataset named again) keeps ``data.template``; another dataset (validation,
+    evaluation) gets its own kind's template: Countdown's for Countdown, ``data.template`` (``boxed`` if that is
+    Countdown's) for math.
+    """
+    from urlvr_jax.rewards.answers import extract_answer
+
+    if dataset is None or dataset == data_cfg.dataset:
+        task = make_task(data_cfg) if not data_cfg.dataset else None
+        if task is not None:
+            gt = "countdown" if data_cfg.task == "countdown" else "ground_truth"
+            return Protocol(data_cfg.template, lambda text: task.extract_answer(text), gt)
+        if data_cfg.dataset == "countdown":
+            return Protocol(data_cfg.template, get_task("countdown").extract_answer, "countdown")
+        return Protocol(data_cfg.template, extract_answer, "ground_truth")
+    if dataset == "countdown":
+        return Protocol("countdown", get_task("countdown").extract_answer, "countdown")
+    return Protocol(data_cfg.template if data_cfg.template != "countdown" else "boxed", extract_answer, "ground_truth")
+
+
+def validation_protocol(data_cfg) -> Protocol:
+    """The protocol of :func:`validation_examples`: the validation dataset's own, else the training data's."""
+    return data_protocol(data_cfg, data_cfg.val_dataset) if data_cfg.val_dataset else data_protocol(data_cfg)

@@ -17,22 +17,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from urlvr_jax import sharding as shd
-from urlvr_jax.model.tokenizer import decode_completions
+from urlvr_jax import evaluation, sharding as shd
 from urlvr_jax.rewards import metrics as rmetrics
-from urlvr_jax.rewards.answers import extract_answer
-from urlvr_jax.rewards.batch import RewardBatch, select_first_m
-from urlvr_jax.rewards.ensemble import ema_update, majority_labels, teacher_answers_from_texts
+from urlvr_jax.rewards.batch import select_first_m
+from urlvr_jax.rewards.ensemble import ema_update, teacher_answers_from_texts
 from urlvr_jax.rewards.registry import compute_rewards, get_reward
 from urlvr_jax.rl import setup
 from urlvr_jax.rl.advantages import compute_advantages
-from urlvr_jax.rl.data import make_task, train_source, validation_examples
+from urlvr_jax.rl.data import data_protocol, train_source, validation_examples, validation_protocol
 from urlvr_jax.rl.train_step import (TrainBatch, init_train_state, jit_train_step,
                                      state_shardings)
 from urlvr_jax.sampling.logprobs import completion_logprobs
+from urlvr_jax.evaluation import TEXT_FIELDS
 from urlvr_jax.sampling.rollout import STAT_NAMES
-from urlvr_jax.sampling.sampler import DEFAULT_BUCKETS, Sampler
-from urlvr_jax.sampling.strategies import SamplingConfig
+from urlvr_jax.sampling.sampler import Sampler
 from urlvr_jax.utils import multihost
 from urlvr_jax.utils.checkpoint import CheckpointManager
 from urlvr_jax.utils.config import save_config, validate_config
@@ -41,8 +39,7 @@ from urlvr_jax.utils.run_storage import RunStorage
 from urlvr_jax.utils.metrics_log import MetricsLogger
 from urlvr_jax.utils.plots import plot_curves
 
-# What the hosts read of a rollout (gathered from every process): decoding, rewards, metrics.
-TEXT_FIELDS = ("tokens", "mask", "lengths", "group_ids")
+# What the hosts read of a training rollout (gathered from every process): decoding, rewards, metrics.
 REWARD_FIELDS = TEXT_FIELDS + STAT_NAMES
 PROGRESS_KEYS = ("train/proxy_reward", "train/ground_truth_reward", "train/reward_accuracy", "val/avg@k")
 
@@ -86,21 +83,16 @@ class URLVRRun:
         self.cfg, params = setup.build_model(c, self.tokenizer, self.mesh, jax.random.fold_in(self.rng, 1))
         self.reward_spec = parse_reward_spec(c.reward.name)
         self.reward_names = [self.reward_spec] if isinstance(self.reward_spec, str) else list(self.reward_spec)
-        self.task = make_task(c.data)
-        self.extract = (lambda t: self.task.extract_answer(t)) if self.task is not None else extract_answer
-        self.gt_reward = "countdown" if c.data.task == "countdown" or c.data.dataset == "countdown" else "ground_truth"
+        self.protocol, self.val_protocol = data_protocol(c.data), validation_protocol(c.data)
+        self.extract, self.gt_reward = self.protocol.extract, self.protocol.gt_reward
         self.source = train_source(c.data, c.rollout.prompts_per_step, c.seed)
         self.val_examples = validation_examples(c.data)
-        pad, stops = self.tokenizer.pad_token_id or 0, setup.stop_token_ids(self.tokenizer, self.cfg)
-        buckets = tuple(b for b in DEFAULT_BUCKETS if b < c.rollout.max_prompt_len) + (c.rollout.max_prompt_len,)
-        sampling = lambda **kw: SamplingConfig(stop_token_ids=stops, pad_id=pad, **kw)
-        sampler = functools.partial(Sampler, self.cfg, mesh=self.mesh, unroll_layers=c.train.unroll_layers)
-        self.sampler = sampler(sampling(max_new_tokens=c.rollout.max_new_tokens, temperature=c.rollout.temperature,
-                                        top_k=c.rollout.top_k, top_p=c.rollout.top_p), buckets=buckets)
-        self.val_sampler = sampler(sampling(max_new_tokens=c.val.max_new_tokens or c.rollout.max_new_tokens,
-                                            temperature=c.val.temperature, top_p=c.val.top_p), buckets=buckets)
-        self.verify_sampler = sampler(sampling(max_new_tokens=c.reward.verify_max_new_tokens,
-                                               temperature=c.reward.verify_temperature))
+        sampler = functools.partial(evaluation.make_sampler, c, self.cfg, self.tokenizer, self.mesh)
+        r = c.rollout
+        self.sampler = sampler(max_new_tokens=r.max_new_tokens, temperature=r.temperature, top_k=r.top_k, top_p=r.top_p)
+        self.val_sampler = evaluation.validation_sampler(c, self.cfg, self.tokenizer, self.mesh)
+        self.verify_sampler = sampler(max_new_tokens=c.reward.verify_max_new_tokens,
+                                      temperature=c.reward.verify_temperature)
         a = c.algo
         self.needs_ref = bool(a.kl_coef) or a.report_ref_kl
         self.step_cfg, self.optimizer = setup.step_and_optimizer(c)
@@ -119,17 +111,7 @@ class URLVRRun:
     def _generate_texts(self, sampler: Sampler, params, prompts: list[str], key, num_samples: int,
                         fields=TEXT_FIELDS):
         """(rollout on the mesh, its ``fields`` as host numpy on every process, the decoded texts)."""
-        tokens, mask = setup.encode_prompts(self.config, self.tokenizer, prompts)
-        rollout = sampler.generate(params, tokens, mask, key, num_samples=num_samples)
-        host = multihost.to_host({name: getattr(rollout, name) for name in fields})
-        return rollout, host, decode_completions(self.tokenizer, host["tokens"], host["mask"])
-
-    def _reward_batch(self, host, texts, examples, num_samples, teacher_answers=None) -> RewardBatch:
-        rows = [ex for ex in examples for _ in range(num_samples)]
-        stats = {name: host[name] for name in ("mask", *STAT_NAMES) if name in host}
-        return RewardBatch.from_texts(texts, host["group_ids"], self.extract, **stats,
-                                      ground_truths=[ex.answer for ex in rows],
-                                      task_info=[dict(ex.info) for ex in rows], teacher_answers=teacher_answers)
+        return evaluation.sample_texts(self.config, self.tokenizer, sampler, params, prompts, key, num_samples, fields)
 
     def _reward_options(self, step: int) -> dict:
         opts = {name: dict(self.config.reward.options.get(name, {})) for name in self.reward_names}
@@ -156,7 +138,7 @@ class URLVRRun:
                                                       jax.random.fold_in(key, 1), self.n_votes)
             teacher_answers = teacher_answers_from_texts(t_texts, t_host["group_ids"], self.extract)
         t1 = time.perf_counter()
-        batch = self._reward_batch(host, texts, examples, self.n_votes, teacher_answers)
+        batch = evaluation.reward_batch(host, texts, examples, self.n_votes, self.extract, teacher_answers)
         proxy = compute_rewards(self.reward_spec, batch, self._reward_options(step))
         gt = compute_rewards(self.gt_reward, batch)
         metrics = rmetrics.urlvr_metrics(batch, proxy, gt, n_votes=None,
@@ -195,34 +177,21 @@ class URLVRRun:
     # ------------------------------------------------------------------ validation
 
     def validate(self, step: int) -> dict:
+        """avg@k, pass@k, pass@1, response length and maj@k on the validation set (``config.val``)."""
         if not self.val_examples:
             return {}
-        c, k = self.config, self.config.val.k
+        c, k, protocol = self.config, self.config.val.k, self.val_protocol
         key = jax.random.fold_in(self.rng, 2_000_000 + step)
-        correct, groups, lengths, label_hits = [], [], [], []
-        chunk = c.rollout.prompts_per_step
-        for start in range(0, len(self.val_examples), chunk):
-            examples = self.val_examples[start:start + chunk]
-            prompts = setup.prompt_texts(c, self.tokenizer, examples)
+
+        def rollout_batch(examples, start):
+            prompts = setup.prompt_texts(c, self.tokenizer, examples, template=protocol.template)
             _, host, texts = self._generate_texts(self.val_sampler, self.state.params, prompts,
                                                   jax.random.fold_in(key, start), k)
-            batch = self._reward_batch(host, texts, examples, k)
-            gt = compute_rewards(self.gt_reward, batch)
-            correct.append(gt)
-            groups.append(host["group_ids"] + start)
-            lengths.append(host["lengths"])
-            if self.gt_reward == "ground_truth":
-                labels = list(majority_labels(batch)[0].values())  # groups in prompt order
-                label_hits.append(rmetrics.label_accuracy(labels, [ex.answer for ex in examples],
-                                                          [ex.info.get("answer_type") for ex in examples]).sum())
-        correct, groups = np.concatenate(correct), np.concatenate(groups)
-        n, hits = rmetrics.group_counts(correct, groups)
-        out = {"avg@k": float(correct.mean()), "pass@k": float(rmetrics.pass_at_k(n, hits, k).mean()),
-               "pass@1": float(rmetrics.pass_at_k(n, hits, 1).mean()),
-               "response_length": float(np.concatenate(lengths).mean())}
-        if label_hits:
-            out["maj@k"] = float(sum(label_hits) / len(self.val_examples))
-        return multihost.agree(out)
+            return evaluation.reward_batch(host, texts, examples, k, protocol.extract)
+
+        scores = evaluation.evaluate_examples(self.val_examples, k, rollout_batch, chunk=c.rollout.prompts_per_step,
+                                              gt_reward=protocol.gt_reward)
+        return multihost.agree(scores)  # graded on every process; process 0's grades are the run's
 
     # ------------------------------------------------------------------ the run
 
