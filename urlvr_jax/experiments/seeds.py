@@ -44,6 +44,7 @@ CURVES = (("majority_vote", VAL, "MV val avg@k"), ("ground_truth", VAL, "GT val 
           ("majority_vote", "train/reward_accuracy", "MV reward accuracy"),
           ("majority_vote", "train/majority_ratio", "MV majority ratio"))
 RISE_SE = 3.0
+DISPLAY_KEYS = ("train.progress",)  # config keys that change no result: free to differ when resuming
 SECTION_BEGIN, SECTION_END = "<!-- cpu_default_seeds:begin -->", "<!-- cpu_default_seeds:end -->"
 
 Records = Sequence[Mapping[str, float]]
@@ -214,7 +215,7 @@ def check_same_experiment(config, root: str) -> None:
     if os.path.exists(path):
         with open(path) as f:
             before = _flat(json.load(f))
-        changed = sorted(k for k in set(before) & set(now) if before[k] != now[k])
+        changed = sorted(k for k in set(before) & set(now) if before[k] != now[k] and k not in DISPLAY_KEYS)
         if changed:
             raise SystemExit(f"{path}: the seeds there ran with another config ({', '.join(changed)} differ); "
                              f"use another run_dir or delete {root}")
@@ -401,6 +402,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from urlvr_jax.utils.huge_pages import run_main
+    from urlvr_jax.utils.entry import run_main
 
     run_main(main)
