@@ -52,6 +52,7 @@ class DecodeState:
     tokens: jax.Array  # [B, T]
     stats: dict  # name -> [B, T] float32
     lengths: jax.Array  # [B] int32: tokens generated so far (the stop token included)
+    limits: jax.Array  # [B] int32: row b stops (truncated) after limits[b] <= T tokens
     done: jax.Array  # [B] bool
     finished: jax.Array  # [B] bool: stopped on a stop token
     step: jax.Array  # [] int32
@@ -66,7 +67,15 @@ def bucket_length(length: int, buckets: tuple[int, ...]) -> int:
                      "raise max_prompt_len / add a larger bucket, or truncate the prompts")
 
 
-def _prefill(params: Params, prompt_tokens, prompt_mask, sequence_ids, rng, *, cfg: ModelConfig,
+def draw_uniforms(rng, sequence_ids, sampling: SamplingConfig) -> jax.Array:
+    """[rows, T] float32: row r's uniform for each step, from ``fold_in(rng, sequence_ids[r])`` (zeros if greedy)."""
+    shape = (sequence_ids.shape[0], sampling.max_new_tokens)
+    if sampling.greedy:
+        return jnp.zeros(shape, jnp.float32)
+    return jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(rng, i), shape[1:]))(sequence_ids)
+
+
+def _prefill(params: Params, prompt_tokens, prompt_mask, sequence_ids, rng, limits, *, cfg: ModelConfig,
              sampling: SamplingConfig, num_samples: int) -> DecodeState:
     batch, length = prompt_tokens.shape
     cache = init_cache(cfg, batch, length + sampling.max_new_tokens)
@@ -80,12 +89,12 @@ def _prefill(params: Params, prompt_tokens, prompt_mask, sequence_ids, rng, *, c
     return DecodeState(
         cache=cache,
         logits=repeat(logits),
-        uniforms=jnp.zeros(shape, jnp.float32) if sampling.greedy else jax.vmap(
-            lambda i: jax.random.uniform(jax.random.fold_in(rng, i), (sampling.max_new_tokens,)))(sequence_ids),
+        uniforms=draw_uniforms(rng, sequence_ids, sampling),
         positions=repeat(prompt_mask.sum(axis=1).astype(jnp.int32)),
         tokens=jnp.full(shape, sampling.pad_id, jnp.int32),
         stats={name: jnp.zeros(shape, jnp.float32) for name in STAT_NAMES},
         lengths=jnp.zeros((rows,), jnp.int32),
+        limits=limits.astype(jnp.int32),
         done=jnp.zeros((rows,), bool),
         finished=jnp.zeros((rows,), bool),
         step=jnp.zeros((), jnp.int32),
@@ -118,14 +127,15 @@ def _decode(params: Params, state: DecodeState, *, cfg: ModelConfig, sampling: S
         write = lambda buf, value: jax.lax.dynamic_update_slice(
             buf, jnp.where(active, value, jnp.zeros_like(value)).astype(buf.dtype)[:, None], (0, s.step))
         stopped = active & _is_stop(token, sampling.stop_token_ids)
+        lengths = s.lengths + active.astype(jnp.int32)
         logits, cache = forward(params, token[:, None], s.positions[:, None], active[:, None], cfg=cfg,
                                 cache=s.cache)
         return DecodeState(
             cache=cache, logits=logits[:, -1], uniforms=s.uniforms, positions=s.positions + 1,
             tokens=write(s.tokens, token),
             stats={name: write(s.stats[name], stats[name]) for name in STAT_NAMES},
-            lengths=s.lengths + active.astype(jnp.int32),
-            done=s.done | stopped, finished=s.finished | stopped, step=s.step + 1)
+            lengths=lengths, limits=s.limits,
+            done=s.done | stopped | (lengths >= s.limits), finished=s.finished | stopped, step=s.step + 1)
 
     state = jax.lax.while_loop(cond, body, state)
     return state.replace(cache=state.cache.stacked()) if unroll_layers else state
@@ -232,16 +242,16 @@ class Sampler:
         abstract_state = jax.eval_shape(
             prefill, abstract_params(self.cfg), jax.ShapeDtypeStruct((batch, bucket), jnp.int32),
             jax.ShapeDtypeStruct((batch, bucket), bool), jax.ShapeDtypeStruct((batch * num_samples,), jnp.uint32),
-            jax.ShapeDtypeStruct((), jax.random.key(0).dtype))
+            jax.ShapeDtypeStruct((), jax.random.key(0).dtype), jax.ShapeDtypeStruct((batch * num_samples,), jnp.int32))
         state = shd.tree_batch_shardings(abstract_state, mesh)
         state = state.replace(cache=shd.cache_shardings(abstract_state.cache, mesh))
         abstract_rollout = jax.eval_shape(to_rollout, abstract_state, jax.ShapeDtypeStruct((batch, bucket), jnp.int32),
                                           jax.ShapeDtypeStruct((batch, bucket), bool))
         replicated = NamedSharding(mesh, PartitionSpec())
         opts = compiler_options(mesh)
+        rows = shd.batch_sharding(mesh, (batch * num_samples,))
         return (
-            jax.jit(prefill, out_shardings=state, in_shardings=(
-                params, prompt, prompt, shd.batch_sharding(mesh, (batch * num_samples,)), replicated),
+            jax.jit(prefill, out_shardings=state, in_shardings=(params, prompt, prompt, rows, replicated, rows),
                 compiler_options=opts),
             jax.jit(decode, in_shardings=(params, state), out_shardings=state, donate_argnums=(1,),
                     compiler_options=opts),
@@ -272,15 +282,17 @@ class Sampler:
     def __hash__(self):
         return hash((self.cfg, self.sampling, self.buckets, id(self.mesh)))
 
-    def prepare(self, prompt_tokens, prompt_mask, rng: jax.Array, num_samples: int = 1, sequence_ids=None):
-        """Checks and buckets the prompts: (programs, (tokens, mask, sequence ids, rng)) ready for prefill of the
-        whole batch at once."""
-        tokens, mask, ids = self._bucketed(prompt_tokens, prompt_mask, num_samples, sequence_ids)
-        inputs = (self._place(tokens), self._place(mask), self._place(ids), self._place_key(rng))
+    def prepare(self, prompt_tokens, prompt_mask, rng: jax.Array, num_samples: int = 1, sequence_ids=None,
+                max_lengths=None):
+        """Checks and buckets the prompts: (programs, (tokens, mask, sequence ids, rng, max lengths)) ready for
+        prefill of the whole batch at once."""
+        tokens, mask, ids, limits = self._bucketed(prompt_tokens, prompt_mask, num_samples, sequence_ids, max_lengths)
+        inputs = (self._place(tokens), self._place(mask), self._place(ids), self._place_key(rng), self._place(limits))
         return self._jitted(tokens.shape[0], tokens.shape[1], num_samples), inputs
 
-    def _bucketed(self, prompt_tokens, prompt_mask, num_samples: int, sequence_ids):
-        """Checked host arrays: prompts padded to their bucket [B, bucket] and sequence ids [B * num_samples]."""
+    def _bucketed(self, prompt_tokens, prompt_mask, num_samples: int, sequence_ids, max_lengths=None):
+        """Checked host arrays: prompts padded to their bucket [B, bucket], sequence ids and max lengths
+        [B * num_samples]."""
         prompt_tokens, prompt_mask = np.asarray(prompt_tokens, np.int32), np.asarray(prompt_mask, bool)
         if prompt_tokens.ndim != 2 or prompt_tokens.shape != prompt_mask.shape:
             raise ValueError(f"prompt_tokens {prompt_tokens.shape} and prompt_mask {prompt_mask.shape} "
@@ -306,10 +318,15 @@ class Sampler:
         ids = np.arange(rows) if sequence_ids is None else np.asarray(sequence_ids)
         if ids.shape != (rows,):
             raise ValueError(f"sequence_ids has shape {ids.shape}, expected ({rows},) = batch * num_samples")
-        return tokens, mask, ids.astype(np.uint32)
+        new = self.sampling.max_new_tokens
+        limits = np.full(rows, new) if max_lengths is None else np.asarray(max_lengths)
+        if limits.shape != (rows,) or not ((limits >= 1) & (limits <= new)).all():
+            raise ValueError(f"max_lengths must be [{rows}] = batch * num_samples ints in [1, max_new_tokens={new}], "
+                             f"got shape {limits.shape}, range [{limits.min(initial=0)}, {limits.max(initial=0)}]")
+        return tokens, mask, ids.astype(np.uint32), limits.astype(np.int32)
 
     def generate(self, params: Params, prompt_tokens, prompt_mask, rng: jax.Array, num_samples: int = 1,
-                 sequence_ids=None) -> Rollout:
+                 sequence_ids=None, max_lengths=None) -> Rollout:
         """Samples ``num_samples`` completions of each left-padded prompt.
 
         Args:
@@ -318,11 +335,13 @@ class Sampler:
           sequence_ids: [B * num_samples] ints naming each rollout (default ``arange``); give global ids to make
             a rollout independent of batch composition. Rows are prompt-major: row b * N + j is sample j of
             prompt b, and ``group_ids`` is b.
+          max_lengths: [B * num_samples] ints in [1, max_new_tokens] (default all max_new_tokens): row r stops
+            after ``max_lengths[r]`` tokens, as truncated (not ``finished``) unless its last token is a stop token.
         Returns a :class:`Rollout` with B * num_samples rows; the prompts in it are padded to their bucket.
         Raises ValueError for empty or right-padded prompts, or prompts longer than the largest bucket or
         than ``max_position_embeddings - max_new_tokens``.
         """
-        tokens, mask, ids = self._bucketed(prompt_tokens, prompt_mask, num_samples, sequence_ids)
+        tokens, mask, ids, limits = self._bucketed(prompt_tokens, prompt_mask, num_samples, sequence_ids, max_lengths)
         if self.mesh is not None:
             params = jax.device_put(params, shd.param_shardings(params, self.mesh))
         rng = self._place_key(rng)
@@ -334,7 +353,8 @@ class Sampler:
             chunk = self._place(tokens[first:first + prompts]), self._place(mask[first:first + prompts])
             for sample in range(0, num_samples, samples):  # one pass unless a chunk holds part of a prompt's samples
                 rows = np.arange(first, first + prompts)[:, None] * num_samples + np.arange(sample, sample + samples)
-                state = decode(params, prefill(params, *chunk, self._place(ids[rows.ravel()]), rng))
+                rows = rows.ravel()
+                state = decode(params, prefill(params, *chunk, self._place(ids[rows]), rng, self._place(limits[rows])))
                 parts.append(to_rollout(state, *chunk))
                 del state  # the chunk's cache goes before the next chunk's prefill
         return parts[0] if len(parts) == 1 else self._joined(parts, num_samples)

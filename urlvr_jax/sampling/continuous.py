@@ -1,0 +1,294 @@
+"""Continuous batching: a fixed number of decode slots, each refilled with the next waiting rollout when its row stops.
+
+The static :class:`~urlvr_jax.sampling.sampler.Sampler` decodes a batch until its longest row stops, so with
+heavy-tailed lengths most of its row-steps are padding. :class:`ContinuousSampler` runs one jitted program:
+
+* The B prompts are prefilled once, into a prompt cache [L, B, Hkv, Dh, P] (P = the prompt bucket) and their last
+  logits; nothing of a prompt is recomputed per sample.
+* One ``lax.while_loop`` decodes all S slots one step (each slot writes its key/value at its own cache position
+  P + t, t = the step within its rollout), then refills every slot whose row stopped (stop token or max length)
+  with the next waiting row (prompt-major order): the row's prompt cache is copied into slot columns [0, P), its
+  generated columns are masked out, and its prompt's last logits become the slot's next distribution. Shapes are
+  static: one compiled program per (batch, bucket, samples, slots), whatever the lengths.
+* Row r's step-t token is chosen at uniform ``uniforms[r, t]``, drawn before the loop from
+  ``fold_in(rng, sequence_ids[r])`` exactly as the static sampler draws them, and its cache layout (prompt at
+  [0, P), token t at P + t) is the static sampler's: a rollout's tokens and statistics are those of the static
+  sampler for the same sequence id (up to float rounding), whatever shares the slots.
+* Tokens and per-token statistics go straight to [B * N, T] buffers in the original row order.
+* With a ``mesh``: params as the static sampler, slots and the slot cache over ('data', 'fsdp') (kv-heads over
+  'tensor'), the [B * N, T] buffers replicated inside the loop (each step writes S entries) and batch-sharded on
+  output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+
+from urlvr_jax import sharding as shd
+from urlvr_jax.model.config import ModelConfig
+from urlvr_jax.model.transformer import (KVCache, Params, abstract_params, attention, attention_inputs,
+                                        forward_hidden, init_cache, layer_output, logits_from_hidden,
+                                        out_major_params, rms_norm, rope_inv_freq, rope_tables, run_layers,
+                                        unstack_layers)
+from urlvr_jax.sampling.rollout import STAT_NAMES, Rollout
+from urlvr_jax.sampling.sampler import Sampler, _is_stop, _Program, draw_uniforms
+from urlvr_jax.sampling.stats import scaled_softmax, token_stats
+from urlvr_jax.sampling.strategies import SamplingConfig, choose_tokens
+from urlvr_jax.utils.xla_options import compiler_options
+
+
+@flax.struct.dataclass(frozen=True)
+class Prompts:
+    """The prefilled prompts: what a slot copies when it takes a row of that prompt."""
+
+    k: jax.Array  # [L, B, Hkv, Dh, P]
+    v: jax.Array  # [L, B, Hkv, P, Dh]
+    key_mask: jax.Array  # [B, P]
+    logits: jax.Array  # [B, V] float32: the distribution of the first new token
+    positions: jax.Array  # [B] int32: RoPE position of the first new token (the prompt length)
+
+
+@flax.struct.dataclass(frozen=True)
+class SlotState:
+    cache: KVCache  # [L, S, ...] of length P + T (``index`` unused: each slot writes at its own position)
+    logits: jax.Array  # [S, V] float32
+    rows: jax.Array  # [S] int32: the row each slot decodes (R when none)
+    steps: jax.Array  # [S] int32: tokens its row has generated so far
+    positions: jax.Array  # [S] int32: RoPE position of its next token
+    active: jax.Array  # [S] bool: the slot holds a row that has not stopped
+    next_row: jax.Array  # [] int32: the first row not yet given a slot
+    tokens: jax.Array  # [R, T] int32, rows in the original order
+    stats: dict  # name -> [R, T] float32
+    lengths: jax.Array  # [R] int32
+    finished: jax.Array  # [R] bool
+    iterations: jax.Array  # [] int32: decode steps run (each one decodes all S slots)
+
+
+def _write_rows(buf, new, at, axis: int, layer=None):
+    """``buf`` with ``new`` [B, ...] (size 1 along ``axis``, counted from the end) written at position ``at[b]``
+    of row b. ``buf`` is [B, ...] or, with ``layer`` (a traced index), stacked [L, B, ...] written in that layer.
+    """
+    def one(b, n, a):
+        start = [0] * b.ndim
+        start[axis] = a
+        if layer is not None:
+            start[0] = layer
+            n = n[None]
+        return jax.lax.dynamic_update_slice(b, n.astype(b.dtype), start)
+
+    batch_axis = 0 if layer is None else 1
+    return jax.vmap(one, in_axes=(batch_axis, 0, 0), out_axes=batch_axis)(buf, new, at)
+
+
+def decode_step(params: Params, token, positions, write_at, cache: KVCache, *, cfg: ModelConfig):
+    """Logits [S, V] of one token per slot, its key/value written at cache position ``write_at[s]`` of slot s.
+
+    The static sampler's decode :func:`~urlvr_jax.model.transformer.forward` with a per-slot write position (its
+    cache writes every row at one shared ``index``). The slot attends to the cache columns its ``key_mask`` marks,
+    the new one included.
+    """
+    rope = rope_tables(positions[:, None], rope_inv_freq(cfg), cfg.compute_dtype)
+    x = params["embed"].astype(cfg.compute_dtype)[token[:, None]]
+    key_mask = cache.key_mask | (jnp.arange(cache.length)[None, :] == write_at[:, None])
+    mask = key_mask[:, None, :]  # [S, 1, K]
+
+    def layer(carry, w):
+        x, ks, vs, i = carry
+        q, k, v = attention_inputs(x, w, rope, cfg)
+        if isinstance(ks, tuple):  # per-layer cache, unrolled layers: i is a Python int
+            ks = ks[:i] + (_write_rows(ks[i], k, write_at, -1),) + ks[i + 1:]
+            vs = vs[:i] + (_write_rows(vs[i], v, write_at, -2),) + vs[i + 1:]
+        else:
+            ks, vs = _write_rows(ks, k, write_at, -1, layer=i), _write_rows(vs, v, write_at, -2, layer=i)
+        keys, values = ks[i].astype(x.dtype), vs[i].astype(x.dtype)
+        return layer_output(x, attention(q, keys, values, mask, cfg), w, cfg), ks, vs, i + 1
+
+    unrolled = isinstance(params["layers"], (list, tuple))
+    first = 0 if unrolled else jnp.zeros((), jnp.int32)
+    x, ks, vs, _ = run_layers(layer, (x, cache.k, cache.v, first), params["layers"])
+    x = rms_norm(x, params["final_norm"], cfg.rms_norm_eps)
+    return logits_from_hidden(params, x[:, -1]), cache.replace(k=ks, v=vs, key_mask=key_mask)
+
+
+def prefill_prompts(params: Params, prompt_tokens, prompt_mask, *, cfg: ModelConfig) -> Prompts:
+    batch, length = prompt_tokens.shape
+    hidden, cache = forward_hidden(params, prompt_tokens, token_mask=prompt_mask, cfg=cfg,
+                                   cache=init_cache(cfg, batch, length))
+    return Prompts(k=cache.k, v=cache.v, key_mask=cache.key_mask, logits=logits_from_hidden(params, hidden[:, -1]),
+                   positions=prompt_mask.sum(axis=1).astype(jnp.int32))
+
+
+def _refill(s: SlotState, free, prompts: Prompts, num_samples: int) -> SlotState:
+    """Gives each ``free`` slot the next waiting row (in row order) while rows are left."""
+    total = s.tokens.shape[0]
+    new_row = s.next_row + jnp.cumsum(free.astype(jnp.int32)) - 1
+    refill = free & (new_row < total)
+    rows = jnp.where(refill, new_row, s.rows)
+    prompt = jnp.minimum(rows, total - 1) // num_samples
+
+    def copy_prompts(cache: KVCache) -> KVCache:
+        length = prompts.key_mask.shape[1]
+        slot = jnp.where(refill, jnp.arange(free.shape[0]), free.shape[0])  # out of range: dropped
+        generated = jnp.zeros((free.shape[0], cache.length - length), bool)
+        key_mask = jnp.where(refill[:, None], jnp.concatenate([prompts.key_mask[prompt], generated], axis=1),
+                             cache.key_mask)
+        k, v = prompts.k[:, prompt], prompts.v[:, prompt]  # [L, S, ...]
+        if isinstance(cache.k, tuple):  # per-layer cache (unrolled layers)
+            return cache.replace(
+                k=tuple(c.at[slot, ..., :length].set(n, mode="drop") for c, n in zip(cache.k, k)),
+                v=tuple(c.at[slot, :, :length].set(n, mode="drop") for c, n in zip(cache.v, v)), key_mask=key_mask)
+        return cache.replace(k=cache.k.at[:, slot, ..., :length].set(k, mode="drop"),
+                             v=cache.v.at[:, slot, :, :length].set(v, mode="drop"), key_mask=key_mask)
+
+    return s.replace(
+        cache=jax.lax.cond(jnp.any(refill), copy_prompts, lambda c: c, s.cache),
+        logits=jnp.where(refill[:, None], prompts.logits[prompt], s.logits),
+        rows=rows, steps=jnp.where(refill, 0, s.steps),
+        positions=jnp.where(refill, prompts.positions[prompt], s.positions),
+        active=s.active | refill, next_row=s.next_row + jnp.sum(refill, dtype=jnp.int32))
+
+
+def _generate(params: Params, prompt_tokens, prompt_mask, sequence_ids, rng, limits, *, cfg: ModelConfig,
+              sampling: SamplingConfig, num_samples: int, slots: int, layout=None, constrain=lambda s: s,
+              replicate=lambda x: x):
+    batch, length = prompt_tokens.shape
+    total, new = batch * num_samples, sampling.max_new_tokens
+    prompts = prefill_prompts(params, prompt_tokens, prompt_mask, cfg=cfg)
+    uniforms, limits = replicate(draw_uniforms(rng, sequence_ids, sampling)), replicate(limits)
+    cache = init_cache(cfg, slots, length + new)
+    if layout is not None:  # unrolled layers (see Sampler.unroll_layers): per-layer weights and caches
+        params, cache = jax.lax.optimization_barrier((layout(params), cache.per_layer()))
+    state = SlotState(
+        cache=cache, logits=jnp.zeros((slots, prompts.logits.shape[1]), jnp.float32),
+        rows=jnp.full((slots,), total, jnp.int32), steps=jnp.zeros((slots,), jnp.int32),
+        positions=jnp.zeros((slots,), jnp.int32), active=jnp.zeros((slots,), bool), next_row=jnp.zeros((), jnp.int32),
+        tokens=jnp.full((total, new), sampling.pad_id, jnp.int32),
+        stats={name: jnp.zeros((total, new), jnp.float32) for name in STAT_NAMES},
+        lengths=jnp.zeros((total,), jnp.int32), finished=jnp.zeros((total,), bool), iterations=jnp.zeros((), jnp.int32))
+    state = constrain(_refill(state, jnp.ones((slots,), bool), prompts, num_samples))
+
+    def body(s: SlotState) -> SlotState:
+        row = jnp.where(s.active, s.rows, total)  # inactive slots write nowhere (out of range: dropped)
+        t = jnp.minimum(s.steps, new - 1)
+        dist = scaled_softmax(s.logits, sampling.stats_temperature)
+        token = jnp.where(s.active, choose_tokens(dist, uniforms[jnp.minimum(row, total - 1), t], sampling),
+                          sampling.pad_id)
+        stats = token_stats(dist, token)
+        write = lambda buf, value: buf.at[row, t].set(value.astype(buf.dtype), mode="drop")
+        stop = s.active & _is_stop(token, sampling.stop_token_ids)
+        ended = s.active & (stop | (s.steps + 1 >= limits[jnp.minimum(row, total - 1)]))
+        logits, cache = decode_step(params, token, s.positions, jnp.minimum(length + t, length + new - 1), s.cache,
+                                    cfg=cfg)
+        s = s.replace(cache=cache, logits=logits, steps=s.steps + 1, positions=s.positions + 1,
+                      active=s.active & ~ended, tokens=write(s.tokens, token),
+                      stats={name: write(s.stats[name], stats[name]) for name in STAT_NAMES},
+                      lengths=s.lengths.at[row].set(s.steps + 1, mode="drop"),
+                      finished=s.finished.at[row].set(stop, mode="drop"), iterations=s.iterations + 1)
+        return constrain(_refill(s, ~s.active, prompts, num_samples))
+
+    state = jax.lax.while_loop(lambda s: jnp.any(s.active), body, state)
+    repeat = lambda x: jnp.repeat(x, num_samples, axis=0)
+    mask = jnp.arange(new)[None, :] < state.lengths[:, None]
+    rollout = Rollout(prompt_tokens=repeat(prompt_tokens), prompt_mask=repeat(prompt_mask), tokens=state.tokens,
+                      mask=mask, lengths=state.lengths, finished=state.finished,
+                      group_ids=jnp.arange(total, dtype=jnp.int32) // num_samples, **state.stats)
+    return rollout, state.iterations
+
+
+@dataclasses.dataclass(frozen=True)
+class ContinuousSampler(Sampler):
+    """:class:`Sampler` with continuous batching over ``slots`` decode slots (see the module docstring).
+
+    ``generate`` takes the same arguments and returns the same :class:`Rollout`; ``max_rows_per_chunk`` is
+    unused (``slots`` bounds the decode state). Compiles one program per (batch, prompt bucket, samples).
+    """
+
+    slots: int = 64
+
+    def __post_init__(self):
+        if self.slots < 1:
+            raise ValueError(f"ContinuousSampler.slots={self.slots} must be >= 1")
+
+    def __hash__(self):
+        return hash((super().__hash__(), self.slots))
+
+    def num_slots(self, rows: int) -> int:
+        """Slots used for ``rows`` rollouts: ``slots``, at most ``rows``; on a mesh a multiple of its batch
+        shards when there are that many rows."""
+        slots = min(self.slots, rows)
+        if self.mesh is not None:
+            shards = self.mesh.shape.get("data", 1) * self.mesh.shape.get("fsdp", 1)
+            slots = max(slots // shards, 1) * shards if rows >= shards else slots
+        return slots
+
+    def _jitted_continuous(self, batch: int, bucket: int, num_samples: int) -> _Program:
+        key = ("continuous", batch, bucket, num_samples)
+        if key in self._programs:
+            return self._programs[key]
+        slots = self.num_slots(batch * num_samples)
+        layout = None
+        if self.unroll_layers:
+            layout = out_major_params if self.decodes_out_major(slots) else unstack_layers
+        fn = functools.partial(_generate, cfg=self.cfg, sampling=self.sampling, num_samples=num_samples,
+                               slots=slots, layout=layout)
+        if self.mesh is None:
+            self._programs[key] = _Program(jax.jit(fn, compiler_options=compiler_options()))
+            return self._programs[key]
+        mesh, rows = self.mesh, batch * num_samples
+        prompt = shd.batch_sharding(mesh, (batch, bucket))
+        row = shd.batch_sharding(mesh, (rows,))
+        replicated = NamedSharding(mesh, PartitionSpec())
+
+        def constrain(s: SlotState) -> SlotState:
+            slot = shd.tree_batch_shardings(s, mesh)
+            kv = shd.cache_shardings(jax.eval_shape(lambda c: c.stacked() if isinstance(c.k, tuple) else c, s.cache),
+                                     mesh)
+            if isinstance(s.cache.k, tuple):
+                kv = kv.replace(k=(NamedSharding(mesh, PartitionSpec(*kv.k.spec[1:])),) * len(s.cache.k),
+                                v=(NamedSharding(mesh, PartitionSpec(*kv.v.spec[1:])),) * len(s.cache.v))
+            per_row = dict(tokens=replicated, stats={n: replicated for n in STAT_NAMES}, lengths=replicated,
+                           finished=replicated)
+            return jax.lax.with_sharding_constraint(s, slot.replace(cache=kv, **per_row))
+
+        fn = functools.partial(fn, constrain=constrain,
+                               replicate=lambda x: jax.lax.with_sharding_constraint(x, replicated))
+        abstract = jax.eval_shape(fn, abstract_params(self.cfg), jax.ShapeDtypeStruct((batch, bucket), jnp.int32),
+                                  jax.ShapeDtypeStruct((batch, bucket), bool), jax.ShapeDtypeStruct((rows,), jnp.uint32),
+                                  jax.ShapeDtypeStruct((), jax.random.key(0).dtype),
+                                  jax.ShapeDtypeStruct((rows,), jnp.int32))
+        out = (shd.tree_batch_shardings(abstract[0], mesh), replicated)
+        params = shd.param_shardings(abstract_params(self.cfg), mesh)
+        self._programs[key] = _Program(jax.jit(fn, in_shardings=(params, prompt, prompt, row, replicated, row),
+                                               out_shardings=out, compiler_options=compiler_options(mesh)))
+        return self._programs[key]
+
+    def compile_counts(self) -> tuple[int, int]:
+        """Number of compiled programs (prefill and decode are one program here: counted in both)."""
+        count = sum(p.count for k, p in self._programs.items() if k[0] == "continuous")
+        return count, count
+
+    def generate_with_steps(self, params: Params, prompt_tokens, prompt_mask, rng: jax.Array, num_samples: int = 1,
+                            sequence_ids=None, max_lengths=None) -> tuple[Rollout, jax.Array]:
+        """(:meth:`generate`'s rollout, decode steps run, a replicated int32 scalar): every step decodes
+        ``num_slots`` rows, so ``rollout.lengths.sum() / (steps * num_slots)`` is the share of decoded row-steps that
+        made a token."""
+        tokens, mask, ids, limits = self._bucketed(prompt_tokens, prompt_mask, num_samples, sequence_ids, max_lengths)
+        if self.mesh is not None:
+            params = jax.device_put(params, shd.param_shardings(params, self.mesh))
+        program = self._jitted_continuous(tokens.shape[0], tokens.shape[1], num_samples)
+        rollout, steps = program(params, self._place(tokens), self._place(mask), self._place(ids),
+                                 self._place_key(rng), self._place(limits))
+        return rollout, steps
+
+    def generate(self, params: Params, prompt_tokens, prompt_mask, rng: jax.Array, num_samples: int = 1,
+                 sequence_ids=None, max_lengths=None) -> Rollout:
+        """As :meth:`Sampler.generate`, with continuous batching."""
+        return self.generate_with_steps(params, prompt_tokens, prompt_mask, rng, num_samples, sequence_ids,
+                                        max_lengths)[0]
