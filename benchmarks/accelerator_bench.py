@@ -200,6 +200,6 @@ def main():
 
 
 if __name__ == "__main__":
-    from urlvr_jax.utils.huge_pages import run_main
+    from urlvr_jax.utils.entry import run_main
 
-    run_main(main)  # restarts once with huge pages for XLA's buffers, then runs main
+    run_main(main)  # huge pages for XLA's buffers, the pod's processes (URLVR_DISTRIBUTED=1), then main

@@ -201,9 +201,6 @@ def format_table(results: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args, overrides = parse_args(argv)
     try:
-        from urlvr_jax.utils.distributed import maybe_initialize
-
-        maybe_initialize()
         results = evaluate(args, overrides)
     except (FileNotFoundError, KeyError, ValueError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
@@ -222,6 +219,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from urlvr_jax.utils.huge_pages import run_main
+    from urlvr_jax.utils.entry import run_main
 
     run_main(main)

@@ -17,9 +17,6 @@ from urlvr_jax.utils.config import UserError, parse_cli
 
 
 def main(argv: list[str] | None = None) -> int:
-    from urlvr_jax.utils.distributed import maybe_initialize
-
-    maybe_initialize()  # multi-host pods / clusters: URLVR_DISTRIBUTED=1 (see launch/README.md)
     from urlvr_jax import plugins
 
     names, argv = plugins.split_plugin_flags(sys.argv[1:] if argv is None else argv)
@@ -35,12 +32,12 @@ def main(argv: list[str] | None = None) -> int:
 
     result = train(config)
     collapse = result.collapse_step if result.collapse_step is not None else "none within the run"
-    multihost.primary_only(lambda: print(f"run {result.run_dir}: {result.steps} steps, Model Collapse Step: {collapse}, "
-          f"rollout tokens: {result.rollout_tokens}"))
+    multihost.primary_only(lambda: print(f"run {result.run_dir}: {result.steps} steps, Model Collapse Step: "
+                                         f"{collapse}, rollout tokens: {result.rollout_tokens}"))
     return 0
 
 
 if __name__ == "__main__":
-    from urlvr_jax.utils.huge_pages import run_main
+    from urlvr_jax.utils.entry import run_main
 
-    run_main(main)  # restarts once with huge pages for XLA's buffers, then runs main
+    run_main(main)  # huge pages for XLA's buffers, the pod's processes (URLVR_DISTRIBUTED=1), then main

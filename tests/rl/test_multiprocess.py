@@ -4,12 +4,16 @@ devices on the same data:2,fsdp:2,tensor:2 mesh, and every step is logged once."
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+
+import pytest
 
 from loop_fixtures import REPO, cli_env, train_cmd, without_times
 
@@ -89,3 +93,28 @@ def test_two_processes_killed_and_resumed_equal_one_process(tmp_path):
     scalars = read_tensorboard(os.path.join(two, "tb"))
     assert len(scalars) == len({(tag, step) for tag, step, _ in scalars}), "a step twice in TensorBoard"
     assert {step for _, step, _ in scalars} == set(range(STEPS + 1))
+
+
+@pytest.mark.slow
+def test_cpu_default_runs_in_two_processes(tmp_path):
+    """The main job as a pod runs it: the prior is warm-started by process 0 and reused by process 1, both arms
+    train across the processes, and process 0 alone writes the figure and the summary."""
+    run_dir, port, procs = str(tmp_path / "cpu_default"), _free_port(), []
+    tiny = ("warm_start.steps=20", "train.steps=2", "train.checkpoint_every=2", "val.every=2", "data.val_size=8",
+            "rollout.prompts_per_step=8", "algo.mini_batch_prompts=8", "mesh=data:2,fsdp:2,tensor:2",
+            "train.progress=false", f"run_dir={run_dir}")
+    for i in range(2):
+        env = cli_env(str(tmp_path / "xla_cache"))
+        env.update(XLA_FLAGS="--xla_force_host_platform_device_count=4", URLVR_DISTRIBUTED="1",
+                   URLVR_COORDINATOR=f"localhost:{port}", URLVR_NUM_PROCESSES="2", URLVR_PROCESS_ID=str(i))
+        log = open(f"{run_dir}.{i}.log", "w")
+        procs.append(subprocess.Popen([sys.executable, "-m", "urlvr_jax.experiments.cpu_default", *tiny], cwd=REPO,
+                                      env=env, stdout=log, stderr=subprocess.STDOUT))
+    _wait(procs, run_dir, timeout=1200)
+    out = [open(f"{run_dir}.{i}.log").read() for i in range(2)]
+    assert "Model Collapse Step (majority vote" in out[0] and "Model Collapse Step" not in out[1]
+    summary = json.load(open(os.path.join(run_dir, "summary.json")))
+    assert set(summary) >= {"majority_vote", "ground_truth", "collapse_step"}
+    for arm in ("majority_vote", "ground_truth"):
+        steps = [r["step"] for r in read_metrics(os.path.join(run_dir, arm)) if "train/loss" in r]
+        assert steps == [1, 2], (arm, steps)

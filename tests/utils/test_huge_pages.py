@@ -13,7 +13,8 @@ PROBE = """
 import json, os, sys
 with open(sys.argv[1], "a") as f:
     f.write("run\\n")  # one line per start of the interpreter
-from urlvr_jax.utils.huge_pages import huge_pages_supported, run_main
+from urlvr_jax.utils.entry import run_main
+from urlvr_jax.utils.huge_pages import huge_pages_supported
 def main():
     print(json.dumps(dict(tunables=os.environ.get("GLIBC_TUNABLES"), argv=sys.argv[2:], pid=os.getpid(),
                           supported=huge_pages_supported())))

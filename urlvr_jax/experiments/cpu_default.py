@@ -18,6 +18,7 @@ import numpy as np
 
 from urlvr_jax.utils.config import apply_overrides, parse_cli
 from urlvr_jax.utils.metrics_log import read_metrics
+from urlvr_jax.utils import multihost
 from urlvr_jax.utils.plots import plot_curves
 
 LABELS = {"majority_vote": "majority vote", "ground_truth": "ground truth"}
@@ -53,14 +54,21 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.time()
     os.makedirs(config.run_dir, exist_ok=True)
-    prior = make_prior(config, os.path.join(config.run_dir, "prior"))
-    print(f"prior ready in {time.time() - t0:.0f}s: {prior}")
-    results, records = {}, {}
+    prior = multihost.primary_first(lambda: make_prior(config, os.path.join(config.run_dir, "prior")))
+    multihost.primary_only(lambda: print(f"prior ready in {time.time() - t0:.0f}s: {prior}"))
+    results = {}
     for arm in [a.strip() for a in config.experiment.arms.split(",") if a.strip()]:
-        print(f"--- {arm} ---")
+        multihost.primary_only(lambda: print(f"--- {arm} ---"))
         steps = config.experiment.gt_steps if arm == "ground_truth" else 0
         results[arm] = train(arm_config(config, arm, prior, steps))
-        records[LABELS.get(arm, arm)] = read_metrics(os.path.join(results[arm].run_dir, "metrics.jsonl"))
+    multihost.primary_only(lambda: report(config, results, time.time() - t0))
+    return 0
+
+
+def report(config, results: dict, seconds: float) -> None:
+    """The figure and summary of the arms' runs (process 0 writes them)."""
+    records = {LABELS.get(arm, arm): read_metrics(os.path.join(result.run_dir, "metrics.jsonl"))
+               for arm, result in results.items()}
     mv = results.get("majority_vote")
     collapse = mv.collapse_step if mv else None
     panels = [("ground-truth accuracy (validation avg@k)", ["val/avg@k"]),
@@ -69,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     figure = plot_curves(None, os.path.join(config.run_dir, "curves.png"), panels, runs=records,
                          collapse_step={"majority vote": collapse} if collapse else None,
                          title="CPU default: majority-vote URLVR vs ground-truth RL")
-    summary = {"collapse_step": collapse, "seconds": round(time.time() - t0, 1), "figure": figure}
+    summary = {"collapse_step": collapse, "seconds": round(seconds, 1), "figure": figure}
     for arm, label in ((a, LABELS.get(a, a)) for a in results):
         summary[arm] = rise_then_fall(records[label])
         summary[arm]["final_proxy_reward"] = next((r["train/proxy_reward"] for r in reversed(records[label])
@@ -80,10 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     if mv:
         print(f"Model Collapse Step (majority vote, reward accuracy < {config.train.collapse_threshold:.0%}): "
               f"{collapse if collapse is not None else 'not reached'}")
-    return 0
 
 
 if __name__ == "__main__":
-    from urlvr_jax.utils.huge_pages import run_main
+    from urlvr_jax.utils.entry import run_main
 
-    run_main(main)  # restarts once with huge pages for XLA's buffers, then runs main
+    run_main(main)  # huge pages for XLA's buffers, the pod's processes (URLVR_DISTRIBUTED=1), then main

@@ -9,8 +9,8 @@ hundred faults; the figures are in the README. PyTorch's CPU allocator goes thro
 benchmark that runs both in one process gives both the same pages.
 
 Tunables are read when a process starts, so :func:`use_huge_pages` re-executes the interpreter with the same
-command line and ``GLIBC_TUNABLES`` extended. Entry points run their ``main`` through :func:`run_main`, which calls
-it before any work (what their imports loaded is simply loaded again); library code and tests never do.
+command line and ``GLIBC_TUNABLES`` extended. Entry points run their ``main`` through :func:`urlvr_jax.utils.entry.run_main`, which
+calls it before any work (what their imports loaded is simply loaded again); library code and tests never do.
 ``URLVR_HUGE_PAGES=0`` turns it off.
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from typing import Callable, NoReturn
 
 TUNABLE = "glibc.malloc.hugetlb=1"
 THP_SETTING = "/sys/kernel/mm/transparent_hugepage/enabled"
@@ -59,25 +58,3 @@ def use_huge_pages() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
-
-
-def run_main(main: Callable[[], int | None]) -> NoReturn:
-    """An entry point's ``__main__`` block: :func:`use_huge_pages`, then ``sys.exit(main())``.
-
-    Errors the user can fix (a bad config value or path, a full disk, a busy run_dir, a diverged run: ValueError,
-    OSError, FloatingPointError) print ``error: <message>`` as one line and exit 1; ``URLVR_DEBUG=1`` or ``--debug``
-    shows the traceback instead. The exit skips interpreter shutdown, so no background thread (TensorBoard's
-    writer, orbax's) prints its own traceback after the message.
-    """
-    use_huge_pages()
-    try:
-        code = main()
-    except (ValueError, OSError, FloatingPointError) as err:
-        if os.environ.get("URLVR_DEBUG", "0") not in ("", "0") or "--debug" in sys.argv[1:]:
-            raise
-        message = " ".join(str(err).split()) or type(err).__name__
-        print(f"error: {message}", file=sys.stderr)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(1)
-    sys.exit(code)

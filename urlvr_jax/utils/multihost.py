@@ -123,3 +123,11 @@ class _Silent:
 def primary_only(make: Any) -> Any:
     """``make()`` on process 0 (a metrics logger, a file writer); elsewhere an object that ignores every call."""
     return make() if is_primary() else _Silent()
+
+
+def primary_first(make: Any) -> Any:
+    """``make()`` on process 0, then on the others once it has returned: for a step that writes a file the others
+    then reuse (a warm-started prior, a prepared dataset), so no two processes write the same file."""
+    result = make() if is_primary() else None
+    barrier("primary_first")
+    return result if is_primary() else make()
