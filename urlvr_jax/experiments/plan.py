@@ -247,7 +247,8 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
         prefill, decode = (_jit_of(f) for f in sampler._jitted(chunk_prompts, prompt_len, chunk_samples)[:2])
         prompts = (chunk_prompts, prompt_len)
         prefill_args = (state.params, sds(prompts, jnp.int32), sds(prompts, bool),
-                        sds((chunk_prompts * chunk_samples,), jnp.uint32), key)
+                        sds((chunk_prompts * chunk_samples,), jnp.uint32), key,
+                        sds((chunk_prompts * chunk_samples,), jnp.int32))  # sequence ids, rng, max lengths
         if not prefix:
             chunk_rows = chunk_prompts * chunk_samples
         programs[prefix + "prefill"] = compile_program(prefix + "prefill", prefill, *prefill_args)
