@@ -103,11 +103,17 @@ def prompt_buckets(max_prompt_len: int) -> tuple[int, ...]:
 def make_sampler(config, cfg: ModelConfig, tokenizer, mesh, *, max_new_tokens: int, temperature: float,
                  top_p: float = 1.0, top_k: int = 0) -> Sampler:
     """A sampler of a run's model with the given sampling settings (stop tokens and padding from the tokenizer,
-    prompt buckets up to ``rollout.max_prompt_len``, ``rollout.max_rows_per_chunk`` rows at a time)."""
+    prompt buckets up to ``rollout.max_prompt_len``, ``rollout.max_rows_per_chunk`` rows at a time, or continuous
+    batching over ``rollout.slots`` decode slots when that is > 0)."""
     sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                               stop_token_ids=setup.stop_token_ids(tokenizer, cfg), pad_id=tokenizer.pad_token_id or 0)
-    return Sampler(cfg, sampling, mesh=mesh, buckets=prompt_buckets(config.rollout.max_prompt_len),
-                   unroll_layers=config.train.unroll_layers, max_rows_per_chunk=config.rollout.max_rows_per_chunk)
+    kwargs = dict(mesh=mesh, buckets=prompt_buckets(config.rollout.max_prompt_len),
+                  unroll_layers=config.train.unroll_layers, max_rows_per_chunk=config.rollout.max_rows_per_chunk)
+    if config.rollout.slots > 0:  # continuous batching: finished rows' slots are refilled with waiting rows
+        from urlvr_jax.sampling.continuous import ContinuousSampler
+
+        return ContinuousSampler(cfg, sampling, slots=config.rollout.slots, **kwargs)
+    return Sampler(cfg, sampling, **kwargs)
 
 
 def validation_sampler(config, cfg: ModelConfig, tokenizer, mesh) -> Sampler:

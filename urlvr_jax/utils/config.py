@@ -269,8 +269,9 @@ def save_config(cfg: ml_collections.ConfigDict, path: str | os.PathLike) -> str:
 _POSITIVE_INTS = ("rollout.n", "rollout.prompts_per_step", "rollout.max_new_tokens", "rollout.max_prompt_len",
                   "train.steps", "train.checkpoint_every", "train.keep_checkpoints", "val.k", "algo.ppo_epochs",
                   "algo.mini_batch_prompts", "reward.verify_max_new_tokens")
-_NON_NEGATIVE_INTS = ("rollout.n_votes", "rollout.top_k", "rollout.max_rows_per_chunk", "algo.micro_batch_rollouts",
-                      "train.max_nonfinite_steps", "train.logprob_chunk", "val.every", "val.max_new_tokens",
+_NON_NEGATIVE_INTS = ("rollout.n_votes", "rollout.top_k", "rollout.max_rows_per_chunk", "rollout.slots",
+                      "algo.micro_batch_rollouts", "train.max_nonfinite_steps", "train.logprob_chunk", "val.every",
+                      "val.max_new_tokens",
                       "data.val_size", "data.pool_size", "model.attention_chunk")
 _POSITIVE_FLOATS = ("optim.lr", "rollout.temperature", "val.temperature", "reward.verify_temperature", "algo.std_eps")
 _NON_NEGATIVE_FLOATS = ("optim.grad_clip", "optim.weight_decay", "algo.eps_low", "algo.eps_high", "algo.kl_coef",
