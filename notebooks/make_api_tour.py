@@ -136,7 +136,8 @@ run_dir = tempfile.mkdtemp()
 warnings.filterwarnings("ignore", message="plot skipped")  # data.val_size=0: no validation curves to plot
 config = apply_overrides(load_config("tiny_gt"), [
     "reward.name=short_majority", "train.steps=3", "rollout.prompts_per_step=8", "algo.mini_batch_prompts=8",
-    "rollout.max_new_tokens=4", "data.val_size=0", "train.progress=false", f"run_dir={run_dir}"])
+    "rollout.max_new_tokens=4", "data.val_size=0", "algo.report_ref_kl=false", "train.progress=false",
+    f"run_dir={run_dir}"])
 result = train(config)
 for r in read_metrics(run_dir):
     if "train/proxy_reward" in r:

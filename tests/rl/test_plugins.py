@@ -40,7 +40,8 @@ def sign_advantages(rewards, group_ids, num_groups):
 '''
 
 TINY = ("rollout.prompts_per_step=4", "algo.mini_batch_prompts=4", "rollout.n=4", "rollout.max_new_tokens=4",
-        "rollout.max_prompt_len=8", "data.val_size=4", "val.every=0", "train.steps=2", "train.checkpoint_every=2")
+        "rollout.max_prompt_len=8", "data.val_size=4", "val.every=0", "train.steps=2", "train.checkpoint_every=2",
+        "algo.report_ref_kl=false")
 
 
 def test_plugin_reward_and_entry_point_advantage_train_from_the_cli(tmp_path):
