@@ -17,7 +17,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from loop_fixtures import REPO, cli_env, run_cli, train_cmd
+from loop_fixtures import NAN_REWARD_CONFIG, REPO, cli_env, run_cli, train_cmd
 
 from urlvr_jax.utils import run_lock
 from urlvr_jax.utils.metrics_log import read_metrics, read_tensorboard
@@ -27,21 +27,6 @@ FAST = ("reward.name=random", "rollout.max_new_tokens=4", "rollout.max_prompt_le
         "val.every=0", "train.checkpoint_every=1")
 
 # Config files that load tiny_gt and inject a fault when the run imports them.
-NAN_REWARD_CONFIG = '''
-import numpy as np
-
-from urlvr_jax.rewards.registry import register_reward
-from urlvr_jax.utils.config import load_config
-
-
-@register_reward("test_nan_reward", "control")
-def _nan_reward(batch, **options):
-    return np.full(batch.batch_size, np.nan, np.float32)
-
-
-def get_config():
-    return load_config("tiny_gt")
-'''
 DISK_FULL_CONFIG = '''
 import errno
 import os

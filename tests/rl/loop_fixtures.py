@@ -86,5 +86,19 @@ def run_cli(cmd: list[str], env: dict | None = None, timeout: float = 300) -> su
     return subprocess.run(cmd, cwd=REPO, env=env or cli_env(), capture_output=True, text=True, timeout=timeout)
 
 
-# ---------------------------------------------------------------- the warm-started tiny run
+# A config file that loads tiny_gt and registers a reward that is NaN everywhere (a fault to inject).
+NAN_REWARD_CONFIG = '''
+import numpy as np
 
+from urlvr_jax.rewards.registry import register_reward
+from urlvr_jax.utils.config import load_config
+
+
+@register_reward("test_nan_reward", "control")
+def _nan_reward(batch, **options):
+    return np.full(batch.batch_size, np.nan, np.float32)
+
+
+def get_config():
+    return load_config("tiny_gt")
+'''

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 import pytest
-from loop_fixtures import REPO, cli_env, run_cli, train_cmd, without_times
+from loop_fixtures import NAN_REWARD_CONFIG, REPO, cli_env, run_cli, train_cmd, without_times
 from safetensors.numpy import load_file
 
 from urlvr_jax.utils.config import apply_overrides, load_config
@@ -27,21 +27,6 @@ STEPS = 6
 RANDOM_REWARD = ("reward.name=random", "rollout.max_new_tokens=4", "rollout.max_prompt_len=8", "data.val_size=8",
                  "val.every=0", "train.checkpoint_every=1", f"train.steps={STEPS}")
 
-NAN_CONFIG = '''
-import numpy as np
-
-from urlvr_jax.rewards.registry import register_reward
-from urlvr_jax.utils.config import load_config
-
-
-@register_reward("test_nan_reward", "control")
-def _nan_reward(batch, **options):
-    return np.full(batch.batch_size, np.nan, np.float32)
-
-
-def get_config():
-    return load_config("tiny_gt")
-'''
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +90,7 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path, env):
 
 def test_nan_reward_is_refused_then_stops_the_run(tmp_path, env):
     config = tmp_path / "nan_config.py"
-    config.write_text(NAN_CONFIG)
+    config.write_text(NAN_REWARD_CONFIG)
     run_dir = str(tmp_path / "run")
     result = run_cli(train_cmd(str(config), *RANDOM_REWARD, "reward.name=test_nan_reward",
                                "train.max_nonfinite_steps=2", f"run_dir={run_dir}"), env)
