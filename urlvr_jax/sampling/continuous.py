@@ -10,6 +10,10 @@ heavy-tailed lengths most of its row-steps are padding. :class:`ContinuousSample
   with the next waiting row (prompt-major order): the row's prompt cache is copied into slot columns [0, P), its
   generated columns are masked out, and its prompt's last logits become the slot's next distribution. Shapes are
   static: one compiled program per (batch, bucket, samples, slots), whatever the lengths.
+* Once no row waits, the last rows would leave most slots idle: whenever at most half the slots are active, the
+  active ones are gathered into a state of half as many slots (down to ``slots // 16``, at least one per batch
+  shard) and decoding goes on there, so the drain costs few idle row-steps. Each size is its own ``while_loop``
+  in the one program.
 * Row r's step-t token is chosen at uniform ``uniforms[r, t]``, drawn before the loop from
   ``fold_in(rng, sequence_ids[r])`` exactly as the static sampler draws them, and its cache layout (prompt at
   [0, P), token t at P + t) is the static sampler's: a rollout's tokens and statistics are those of the static
@@ -68,7 +72,7 @@ class SlotState:
     stats: dict  # name -> [R, T] float32
     lengths: jax.Array  # [R] int32
     finished: jax.Array  # [R] bool
-    iterations: jax.Array  # [] int32: decode steps run (each one decodes all S slots)
+    row_steps: jax.Array  # [] int32: slot-steps decoded (each step decodes every slot of the current size)
 
 
 def _write_rows(buf, new, at, axis: int, layer=None):
@@ -155,9 +159,19 @@ def _refill(s: SlotState, free, prompts: Prompts, num_samples: int) -> SlotState
         active=s.active | refill, next_row=s.next_row + jnp.sum(refill, dtype=jnp.int32))
 
 
+def _shrink(s: SlotState, size: int) -> SlotState:
+    """The first ``size`` slots with the active ones first (the caller knows at most ``size`` are active)."""
+    order = jnp.argsort(~s.active, stable=True)[:size]
+    take = lambda x, axis=0: jnp.take(x, order, axis=axis)
+    k, v = s.cache.k, s.cache.v
+    k, v = (tuple(map(take, k)), tuple(map(take, v))) if isinstance(k, tuple) else (take(k, 1), take(v, 1))
+    return s.replace(cache=s.cache.replace(k=k, v=v, key_mask=take(s.cache.key_mask)), logits=take(s.logits),
+                     rows=take(s.rows), steps=take(s.steps), positions=take(s.positions), active=take(s.active))
+
+
 def _generate(params: Params, prompt_tokens, prompt_mask, sequence_ids, rng, limits, *, cfg: ModelConfig,
-              sampling: SamplingConfig, num_samples: int, slots: int, layout=None, constrain=lambda s: s,
-              replicate=lambda x: x):
+              sampling: SamplingConfig, num_samples: int, slots: int, min_slots: int = 1, layout=None,
+              constrain=lambda s: s, replicate=lambda x: x):
     batch, length = prompt_tokens.shape
     total, new = batch * num_samples, sampling.max_new_tokens
     prompts = prefill_prompts(params, prompt_tokens, prompt_mask, cfg=cfg)
@@ -171,7 +185,7 @@ def _generate(params: Params, prompt_tokens, prompt_mask, sequence_ids, rng, lim
         positions=jnp.zeros((slots,), jnp.int32), active=jnp.zeros((slots,), bool), next_row=jnp.zeros((), jnp.int32),
         tokens=jnp.full((total, new), sampling.pad_id, jnp.int32),
         stats={name: jnp.zeros((total, new), jnp.float32) for name in STAT_NAMES},
-        lengths=jnp.zeros((total,), jnp.int32), finished=jnp.zeros((total,), bool), iterations=jnp.zeros((), jnp.int32))
+        lengths=jnp.zeros((total,), jnp.int32), finished=jnp.zeros((total,), bool), row_steps=jnp.zeros((), jnp.int32))
     state = constrain(_refill(state, jnp.ones((slots,), bool), prompts, num_samples))
 
     def body(s: SlotState) -> SlotState:
@@ -190,16 +204,25 @@ def _generate(params: Params, prompt_tokens, prompt_mask, sequence_ids, rng, lim
                       active=s.active & ~ended, tokens=write(s.tokens, token),
                       stats={name: write(s.stats[name], stats[name]) for name in STAT_NAMES},
                       lengths=s.lengths.at[row].set(s.steps + 1, mode="drop"),
-                      finished=s.finished.at[row].set(stop, mode="drop"), iterations=s.iterations + 1)
+                      finished=s.finished.at[row].set(stop, mode="drop"), row_steps=s.row_steps + s.active.shape[0])
         return constrain(_refill(s, ~s.active, prompts, num_samples))
 
-    state = jax.lax.while_loop(lambda s: jnp.any(s.active), body, state)
+    size = slots
+    while True:  # one loop per slot count: slots, slots // 2, ... down to min_slots
+        half = size // 2
+        last = half < min_slots
+        cond = (lambda s: jnp.any(s.active)) if last else (lambda s, half=half: jnp.any(s.active) & (
+            (s.next_row < total) | (jnp.sum(s.active) > half)))
+        state = jax.lax.while_loop(cond, body, state)
+        if last:
+            break
+        state, size = constrain(_shrink(state, half)), half
     repeat = lambda x: jnp.repeat(x, num_samples, axis=0)
     mask = jnp.arange(new)[None, :] < state.lengths[:, None]
     rollout = Rollout(prompt_tokens=repeat(prompt_tokens), prompt_mask=repeat(prompt_mask), tokens=state.tokens,
                       mask=mask, lengths=state.lengths, finished=state.finished,
                       group_ids=jnp.arange(total, dtype=jnp.int32) // num_samples, **state.stats)
-    return rollout, state.iterations
+    return rollout, state.row_steps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,8 +259,9 @@ class ContinuousSampler(Sampler):
         layout = None
         if self.unroll_layers:
             layout = out_major_params if self.decodes_out_major(slots) else unstack_layers
+        shards = 1 if self.mesh is None else self.mesh.shape.get("data", 1) * self.mesh.shape.get("fsdp", 1)
         fn = functools.partial(_generate, cfg=self.cfg, sampling=self.sampling, num_samples=num_samples,
-                               slots=slots, layout=layout)
+                               slots=slots, min_slots=max(slots // 16, min(shards, slots), 1), layout=layout)
         if self.mesh is None:
             self._programs[key] = _Program(jax.jit(fn, compiler_options=compiler_options()))
             return self._programs[key]
@@ -259,10 +283,10 @@ class ContinuousSampler(Sampler):
 
         fn = functools.partial(fn, constrain=constrain,
                                replicate=lambda x: jax.lax.with_sharding_constraint(x, replicated))
-        abstract = jax.eval_shape(fn, abstract_params(self.cfg), jax.ShapeDtypeStruct((batch, bucket), jnp.int32),
-                                  jax.ShapeDtypeStruct((batch, bucket), bool), jax.ShapeDtypeStruct((rows,), jnp.uint32),
-                                  jax.ShapeDtypeStruct((), jax.random.key(0).dtype),
-                                  jax.ShapeDtypeStruct((rows,), jnp.int32))
+        sds = jax.ShapeDtypeStruct
+        abstract = jax.eval_shape(fn, abstract_params(self.cfg), sds((batch, bucket), jnp.int32),
+                                  sds((batch, bucket), bool), sds((rows,), jnp.uint32),
+                                  sds((), jax.random.key(0).dtype), sds((rows,), jnp.int32))
         out = (shd.tree_batch_shardings(abstract[0], mesh), replicated)
         params = shd.param_shardings(abstract_params(self.cfg), mesh)
         self._programs[key] = _Program(jax.jit(fn, in_shardings=(params, prompt, prompt, row, replicated, row),
@@ -276,9 +300,8 @@ class ContinuousSampler(Sampler):
 
     def generate_with_steps(self, params: Params, prompt_tokens, prompt_mask, rng: jax.Array, num_samples: int = 1,
                             sequence_ids=None, max_lengths=None) -> tuple[Rollout, jax.Array]:
-        """(:meth:`generate`'s rollout, decode steps run, a replicated int32 scalar): every step decodes
-        ``num_slots`` rows, so ``rollout.lengths.sum() / (steps * num_slots)`` is the share of decoded row-steps that
-        made a token."""
+        """(:meth:`generate`'s rollout, the row-steps decoded: a replicated int32 scalar, the sum over decode
+        steps of the slots they decoded); ``rollout.lengths.sum() / row_steps`` is the share that made a token."""
         tokens, mask, ids, limits = self._bucketed(prompt_tokens, prompt_mask, num_samples, sequence_ids, max_lengths)
         if self.mesh is not None:
             params = jax.device_put(params, shd.param_shardings(params, self.mesh))
