@@ -1,0 +1,31 @@
+"""``rollout.slots``: the run's samplers (rollouts, validation, verification) use continuous batching over that many
+slots, and generate the same rollouts as the static sampler; a negative value is one clear error."""
+
+import jax
+import numpy as np
+import pytest
+
+from urlvr_jax.sampling.continuous import ContinuousSampler
+from urlvr_jax.utils.config import UserError, apply_overrides, load_config, validate_config
+
+
+def test_rollout_slots_makes_the_runs_samplers_continuous():
+    from urlvr_jax.rl.loop import URLVRRun
+
+    static = URLVRRun(load_config("tiny_gt"))
+    run = URLVRRun(apply_overrides(load_config("tiny_gt"), ["rollout.slots=8"]))
+    for sampler in (run.sampler, run.val_sampler, run.verify_sampler):
+        assert isinstance(sampler, ContinuousSampler) and sampler.slots == 8
+    assert not isinstance(static.sampler, ContinuousSampler)
+    assert run.sampler.sampling == static.sampler.sampling
+    prompts = ["2 + 3", "7 * 6 - 1"]  # within tiny_gt's rollout.max_prompt_len
+    (static_rollout, _, static_texts), (rollout, _, texts) = (
+        r._generate_texts(r.sampler, r.state.params, prompts, jax.random.key(0), 4) for r in (static, run))
+    assert texts == static_texts
+    np.testing.assert_array_equal(np.asarray(rollout.tokens), np.asarray(static_rollout.tokens))
+    np.testing.assert_allclose(np.asarray(rollout.logprobs), np.asarray(static_rollout.logprobs), atol=1e-5)
+
+
+def test_negative_slots_is_one_clear_error():
+    with pytest.raises(UserError, match=r"^config rollout\.slots=-1 must be an integer >= 0$"):
+        validate_config(apply_overrides(load_config("tiny_gt"), ["rollout.slots=-1"]))
