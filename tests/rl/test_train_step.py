@@ -206,3 +206,18 @@ def test_nonfinite_minibatch_skips_only_its_update():
     assert metrics["nonfinite_updates"] == 2.0
     assert int(state.step) == int(ref_state.step) == 2
     assert max_abs_diff(state.params, ref_state.params) < ATOL
+
+
+@pytest.mark.parametrize("micro", [1, 2])
+def test_bfloat16_params_train_with_bfloat16_moments(micro):
+    """model.param_dtype=bfloat16: the accumulated gradient takes the params' dtype, so Adam's moments stay bfloat16
+    through the scans over mini- and micro-batches (a float32 gradient made the scan carry change dtype)."""
+    cfg, params = tiny_model()
+    params = jax.tree.map(lambda x: x.astype(jnp.bfloat16), params)
+    state = init_train_state(copy_tree(params), OPTIMIZER, jax.random.key(1))  # the step donates its state
+    new, metrics = jit_train_step(cfg, _cfg(micro=micro, mini=2), OPTIMIZER)(state, _batch())
+    assert {x.dtype for x in jax.tree.leaves(new.params)} == {jnp.dtype(jnp.bfloat16)}
+    moments = [x for x in jax.tree.leaves(new.opt_state) if x.ndim > 0]
+    assert moments and {x.dtype for x in moments} == {jnp.dtype(jnp.bfloat16)}
+    assert np.isfinite(float(metrics["loss"])) and float(metrics["rolled_back_updates"]) == 0
+    assert max_abs_diff(new.params, params) > 0

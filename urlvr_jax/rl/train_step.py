@@ -175,7 +175,7 @@ def _update(state: TrainState, minibatch: TrainBatch, *, cfg: ModelConfig, step_
         rest = jax.tree.map(lambda x: x[1:], micro)
         (grads, terms), _ = jax.lax.scan(accumulate, (grads, terms), rest)
     denom = jnp.maximum(terms["loss"][1], 1e-9)
-    grads = jax.tree.map(lambda g: g / denom, grads)
+    grads = jax.tree.map(lambda g, p: (g / denom).astype(p.dtype), grads, state.params)  # bf16 params: bf16 moments
     metrics = finalize(terms)
     grad_norm = optax.global_norm(grads)
     finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
