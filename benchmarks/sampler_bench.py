@@ -1,18 +1,21 @@
 """Sampler throughput against transformers ``generate`` on identical weights, and the decode roofline.
 
-    python benchmarks/sampler_bench.py [--only tiny|smollm2] [--repeats 3]
+    python benchmarks/sampler_bench.py [--only tiny|smollm2] [--rounds 5] [--repeats 3]
 
 For each model (a tiny random Llama at batch 32 x 128 new tokens; SmolLM2-135M-Instruct at batch 8 x 64) and
 each mode (greedy; plain sampling at temperature 1) it prints the new tokens per second of
 :class:`urlvr_jax.sampling.sampler.Sampler` (prefill + decode, compiled beforehand) and of PyTorch
 ``model.generate`` with ``torch.set_num_threads`` equal to the CPU threads XLA uses, and their ratio. Both run every
-row for the full number of new tokens (no stop tokens). Timings are the best of ``--repeats`` runs.
+row for the full number of new tokens (no stop tokens). The two sides run interleaved (ours, theirs, ours, ...) for
+``--rounds`` rounds after one warm-up each; the script prints each side's median and range and the median and range
+of the per-round ratios, so a machine whose speed drifts during the run moves both sides alike.
 
 Roofline: one decode step must read every parameter and the whole preallocated KV cache, so
-``bytes/step = param bytes + cache bytes``. The machine's memory bandwidth is measured here with a large
-array copy; the fraction reached is ``bytes/step / decode step time / bandwidth``. For scale, the script also times
-the decode step's weight matmuls alone (every weight times a random [rows, in] block, in the sampler's layout, one
-jitted program): the bandwidth those kernels reach is the most a decode step built on them can reach. It times them
+``bytes/step = param bytes + cache bytes``. The machine's read bandwidth is measured here with a large
+matrix-vector product (a 512 MiB float32 matrix read once per product, jitted, best of 5; a copy, as before,
+under-reported it: the decode's own 1-row matmuls read at 108-130% of it); the fraction reached is
+``bytes/step / decode step time / bandwidth``. For scale, the script also times the decode step's weight matmuls
+alone (every weight times a random [rows, in] block, in the sampler's layout, one jitted program): the bandwidth those kernels reach is the most a decode step built on them can reach. It times them
 at 2 rows and at 1 row as well: a matrix-vector product at 1 row, and the fewest operations per byte of the
 matrix-matrix kernels at 2.
 Runs on the default JAX device and matmul precision (not the tests' 8 fake devices / "highest"). Like the loop's
@@ -57,11 +60,31 @@ def best_time(fn, repeats: int) -> float:
 
 
 def memory_bandwidth(megabytes: int = 512, repeats: int = 5) -> float:
-    """Bytes/s of a large copy (read + write counted)."""
-    src = np.ones(megabytes * 2**20 // 4, np.float32)
-    dst = np.empty_like(src)
-    seconds = best_time(lambda: np.copyto(dst, src), repeats)
-    return 2 * src.nbytes / seconds
+    """Read bytes/s of a large matrix-vector product: the matrix is read once, the vectors are negligible."""
+    cols = 4096
+    matrix = jnp.ones((megabytes * 2**20 // 4 // cols, cols), jnp.float32)
+    vector = jnp.ones((cols,), jnp.float32)
+    matvec = jax.jit(jnp.dot)
+    jax.block_until_ready(matvec(matrix, vector))
+    seconds = best_time(lambda: jax.block_until_ready(matvec(matrix, vector)), repeats)
+    return matrix.nbytes / seconds
+
+
+def interleaved(sides: dict, rounds: int) -> dict[str, list[float]]:
+    """Seconds of each side's run per round, the sides alternating within every round (after one warm-up each)."""
+    for run in sides.values():
+        run()
+    seconds = {name: [] for name in sides}
+    for _ in range(rounds):
+        for name, run in sides.items():
+            start = time.perf_counter()
+            run()
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
+def spread(values, fmt: str = "9.1f") -> str:
+    return f"{np.median(values):{fmt}} [{min(values):{fmt}}, {max(values):{fmt}}]"
 
 
 def prompts(batch: int, vocab: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -84,8 +107,8 @@ def torch_generate(model, tokens, mask, new_tokens: int, greedy: bool):
                               min_new_tokens=new_tokens, pad_token_id=0, eos_token_id=None, **kwargs)
 
 
-def bench_model(name: str, model, path: str, batch: int, new_tokens: int, repeats: int, bandwidth: float,
-                unroll: bool = True):
+def bench_model(name: str, model, path: str, batch: int, new_tokens: int, repeats: int, rounds: int,
+                bandwidth: float, unroll: bool = True):
     cfg, params = hf_io.load_hf(path)
     model.generation_config.eos_token_id = None
     tokens, mask = prompts(batch, cfg.vocab_size)
@@ -94,15 +117,14 @@ def bench_model(name: str, model, path: str, batch: int, new_tokens: int, repeat
         sampler = Sampler(cfg, SamplingConfig(max_new_tokens=new_tokens, **kwargs), unroll_layers=unroll)
         key = jax.random.key(0)
         run = lambda: jax.block_until_ready(sampler.generate(params, tokens, mask, key))
-        run()
-        ours = best_time(run, repeats)
-        torch_generate(model, tokens, mask, new_tokens, mode == "greedy")
-        theirs = best_time(lambda: torch_generate(model, tokens, mask, new_tokens, mode == "greedy"), repeats)
-        rollout = run()
-        assert int(rollout.lengths.min()) == new_tokens
+        seconds = interleaved({"jax": run, "torch": lambda: torch_generate(model, tokens, mask, new_tokens,
+                                                                          mode == "greedy")}, rounds)
+        assert int(run().lengths.min()) == new_tokens
         total = batch * new_tokens
-        print(f"{mode:8s} jax {total / ours:9.1f} tok/s   torch {total / theirs:9.1f} tok/s   "
-              f"ratio {theirs / ours:5.2f}x")
+        ratios = [t / j for j, t in zip(seconds["jax"], seconds["torch"])]
+        print(f"{mode:8s} tok/s, median [range] of {rounds} interleaved rounds: jax "
+              f"{spread([total / t for t in seconds['jax']])}   torch {spread([total / t for t in seconds['torch']])}"
+              f"   ratio {spread(ratios, '.2f')}x")
     step, nbytes = decode_step_time(sampler, params, tokens, mask, repeats)
     print(f"decode   {step * 1e3:7.2f} ms/step, {nbytes / 2**20:7.1f} MiB/step -> {nbytes / step / 1e9:6.2f} GB/s "
           f"= {nbytes / step / bandwidth:5.1%} of the measured bandwidth")
@@ -173,7 +195,8 @@ def smollm2_model():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=("tiny", "smollm2"))
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the jax vs torch comparison")
+    parser.add_argument("--repeats", type=int, default=3, help="best-of runs of the decode-step and matmul timings")
     parser.add_argument("--no-unroll", dest="unroll", action="store_false",
                         help="decode with the layer scan instead of unrolled layers (Sampler.unroll_layers)")
     args = parser.parse_args()
@@ -183,13 +206,13 @@ def main():
     print(f"devices {jax.devices()}, CPU threads {threads} (torch.set_num_threads({threads})), "
           f"matmul precision {jax.config.jax_default_matmul_precision or 'default'}, "
           f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')!r} (both sides)")
-    print(f"measured memory bandwidth (numpy copy, read + write): {bandwidth / 1e9:.2f} GB/s")
+    print(f"measured read bandwidth (512 MiB float32 matrix-vector product): {bandwidth / 1e9:.2f} GB/s")
     if args.only in (None, "tiny"):
         bench_model("tiny random llama", *tiny_model(), batch=32, new_tokens=128, repeats=args.repeats,
-                    bandwidth=bandwidth, unroll=args.unroll)
+                    rounds=args.rounds, bandwidth=bandwidth, unroll=args.unroll)
     if args.only in (None, "smollm2"):
         bench_model("SmolLM2-135M-Instruct", *smollm2_model(), batch=8, new_tokens=64, repeats=args.repeats,
-                    bandwidth=bandwidth, unroll=args.unroll)
+                    rounds=args.rounds, bandwidth=bandwidth, unroll=args.unroll)
 
 
 if __name__ == "__main__":
