@@ -15,9 +15,9 @@ Roofline: one decode step must read every parameter and the whole preallocated K
 matrix-vector product (a 512 MiB float32 matrix read once per product, jitted, best of 5; a copy, as before,
 under-reported it: the decode's own 1-row matmuls read at 108-130% of it); the fraction reached is
 ``bytes/step / decode step time / bandwidth``. For scale, the script also times the decode step's weight matmuls
-alone (every weight times a random [rows, in] block, in the sampler's layout, one jitted program): the bandwidth those kernels reach is the most a decode step built on them can reach. It times them
-at 2 rows and at 1 row as well: a matrix-vector product at 1 row, and the fewest operations per byte of the
-matrix-matrix kernels at 2.
+alone (every weight times a random [rows, in] block, in the sampler's layout, one jitted program): the bandwidth
+those kernels reach is the most a decode step built on them can reach. It times them at 2 rows and at 1 row as well:
+a matrix-vector product at 1 row, and the fewest operations per byte of the matrix-matrix kernels at 2.
 Runs on the default JAX device and matmul precision (not the tests' 8 fake devices / "highest"). Like the loop's
 entry points it restarts once with glibc's huge-page tunable (:mod:`urlvr_jax.utils.huge_pages`;
 ``URLVR_HUGE_PAGES=0`` turns that off); both sides run in that one process.
