@@ -208,4 +208,7 @@ def test_committed_claims_follow_from_the_per_seed_numbers():
                            "seeds_collapsed": sum(m["collapse_step"] is not None for m in mv)})
     for name, claim in recomputed.items():
         assert saved["claims"][name] == pytest.approx(claim), name
-    assert len(mv) >= 5 and recomputed["fall"]["holds"] and recomputed["collapse"]["holds"]
+    # what docs/results.md states: on >= 5 seeds, a rise at the mean peak step (paired interval above 0), >= 80% of
+    # seeds rising by >= 3 SE then falling, a fall below that step's value and a collapse on every seed
+    assert len(mv) >= 5
+    assert all(recomputed[k]["holds"] for k in ("rise", "fall", "collapse", "rose_then_fell_per_seed"))
