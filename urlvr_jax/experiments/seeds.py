@@ -297,10 +297,11 @@ def markdown(summary: dict, command: str, requested: Sequence[int], figure: str)
     lines += [f"![CPU default over seeds]({figure})", "",
               f"Each seed has its own warm-started prior and RL seed. Validation: {summary['n_val_samples']} samples "
               f"(val_size × k); SE = sqrt(p(1-p)/{summary['n_val_samples']}). Rise = (peak − start) / SE(start); "
-              f"'rose then fell': rise ≥ {RISE_SE:g} SE and final ≤ peak − {RISE_SE:g} SE(peak). Collapse step: first "
-              f"step with MV reward accuracy < {summary['collapse_threshold']:g}. A seed's peak is the best of "
-              f"{len(summary['curves']['MV val avg@k']['steps'])} noisy evaluations, so its rise is biased upwards "
-              "(by up to ~2 SE on a flat curve); the claims below compare every seed at one step instead.", "",
+              f"'rose then fell': rise ≥ {RISE_SE:g} SE and final ≤ peak − {RISE_SE:g} SE(peak). "
+              f"Collapse step: first step with MV reward accuracy < {summary['collapse_threshold']:g}. "
+              f"A seed's peak is the best of {len(summary['curves']['MV val avg@k']['steps'])} noisy evaluations, "
+              "so its rise is biased upwards (by up to ~2 SE on a flat curve); "
+              "the claims below compare every seed at one step instead.", "",
               "| seed | MV start | MV peak (step) | MV final | rise (SE) | rose then fell | collapse step "
               "| GT at MV peak step | GT peak (step) | GT final |", "|" + "---|" * 10]
     for s in seeds:
