@@ -193,6 +193,7 @@ def arm_finished(config, arm: str) -> bool:
 def run_seed(config, log=print) -> dict[str, list[dict]]:
     """Trains (or resumes) every unfinished arm of one seed's config; returns each arm's metrics records."""
     from urlvr_jax.experiments.warm_start import make_prior
+    from urlvr_jax.utils import multihost
 
     prior = None
     for arm in arms_of(config):
@@ -200,7 +201,8 @@ def run_seed(config, log=print) -> dict[str, list[dict]]:
             continue
         from urlvr_jax.rl.loop import train
 
-        prior = prior or make_prior(config, os.path.join(config.run_dir, "prior"), log=log)
+        prior = prior or multihost.primary_first(
+            lambda: make_prior(config, os.path.join(config.run_dir, "prior"), log=log))
         log(f"--- seed {config.seed}: {arm} ---")
         train(arm_config(config, arm, prior, arm_steps(config, arm)))
     return {arm: read_metrics(os.path.join(config.run_dir, arm, "metrics.jsonl")) for arm in arms_of(config)}
@@ -386,20 +388,21 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["python", "-m", "urlvr_jax.experiments.seeds", *(a for a in argv if a != "--no-train")])
     check_same_experiment(config, os.path.join(config.run_dir, "seeds"))
     n_val = int(config.data.val_size * config.val.k)
+    say = print if multihost.is_primary() else (lambda *args: None)
     records_by_seed: dict[int, dict] = {}
     for seed in requested:
         t0, one = time.time(), seed_config(config, seed)
         if args.no_train and not all(arm_finished(one, arm) for arm in arms_of(one)):
             continue
-        records_by_seed[seed] = run_seed(one)
-        print(f"seed {seed} ready ({time.time() - t0:.0f}s; finished arms are only read)")
+        records_by_seed[seed] = run_seed(one, log=say)
+        say(f"seed {seed} ready ({time.time() - t0:.0f}s; finished arms are only read)")
         summary = aggregate(records_by_seed, n_val, config.train.collapse_threshold)
         if multihost.is_primary():
             os.makedirs(args.out, exist_ok=True)
             write_outputs(summary, records_by_seed, args.out, command, requested)
     if not records_by_seed:
         raise SystemExit(f"--no-train: no seed of {args.seeds} has finished arms under {config.run_dir}/seeds")
-    print(json.dumps({k: summary[k] for k in ("seeds", "seeds_rose_then_fell", "seeds_collapsed", "per_seed",
+    say(json.dumps({k: summary[k] for k in ("seeds", "seeds_rose_then_fell", "seeds_collapsed", "per_seed",
                                               "over_seeds", "claims")}, indent=1))
     return 0
 
