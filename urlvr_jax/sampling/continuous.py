@@ -137,22 +137,27 @@ def _refill(s: SlotState, free, prompts: Prompts, num_samples: int) -> SlotState
     rows = jnp.where(refill, new_row, s.rows)
     prompt = jnp.minimum(rows, total - 1) // num_samples
 
-    def copy_prompts(cache: KVCache) -> KVCache:
+    def copy_prompt(carry):
+        """Copies the prompt cache of the first pending slot into its columns [0, P) (in place, that slot only)."""
+        cache, pending = carry
+        slot = jnp.argmax(pending)
+        p = prompt[slot]
         length = prompts.key_mask.shape[1]
-        slot = jnp.where(refill, jnp.arange(free.shape[0]), free.shape[0])  # out of range: dropped
-        generated = jnp.zeros((free.shape[0], cache.length - length), bool)
-        key_mask = jnp.where(refill[:, None], jnp.concatenate([prompts.key_mask[prompt], generated], axis=1),
-                             cache.key_mask)
-        k, v = prompts.k[:, prompt], prompts.v[:, prompt]  # [L, S, ...]
-        if isinstance(cache.k, tuple):  # per-layer cache (unrolled layers)
-            return cache.replace(
-                k=tuple(c.at[slot, ..., :length].set(n, mode="drop") for c, n in zip(cache.k, k)),
-                v=tuple(c.at[slot, :, :length].set(n, mode="drop") for c, n in zip(cache.v, v)), key_mask=key_mask)
-        return cache.replace(k=cache.k.at[:, slot, ..., :length].set(k, mode="drop"),
-                             v=cache.v.at[:, slot, :, :length].set(v, mode="drop"), key_mask=key_mask)
+        if isinstance(cache.k, tuple):  # per-layer cache (unrolled layers): [S, ...] per layer
+            put = lambda buf, src: jax.lax.dynamic_update_slice(
+                buf, jax.lax.dynamic_slice_in_dim(src, p, 1, axis=0).astype(buf.dtype), (slot, 0, 0, 0))
+            k = tuple(put(c, n) for c, n in zip(cache.k, prompts.k))
+            v = tuple(put(c, n) for c, n in zip(cache.v, prompts.v))
+        else:  # stacked [L, S, ...]
+            put = lambda buf, src: jax.lax.dynamic_update_slice(
+                buf, jax.lax.dynamic_slice_in_dim(src, p, 1, axis=1).astype(buf.dtype), (0, slot, 0, 0, 0))
+            k, v = put(cache.k, prompts.k), put(cache.v, prompts.v)
+        row = jnp.concatenate([prompts.key_mask[p], jnp.zeros((cache.length - length,), bool)])
+        key_mask = jax.lax.dynamic_update_slice(cache.key_mask, row[None], (slot, 0))
+        return cache.replace(k=k, v=v, key_mask=key_mask), pending.at[slot].set(False)
 
     return s.replace(
-        cache=jax.lax.cond(jnp.any(refill), copy_prompts, lambda c: c, s.cache),
+        cache=jax.lax.while_loop(lambda c: jnp.any(c[1]), copy_prompt, (s.cache, refill))[0],
         logits=jnp.where(refill[:, None], prompts.logits[prompt], s.logits),
         rows=rows, steps=jnp.where(refill, 0, s.steps),
         positions=jnp.where(refill, prompts.positions[prompt], s.positions),
