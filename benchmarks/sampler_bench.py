@@ -36,6 +36,8 @@ import numpy as np
 import torch
 import transformers
 
+from lengths_bench import prompts  # (this folder: random left-padded prompts)
+
 from urlvr_jax.model import hf_io
 from urlvr_jax.model.transformer import OutMajor, out_major_params
 from urlvr_jax.sampling.sampler import Sampler
@@ -85,18 +87,6 @@ def interleaved(sides: dict, rounds: int) -> dict[str, list[float]]:
 
 def spread(values, fmt: str = "9.1f") -> str:
     return f"{np.median(values):{fmt}} [{min(values):{fmt}}, {max(values):{fmt}}]"
-
-
-def prompts(batch: int, vocab: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Left-padded random prompts of 8 to 24 tokens."""
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(8, 25, batch)
-    tokens = np.zeros((batch, lengths.max()), np.int32)
-    mask = np.zeros_like(tokens, bool)
-    for row, n in enumerate(lengths):
-        tokens[row, -n:] = rng.integers(3, vocab, n)
-        mask[row, -n:] = True
-    return tokens, mask
 
 
 def torch_generate(model, tokens, mask, new_tokens: int, greedy: bool):
