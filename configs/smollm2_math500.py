@@ -28,7 +28,8 @@ def get_config():
                      max_new_tokens=256, max_prompt_len=768)
     c.reward.name = "majority_vote"
     # One prompt's 4 trained rollouts per micro-batch and log-probs in chunks of 128 tokens: plan mode puts the train
-    # step at 8.4 GiB on one CPU device (47.4 GiB in one batch, which the OOM killer stopped on a 24 GiB machine).
+    # step at 8.4 GiB on one CPU device (47.4 GiB in one batch). A 2-step run still exceeded a 24 GiB machine in
+    # step 1, so something plan mode does not model needs more memory (open in issue 17).
     c.algo.update(kl_coef=0.0, report_ref_kl=False, mini_batch_prompts=8, micro_batch_rollouts=4)
     c.optim.update(lr=3e-6, schedule="constant", weight_decay=0.01, grad_clip=1.0)
     c.train.update(steps=100, checkpoint_every=20, keep_checkpoints=2, logprob_chunk=128)
