@@ -16,7 +16,7 @@ ALL_RUNS = [(study, scale, run) for study in studies.STUDIES for scale in studie
 
 def _arg(run: studies.Run, scale: str, root: str) -> str:
     labels = ",".join(f"{k}={v}" for k, v in run.labels.items())
-    return f"study:study={run.study},{labels},scale={scale},root={root},prior=skip"
+    return f"study:study={run.study},{labels},scale={scale},root={root},warm=skip"
 
 
 def _check(config) -> None:
@@ -40,7 +40,8 @@ def _check(config) -> None:
 
 def test_study_sizes():
     counts = {s: len({r.name for r in studies.study_runs(s)}) for s in studies.STUDIES}
-    assert counts == {"sweep": 5 * (1 + 3 + 4 + 3 + 1), "dataset_size": 3 * 3 + 3, "ttt": 2, "countdown": 3}
+    assert counts == {"methods": 5 + 6 + 1 + 3, "sweep": 5 * (1 + 3 + 4 + 3 + 1), "dataset_size": 6, "ttt": 2,
+                      "countdown": 3}
 
 
 @pytest.mark.parametrize("study,scale", [(s, sc) for s in studies.STUDIES for sc in studies.SCALES])
@@ -48,14 +49,14 @@ def test_every_run_resolves(study, scale, tmp_path):
     runs = [r for s, sc, r in ALL_RUNS if (s, sc) == (study, scale)]
     for run in runs:
         config = load_config(_arg(run, scale, str(tmp_path)))
-        assert config.run_dir == os.path.join(str(tmp_path), study, scale, run.name)
+        assert config.run_dir == os.path.join(str(tmp_path), study, scale, run.name, "seed_0")
         assert json.loads(config.study.labels) == run.labels
         _check(config)
     assert not os.listdir(tmp_path)  # prior=skip: nothing warm-started, nothing written
 
 
 def test_scale_mapping(tmp_path):
-    get = lambda arg: load_config(f"study:{arg},root={tmp_path},prior=skip")
+    get = lambda arg: load_config(f"study:{arg},root={tmp_path},warm=skip")
     paper = get("study=sweep,method=probability,knob=mini_batch,value=1,scale=paper")
     assert (paper.algo.mini_batch_prompts, paper.algo.micro_batch_rollouts, paper.rollout.max_new_tokens) == (1, 8, 7168)
     assert paper.optim.lr == 1e-6 and paper.rollout.temperature == 1.0 and paper.algo.kl_coef == 0.0
@@ -69,6 +70,11 @@ def test_scale_mapping(tmp_path):
     assert (toy_size.data.pool_size, toy_size.train.steps) == (128, 150)  # same epochs: 512*... / 4
     ttt = get("study=ttt,arm=test_split,scale=paper")
     assert ttt.data.dataset == ttt.data.val_dataset == "amc23" and ttt.rollout.prompts_per_step == 40
+    b = get("study=methods,method=majority_vote,prior=B,seed=1")
+    assert (b.warm_start.default_fraction, b.seed, b.reward.name) == (0.16, 1, "majority_vote")
+    assert b.study.prior_dir == os.path.join(str(tmp_path), "prior_B") and b.run_dir.endswith("prior=B/seed_1")
+    a = get("study=methods,method=majority_vote,prior=A")
+    assert a.warm_start.default_fraction == 0.08 and a.study.prior_dir == os.path.join(str(tmp_path), "prior")
     cd = get("study=countdown,arm=self_verify,scale=paper")
     assert (cd.data.dataset, cd.data.val_split, cd.val.k, cd.reward.name) == ("countdown", "train[-1000:]", 16, "self_verify")
 
@@ -95,7 +101,8 @@ def test_countdown_toy_prompts_fit_the_char_tokenizer():
 
 
 @pytest.mark.parametrize("arg,message", [
-    ("study=swep", "valid studies: sweep, dataset_size, ttt, countdown"),
+    ("study=swep", "valid studies: methods, sweep, dataset_size, ttt, countdown"),
+    ("study=ttt,arm=test_split,seed=x", "seed='x' is not a non-negative integer"),
     ("study=sweep,method=foo,knob=kl,value=off", "valid values: majority_vote, probability"),
     ("study=sweep,method=probability,knob=lr,value=1", "valid values: kl, mini_batch, rollouts, temperature"),
     ("study=sweep,method=probability,knob=kl,value=0.1", "valid values: 0.005, off"),
@@ -111,26 +118,50 @@ def test_bad_args_list_the_valid_ones(arg, message):
 def test_list_and_dry_run(tmp_path, capsys):
     assert studies.main(["list", "countdown", "--scale", "paper"]) == 0
     out = capsys.readouterr().out
-    assert "countdown (paper): 3 runs" in out and "study=countdown,arm=self_verify,scale=paper" in out
-    assert studies.main(["run", "sweep", "--only", "method=majority_vote", "--root", str(tmp_path), "--dry-run"]) == 0
+    assert "countdown (paper): 3 arms x 3 seeds" in out and "study=countdown,arm=self_verify,scale=paper" in out
+    assert studies.main(["run", "sweep", "--only", "method=majority_vote", "--root", str(tmp_path), "--dry-run",
+                         "--seeds", "0,4"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 12 and all(line.startswith("[dry-run] sweep/toy/majority_vote-") for line in lines)
+    assert len(lines) == 24 and all(line.startswith("[dry-run ") and " sweep/toy/majority_vote-" in line
+                                    for line in lines)
+    assert lines[0].endswith("seed 0 -> " + os.path.join(str(tmp_path), "sweep", "toy", "majority_vote-temperature=0.6",
+                                                         "seed_0"))
+    assert " seed 4 -> " in lines[12]  # seed by seed: every arm of seed 0 first
     assert not os.listdir(tmp_path)
     assert studies.main(["run", "sweep", "--only", "knob=lr", "--dry-run"]) == 2
     assert "valid values" in capsys.readouterr().err
+    assert studies.main(["run", "ttt", "--seeds", "a", "--dry-run"]) == 2
+    assert "--seeds 'a'" in capsys.readouterr().err
+    assert studies.main(["report", "ttt", "--root", str(tmp_path), "--out", str(tmp_path / "docs")]) == 2
+    assert "no finished run" in capsys.readouterr().err and not (tmp_path / "docs").exists()
 
 
-def test_toy_run_end_to_end(tmp_path, capsys):
+def test_toy_run_end_to_end_two_seeds_then_report(tmp_path, capsys):
+    """`studies run` on 2 seeds through the CLI, a rerun skips them, `studies report` writes the docs page."""
     tiny = ["warm_start.steps=4", "warm_start.batch_size=8", "warm_start.pool_size=16", "train.steps=2",
             "train.progress=false", "rollout.prompts_per_step=4", "rollout.n=2", "algo.mini_batch_prompts=4",
-            "data.pool_size=4", "data.val_size=4", "val.k=2", "val.every=0",
+            "data.pool_size=4", "data.val_size=4", "val.k=2", "val.every=1",
             "algo.old_logprobs=sampler", "algo.report_ref_kl=false"]
-    summary = studies.run_study("ttt", "toy", {"arm": "test_split"}, str(tmp_path), tiny)
+    sets = [arg for item in tiny for arg in ("--set", item)]
+    argv = ["run", "ttt", "--only", "arm=test_split", "--seeds", "0,1", "--root", str(tmp_path), *sets]
+    assert studies.main(argv) == 0
     out_dir = tmp_path / "ttt" / "toy"
     assert (tmp_path / "prior" / "config.json").exists()
-    assert [r["run"] for r in summary["runs"]] == ["test_split"] and summary["runs"][0]["steps"] == 2
-    assert (out_dir / "summary.md").exists() and (out_dir / "overlay.png").exists()
-    assert (out_dir / "test_split" / "study_done.json").exists()
+    for seed in (0, 1):
+        assert (out_dir / "test_split" / f"seed_{seed}" / "study_done.json").exists()
+    report = json.loads((out_dir / "report.json").read_text())
+    arm = report["arms"]["test_split"]
+    assert arm["seeds"] == [0, 1] and arm["steps"] == 2 and arm["over_seeds"]["val_start"]["n"] == 2
+    assert arm["over_seeds"]["repetition final"]["mean"] is not None  # failure-mode metrics logged by the loop
     capsys.readouterr()
-    studies.run_study("ttt", "toy", {"arm": "test_split"}, str(tmp_path), tiny)
-    assert "[done] ttt/toy/test_split" in capsys.readouterr().out
+    assert studies.main(argv) == 0
+    assert capsys.readouterr().out.count("[done ") == 2
+    docs = tmp_path / "docs"
+    (docs).mkdir()
+    (docs / "ttt_toy.md").write_text("# Study: ttt\n\nHand-written findings.\n")
+    assert studies.main(["report", "ttt", "--root", str(tmp_path), "--out", str(docs)]) == 0
+    page = (docs / "ttt_toy.md").read_text()
+    assert "Hand-written findings." in page and "| test_split | 2 |" in page and "![ttt](ttt_toy.png)" in page
+    assert (docs / "ttt_toy.png").stat().st_size > 0 and json.loads((docs / "ttt_toy.json").read_text())["seeds"] == [0, 1]
+    assert studies.main(["report", "ttt", "--root", str(tmp_path), "--out", str(docs)]) == 0
+    assert (docs / "ttt_toy.md").read_text() == page  # the generated section is replaced, not appended

@@ -10,12 +10,14 @@ from scipy import stats
 from urlvr_jax.rewards.batch import RewardBatch
 from urlvr_jax.rewards.metrics import (
     avg_at_k,
+    distinct_answers,
     label_accuracy,
     majority_ratio,
     mean_response_length,
     pass_at_k,
     point_biserial,
     pseudo_label_accuracy,
+    repetition_rate,
     reward_accuracy,
     urlvr_metrics,
 )
@@ -83,8 +85,25 @@ def test_urlvr_metrics():
     assert m["ground_truth_reward"] == 0.5
     assert m["pass@3"] == 1.0 and m["avg@3"] == 0.5
     assert m["pseudo_label_accuracy"] == 0.5
+    assert m["distinct_answers"] == 2.0  # {1/2 = 0.5, 3} and {7, 8} (the unanswered row is no answer)
     assert m["response_length"] == pytest.approx(2.0)  # characters, no token mask
     assert m["point_biserial"] == pytest.approx(stats.pearsonr(proxy, gt).statistic)
     assert set(urlvr_metrics(batch, proxy, votes=False)) == {"proxy_reward", "response_length"}
     with pytest.raises(ValueError, match="proxy_rewards"):
         urlvr_metrics(batch, proxy[:3])
+
+
+def test_repetition_rate_by_hand():
+    tokens = np.array([[1, 2, 1, 2, 1, 2, 9, 9],   # 2-grams 12 21 12 21 12 29 (pad ignored): 3 of 6 repeat
+                       [5, 6, 7, 8, 0, 0, 0, 0],   # 3 distinct 2-grams
+                       [4, 0, 0, 0, 0, 0, 0, 0]])  # shorter than n: no 2-grams
+    assert repetition_rate(tokens, [7, 4, 1], n=2) == pytest.approx(3 / 9)
+    assert repetition_rate(tokens, [7, 4, 1], n=8) == 0.0
+    degenerate = np.full((2, 64), 3)  # one token repeated: every 4-gram after the first repeats
+    assert repetition_rate(degenerate, [64, 64]) == pytest.approx(60 / 61)
+
+
+def test_distinct_answers_counts_equivalent_answers_once():
+    batch = RewardBatch(texts=[""] * 7, answers=["1/2", "0.5", "2", None, None, "4", "4"],
+                        group_ids=[0, 0, 0, 0, 1, 1, 1])
+    np.testing.assert_allclose(distinct_answers(batch), [2, 1])

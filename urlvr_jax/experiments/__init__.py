@@ -4,7 +4,7 @@ the supervised warm start that makes a partial prior. Names are imported lazily 
 from urlvr_jax._exports import lazy_exports
 
 _EXPORTS = {
-    "study_runs": "studies", "build_config": "studies", "run_study": "studies",
+    "study_runs": "studies", "build_config": "studies", "run_study": "studies", "write_report": "study_report",
     "make_prior": "warm_start", "WarmStartConfig": "warm_start",
     "make_plan": "plan", "format_plan": "plan", "rank_correlation": "collapse_step",
 }

@@ -34,6 +34,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from urlvr_jax.experiments.cpu_default import arm_config, rise_then_fall
+from urlvr_jax.experiments.stats import band, binomial_se, collapse_step, replace_section, series, t_interval
 from urlvr_jax.utils.config import apply_overrides, config_to_dict, parse_cli
 from urlvr_jax.utils.metrics_log import read_metrics
 
@@ -50,46 +51,7 @@ SECTION_BEGIN, SECTION_END = "<!-- cpu_default_seeds:begin -->", "<!-- cpu_defau
 Records = Sequence[Mapping[str, float]]
 
 
-# ------------------------------------------------------------------ statistics
-
-def t_interval(values: Sequence[float], confidence: float = 0.95) -> dict:
-    """Mean and two-sided ``confidence`` t-interval of the mean over ``values`` (lo/hi None below 2 values)."""
-    from scipy import stats
-
-    x = np.asarray([v for v in values if v is not None], float)
-    if x.size == 0:
-        return {"mean": None, "lo": None, "hi": None, "n": 0}
-    mean = float(x.mean())
-    if x.size < 2:
-        return {"mean": mean, "lo": None, "hi": None, "n": 1}
-    half = float(stats.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
-    return {"mean": mean, "lo": mean - half, "hi": mean + half, "n": int(x.size)}
-
-
-def binomial_se(p: float, n: int) -> float:
-    """Standard error of a success rate ``p`` estimated from ``n`` Bernoulli samples; ``p`` is kept at least
-    half a sample away from 0 and 1, so a rate measured as 0 or 1 still has a (small) nonzero error."""
-    p = min(max(p, 0.5 / n), 1 - 0.5 / n)
-    return math.sqrt(p * (1 - p) / n)
-
-
-def collapse_step(records: Records, threshold: float) -> int | None:
-    """The first step whose training reward accuracy is below ``threshold`` (the loop's rule), or None."""
-    return next((int(r["step"]) for r in records
-                 if "train/reward_accuracy" in r and r["train/reward_accuracy"] < threshold), None)
-
-
-def series(records: Records, key: str) -> dict[int, float]:
-    """``{step: value}`` of the finite values of ``key``."""
-    return {int(r["step"]): float(r[key]) for r in records if key in r and np.isfinite(r[key])}
-
-
-def band(runs: Sequence[Records], key: str) -> dict:
-    """Per step (the steps every run logged): mean and 95% t-interval of ``key`` over the runs."""
-    per_run = [series(records, key) for records in runs]
-    steps = sorted(set.intersection(*(set(s) for s in per_run))) if per_run else []
-    stats = [t_interval([s[step] for s in per_run]) for step in steps]
-    return {"steps": steps, **{f: [s[f] for s in stats] for f in ("mean", "lo", "hi")}, "n": len(per_run)}
+# ------------------------------------------------------------------ per seed and over seeds
 
 
 def seed_summary(arms: Mapping[str, Records], n_val: int, threshold: float) -> dict:
@@ -337,14 +299,7 @@ def markdown(summary: dict, command: str, requested: Sequence[int], figure: str)
 
 def write_section(path: str, section: str) -> None:
     """Replaces this module's section of the markdown page ``path`` (or appends it), keeping the rest."""
-    text = open(path).read() if os.path.exists(path) else "# Results\n\n"
-    if SECTION_BEGIN in text and SECTION_END in text:
-        head, rest = text.split(SECTION_BEGIN, 1)
-        text = head + section + rest.split(SECTION_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    with open(path, "w") as f:
-        f.write(text)
+    replace_section(path, section, SECTION_BEGIN, SECTION_END, "# Results")
 
 
 def write_outputs(summary: dict, records_by_seed, out: str, command: str, requested: Sequence[int]) -> None:

@@ -1,17 +1,28 @@
 """The paper's studies as data: each run is a base config (toy or paper scale) plus a table of overrides.
 
     python -m urlvr_jax.experiments.studies list [STUDY] [--scale toy|paper]
-    python -m urlvr_jax.experiments.studies run STUDY [--scale toy|paper] [--only k=v ...] [--dry-run]
-                                               [--root runs/studies] [--set key=value ...]
-    python -m urlvr_jax.train --config study:study=sweep,method=majority_vote,knob=temperature,value=0.6,scale=toy
+    python -m urlvr_jax.experiments.studies run STUDY [--scale toy|paper] [--seeds 0,1,2] [--only k=v ...]
+                                               [--dry-run] [--root runs/studies] [--set key=value ...]
+    python -m urlvr_jax.experiments.studies report STUDY [--scale toy|paper] [--root runs/studies] [--out docs/studies]
+    python -m urlvr_jax.train --config study:study=sweep,method=majority_vote,knob=temperature,value=0.6,seed=1
+
+``run`` trains every selected arm on every seed, seed by seed (all arms of seed 0 first, so a partial study is a
+complete one on fewer seeds), each in ``<root>/<study>/<scale>/<arm>/seed_<s>``: a finished run is skipped, an
+unfinished one resumes from its last checkpoint. ``report`` writes ``<out>/<study>_<scale>.{md,json,png}`` from the
+finished runs (:mod:`urlvr_jax.experiments.study_report`). The seed is the RL seed (sampling, the prompt stream and,
+where a study draws one, the data pool); every seed of a toy study starts from the same warm-started prior.
 
 Studies (paper digest sections 3, 5, 6):
 
+* ``methods``: the 11 intrinsic rewards of the paper's taxonomy (5 certainty-based, 6 ensemble-based) beside
+  ground truth, from one prior; then majority vote, self-certainty and ground truth from a second prior with a
+  stronger shared attractor (``warm_start.default_fraction`` 0.16 instead of 0.08): same prior, different
+  methods vs same methods, different prior.
 * ``sweep``: the 5 intrinsic methods x {temperature 0.6/0.8/1.0/1.2, mini-batch prompts 1/8/16/32/64,
   rollouts n 4/8/16/32, KL off / k3 0.005}; every other knob at the paper default (T 1.0, mini-batch 64 =
   on-policy, n 8, no KL), so a knob's default value is the same run in every knob (run once, ``<method>-default``).
 * ``dataset_size``: majority vote on {32, 128, 512, 2048, 8192, 16384} prompts, global batch 32, a fixed 600
-  steps (so 600 epochs at 32, ~1.2 at 16384); 3 seeds for sizes <= 512, each seed on its own subset.
+  steps (so 600 epochs at 32, ~1.2 at 16384); each seed on its own subset.
 * ``ttt``: test-time training, majority vote trained *and* validated on one test split (``test_split``) beside
   the same model trained on the training set and validated on that split (``train_set``).
 * ``countdown``: self-verification vs trajectory-level entropy vs the oracle (Countdown checker).
@@ -46,11 +57,9 @@ from typing import Any
 
 import ml_collections
 
-from urlvr_jax.experiments.study_tables import SCALES, STUDIES, STUDY_OVERRIDES, Run
+from urlvr_jax.experiments.study_tables import SCALES, SEEDS, STUDIES, STUDY_OVERRIDES, Run
 
 DEFAULT_ROOT = os.path.join("runs", "studies")
-SUMMARY_PANELS = [("validation accuracy (avg@k)", ["val/avg@k"]), ("proxy reward", ["train/proxy_reward"]),
-                  ("reward accuracy", ["train/reward_accuracy"])]
 
 
 # ---------------------------------------------------------------------------------------------- configs
@@ -97,26 +106,36 @@ def study_task(study: str) -> str:
     return "countdown" if study == "countdown" else "arithmetic"
 
 
-def prior_dir(root: str, study: str) -> str:
-    return os.path.join(root, "prior" if study_task(study) == "arithmetic" else f"prior_{study_task(study)}")
+def prior_dir(root: str, study: str, prior: str = "A") -> str:
+    """``<root>/prior[_<task>][_<variant>]``: one warm-started prior per task and prior variant (``PRIORS``)."""
+    name = "prior" if study_task(study) == "arithmetic" else f"prior_{study_task(study)}"
+    return os.path.join(root, name if prior == "A" else f"{name}_{prior}")
 
 
-def build_config(run: Run, scale: str, root: str = DEFAULT_ROOT) -> ml_collections.ConfigDict:
-    """The locked config of ``run`` at ``scale`` (toy runs point at the prior in ``prior_dir``)."""
+def run_dir(root: str, study: str, scale: str, arm: str, seed: int) -> str:
+    return os.path.join(root, study, scale, arm, f"seed_{seed}")
+
+
+def build_config(run: Run, scale: str, root: str = DEFAULT_ROOT, seed: int = 0) -> ml_collections.ConfigDict:
+    """The locked config of ``run`` at ``scale`` on RL seed ``seed`` (toy runs point at the prior in ``prior_dir``)."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; valid scales: {', '.join(SCALES)}")
     c = toy_base(study_task(run.study)) if scale == "toy" else _load("paper_qwen3_1p7b")
     for key, value in {**STUDY_OVERRIDES[run.study][scale], **run.overrides}.items():
         _set(c, key, value)
+    c.seed = int(seed)
     if scale == "toy" and run.study == "ttt":
         c.data.val_seed = c.seed * 1_000_003  # make_pool's first round: validate on the training pool
+    if scale == "paper" and run.study == "dataset_size":  # each seed trains on its own slice of DAPO-17k
+        size = int(run.labels["size"])
+        c.data.split = f"train[{seed * size}:{(seed + 1) * size}]"
     _fit_micro_batch(c)
-    c.name = f"{run.study}/{run.name}"
-    c.run_dir = os.path.join(root, run.study, scale, run.name)
+    c.name = f"{run.study}/{run.name}/seed_{seed}"
+    c.run_dir = run_dir(root, run.study, scale, run.name, seed)
     c.study = ml_collections.ConfigDict(dict(name=run.study, run=run.name, scale=scale,
                                              labels=json.dumps(run.labels), prior_dir=""))
     if scale == "toy":
-        prior = prior_dir(root, run.study)
+        prior = prior_dir(root, run.study, run.labels.get("prior", "A"))
         c.study.prior_dir = prior
         c.model.update(source="hf", path=prior)
         c.tokenizer.update(kind="hf", path=prior)
@@ -177,26 +196,34 @@ def parse_arg(arg: str) -> dict[str, str]:
 
 
 def config_from_arg(arg: str) -> ml_collections.ConfigDict:
-    """``study=NAME[,scale=toy|paper][,root=DIR][,prior=auto|skip][,<label>=<value>...]`` -> one run's config.
+    """``study=NAME[,scale=toy|paper][,seed=S][,root=DIR][,warm=auto|skip][,<label>=<value>...]`` -> one run's config.
 
-    The labels must pick exactly one run; at toy scale ``prior=auto`` (default) warm-starts the prior if needed.
+    The labels must pick exactly one run (seed: 0 unless given); at toy scale ``warm=auto`` (default) warm-starts
+    the prior if needed (``prior=auto|skip`` is accepted too where the study has no ``prior`` label).
     """
     items = parse_arg(arg)
     study = items.pop("study", None)
     if study is None:
         raise ValueError(f"study config needs study=NAME; valid studies: {', '.join(STUDIES)}; e.g. "
                          "study:study=sweep,method=majority_vote,knob=temperature,value=0.6,scale=toy")
-    scale, root, prior = items.pop("scale", "toy"), items.pop("root", DEFAULT_ROOT), items.pop("prior", "auto")
-    if prior not in ("auto", "skip"):
-        raise ValueError(f"study config prior={prior!r} is not one of auto, skip")
+    scale, root = items.pop("scale", "toy"), items.pop("root", DEFAULT_ROOT)
+    seed = items.pop("seed", "0")
+    if not seed.isdigit():
+        raise ValueError(f"study config seed={seed!r} is not a non-negative integer")
+    warm = items.pop("warm", None)
+    if warm is None and items.get("prior") in ("auto", "skip"):
+        warm = items.pop("prior")
+    warm = warm or "auto"
+    if warm not in ("auto", "skip"):
+        raise ValueError(f"study config warm={warm!r} is not one of auto, skip")
     runs = select(study_runs(study, scale), items)
     names = sorted({r.name for r in runs})
     if len(names) != 1:
         keys = sorted({k for r in runs for k in r.labels})
         raise ValueError(f"study {study!r}: {items or 'no labels'} match {len(names)} runs; give {', '.join(keys)} "
                          f"(see `python -m urlvr_jax.experiments.studies list {study}`)")
-    config = build_config(runs[0], scale, root)
-    if prior == "auto":
+    config = build_config(runs[0], scale, root, int(seed))
+    if warm == "auto":
         ensure_prior(config)
     config.unlock()  # load_config locks it again
     return config
@@ -204,77 +231,34 @@ def config_from_arg(arg: str) -> ml_collections.ConfigDict:
 
 # ---------------------------------------------------------------------------------------------- runner
 
-def run_summary(records: list[dict], threshold: float) -> dict:
-    """Collapse step (reward accuracy < threshold), peak / final validation accuracy, final proxy reward."""
-    val = [(r["step"], r["val/avg@k"]) for r in records if isinstance(r.get("val/avg@k"), (int, float))]
-    ra = [(r["step"], r["train/reward_accuracy"]) for r in records if "train/reward_accuracy" in r]
-    proxy = [r["train/proxy_reward"] for r in records if "train/proxy_reward" in r]
-    peak = max(val, key=lambda p: p[1]) if val else (None, None)
-    return {"steps": max((r["step"] for r in records), default=0),
-            "collapse_step": next((s for s, a in ra if a < threshold), None),
-            "peak_val": peak[1], "peak_step": peak[0], "final_val": val[-1][1] if val else None,
-            "final_proxy_reward": proxy[-1] if proxy else None}
-
-
-def _table(rows: list[dict]) -> str:
-    cols = ["run", "steps", "collapse_step", "peak_val", "peak_step", "final_val", "final_proxy_reward"]
-    cell = lambda v: "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(cell(r.get(c)) for c in cols) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def summarize(study: str, scale: str, runs: list[Run], root: str) -> dict:
-    """``<root>/<study>/<scale>/summary.{json,md}`` and overlay plots (one per sweep knob, else one)."""
-    from urlvr_jax.utils.metrics_log import read_metrics
-    from urlvr_jax.utils.plots import plot_curves
-
-    out_dir = os.path.join(root, study, scale)
-    rows, records, groups = [], {}, {}
-    for run in runs:
-        path = os.path.join(out_dir, run.name, "metrics.jsonl")
-        if run.name in records or not os.path.exists(path):
-            continue
-        records[run.name] = read_metrics(path)
-        rows.append({"run": run.name, **run_summary(records[run.name], 0.01)})
-    for run in runs:
-        if run.name in records:
-            groups.setdefault(run.labels.get("knob", "all"), {})[run.name] = records[run.name]
-    figures = []
-    for group, recs in groups.items():
-        keys = {k for rs in recs.values() for r in rs for k in r}
-        panels = [(t, ks) for t, ks in SUMMARY_PANELS if all(k in keys for k in ks)]
-        if panels:
-            name = "overlay.png" if group == "all" else f"overlay_{group}.png"
-            figures.append(plot_curves(None, os.path.join(out_dir, name), panels, runs=recs,
-                                       title=f"{study} ({scale})" + ("" if group == "all" else f": {group}")))
-    summary = {"study": study, "scale": scale, "runs": rows, "figures": figures}
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    with open(os.path.join(out_dir, "summary.md"), "w") as f:
-        f.write(f"# {study} ({scale})\n\n{_table(rows)}\n")
-    return summary
-
-
 def _finished(config) -> bool:
     return os.path.exists(os.path.join(config.run_dir, "study_done.json"))
 
 
+def parse_seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(dict.fromkeys(int(part) for part in text.split(",") if part.strip()))
+    except ValueError:
+        seeds = ()
+    if not seeds or min(seeds) < 0:
+        raise ValueError(f"--seeds {text!r}: give non-negative integers separated by commas, e.g. 0,1,2")
+    return seeds
+
+
 def run_study(study: str, scale: str = "toy", only: dict[str, str] | None = None, root: str = DEFAULT_ROOT,
-              overrides: list[str] | None = None, dry_run: bool = False, log=print) -> dict:
-    """Runs (sequentially) the selected runs of ``study``, each in its own run_dir; finished ones are skipped."""
+              overrides: list[str] | None = None, dry_run: bool = False, seeds: tuple[int, ...] = SEEDS,
+              log=print) -> dict:
+    """Runs (sequentially, seed by seed) the selected arms of ``study``; finished runs are skipped, unfinished
+    ones resume. Returns the study's report over the finished runs (``<root>/<study>/<scale>/report.*``)."""
+    from urlvr_jax.experiments import study_report
     from urlvr_jax.utils.config import apply_overrides
 
-    runs = select(study_runs(study, scale), only or {})
-    seen: set[str] = set()
-    for run in runs:
-        if run.name in seen:
-            continue
-        seen.add(run.name)
-        config = apply_overrides(build_config(run, scale, root), overrides or [])
+    runs = list({r.name: r for r in select(study_runs(study, scale), only or {})}.values())
+    todo = [(seed, run) for seed in seeds for run in runs]
+    for index, (seed, run) in enumerate(todo, 1):
+        config = apply_overrides(build_config(run, scale, root, seed), overrides or [])
         status = "done" if _finished(config) else "dry-run" if dry_run else "run"
-        log(f"[{status}] {study}/{scale}/{run.name} -> {config.run_dir}")
+        log(f"[{status} {index}/{len(todo)}] {study}/{scale}/{run.name} seed {seed} -> {config.run_dir}")
         if status != "run":
             continue
         ensure_prior(config, log=log)
@@ -285,9 +269,9 @@ def run_study(study: str, scale: str = "toy", only: dict[str, str] | None = None
             json.dump({"steps": result.steps, "collapse_step": result.collapse_step,
                        "rollout_tokens": result.rollout_tokens}, f)
     if dry_run:
-        return {"study": study, "scale": scale, "runs": sorted(seen)}
-    summary = summarize(study, scale, runs, root)
-    log(_table(summary["runs"]))
+        return {"study": study, "scale": scale, "runs": [r.name for r in runs], "seeds": list(seeds)}
+    summary = study_report.write_report(study, scale, root, os.path.join(root, study, scale), name="report")
+    log(study_report.table(summary))
     return summary
 
 
@@ -295,7 +279,7 @@ def list_runs(study: str | None, scale: str) -> str:
     lines = []
     for name in [study] if study else list(STUDIES):
         runs = study_runs(name, scale)
-        lines.append(f"{name} ({scale}): {len({r.name for r in runs})} runs; "
+        lines.append(f"{name} ({scale}): {len({r.name for r in runs})} arms x {len(SEEDS)} seeds by default; "
                      f"study overrides {STUDY_OVERRIDES[name][scale]}")
         for run in runs:
             labels = ",".join(f"{k}={v}" for k, v in run.labels.items())
@@ -305,12 +289,14 @@ def list_runs(study: str | None, scale: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m urlvr_jax.experiments.studies", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=("list", "run"))
+    parser.add_argument("command", choices=("list", "run", "report"))
     parser.add_argument("study", nargs="?", help=f"one of {', '.join(STUDIES)}")
     parser.add_argument("--scale", default="toy", choices=SCALES)
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="RL seeds, e.g. 0,1,2 (run)")
     parser.add_argument("--only", action="append", default=[], metavar="LABEL=VALUE")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides")
     parser.add_argument("--root", default=DEFAULT_ROOT)
+    parser.add_argument("--out", default=os.path.join("docs", "studies"), help="report: where the page goes")
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -318,9 +304,17 @@ def main(argv: list[str] | None = None) -> int:
             print(list_runs(args.study, args.scale))
             return 0
         if not args.study:
-            parser.error(f"run needs a study: {', '.join(STUDIES)}")
+            parser.error(f"{args.command} needs a study: {', '.join(STUDIES)}")
+        study_runs(args.study, args.scale)  # an unknown study or scale: one clear line
+        if args.command == "report":
+            from urlvr_jax.experiments import study_report
+
+            summary = study_report.write_report(args.study, args.scale, args.root, args.out)
+            print(study_report.table(summary))
+            print(f"wrote {os.path.join(args.out, study_report.page_name(args.study, args.scale))}.{{md,json,png}}")
+            return 0
         only = parse_arg(",".join(args.only))
-        run_study(args.study, args.scale, only, args.root, args.set, args.dry_run)
+        run_study(args.study, args.scale, only, args.root, args.set, args.dry_run, parse_seeds(args.seeds))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -10,6 +10,18 @@ from typing import Any, Callable
 
 SCALES = ("toy", "paper")
 METHODS = ("self_certainty", "token_entropy", "trajectory_entropy", "probability", "majority_vote")
+# The paper's taxonomy of intrinsic rewards (section 3), trained beside ground truth in the ``methods`` study.
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "certainty": ("self_certainty", "token_entropy", "trajectory_entropy", "probability", "probability_disparity"),
+    "ensemble": ("majority_vote", "self_consistency", "semantic_cluster", "srt_threshold", "srt_soft",
+                 "co_rewarding_teacher"),
+    "ground_truth": ("ground_truth",),
+}
+# A second toy prior for the methods study: twice the share of supervised targets replaced by the shared default
+# answer (a stronger attractor). Same methods, a different prior: does the collapse timing move with the prior?
+PRIORS: dict[str, dict[str, Any]] = {"A": {}, "B": {"warm_start.default_fraction": 0.16}}
+PRIOR_B_METHODS = ("majority_vote", "self_certainty", "ground_truth")
+SEEDS = (0, 1, 2)
 KNOBS: dict[str, tuple] = {"temperature": (0.6, 0.8, 1.0, 1.2), "mini_batch": (1, 8, 16, 32, 64),
                            "rollouts": (4, 8, 16, 32), "kl": (0.0, 0.005)}
 KNOB_DEFAULTS = {"temperature": 1.0, "mini_batch": 64, "rollouts": 8, "kl": 0.0}
@@ -55,15 +67,22 @@ def _sweep(scale: str) -> list[Run]:
 
 
 def _dataset_size(scale: str) -> list[Run]:
+    """One arm per size; each seed trains on its own pool (toy: make_pool's draw; paper: a slice of DAPO-17k,
+    set per seed in :func:`urlvr_jax.experiments.studies.build_config`)."""
+    data = (lambda size: {}) if scale == "paper" else (lambda size: {"data.pool_size": size // TOY_DATA_FACTOR})
+    return [Run("dataset_size", f"size={size}", dict(size=str(size)), data(size)) for size in SIZES]
+
+
+def _methods(scale: str) -> list[Run]:
     runs = []
-    for size in SIZES:
-        for seed in (0, 1, 2) if size <= 512 else (0,):
-            if scale == "paper":  # each seed trains on its own slice of DAPO-17k
-                data = {"data.split": f"train[{seed * size}:{(seed + 1) * size}]"}
-            else:  # make_pool draws a different pool per seed
-                data = {"data.pool_size": size // TOY_DATA_FACTOR}
-            runs.append(Run("dataset_size", f"size={size}-seed={seed}", dict(size=str(size), seed=str(seed)),
-                            {"seed": seed, **data}))
+    for prior, overrides in PRIORS.items():
+        for family, methods in FAMILIES.items():
+            for method in methods:
+                if prior != "A" and (method not in PRIOR_B_METHODS or scale == "paper"):
+                    continue  # paper scale: the prior is the base model (one here)
+                name = method if prior == "A" else f"{method}-prior={prior}"
+                runs.append(Run("methods", name, dict(method=method, family=family, prior=prior),
+                                {"reward.name": method, **overrides}))
     return runs
 
 
@@ -86,6 +105,10 @@ def _countdown(scale: str) -> list[Run]:
 
 # Study-wide overrides per scale (applied before each run's own overrides).
 STUDY_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
+    "methods": {
+        "toy": {},  # the CPU default as it is: 300 steps, where majority vote collapses
+        "paper": {"train.steps": 1000},
+    },
     "sweep": {
         "toy": {"algo.mini_batch_prompts": TOY_BATCH, "train.steps": 150},
         "paper": {"train.steps": 1000},  # ~4 epochs: where even the most stable setting collapses
@@ -113,4 +136,4 @@ STUDY_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 STUDIES: dict[str, Callable[[str], list[Run]]] = {
-    "sweep": _sweep, "dataset_size": _dataset_size, "ttt": _ttt, "countdown": _countdown}
+    "methods": _methods, "sweep": _sweep, "dataset_size": _dataset_size, "ttt": _ttt, "countdown": _countdown}

@@ -47,6 +47,7 @@ class Vote:
     label: str | None  # the winning answer (normalised); None if nobody answered
     count: int  # rollouts in the winning cluster
     n_votes: int  # rollouts that voted, those without an answer included
+    distinct: int = 0  # distinct answers (clusters) among the answered rollouts
 
     @property
     def ratio(self) -> float:
@@ -61,7 +62,7 @@ def _vote(answers: Sequence[str | None], cluster_ids: np.ndarray, answer_type: s
     counts = np.bincount(cluster_ids[answered])
     winner = int(np.argmax(counts))  # first maximum = the cluster seen first
     first_row = int(np.flatnonzero(cluster_ids == winner)[0])
-    return Vote(normalize_answer(answers[first_row]), int(counts[winner]), len(answers))
+    return Vote(normalize_answer(answers[first_row]), int(counts[winner]), len(answers), int(np.count_nonzero(counts)))
 
 
 def vote_groups(

@@ -11,6 +11,11 @@ ones one value per row; the loop logs their means. Definitions follow TTRL's met
   (Pearson's r; NaN when either is constant, as in scipy);
 * pseudo-label accuracy (certainty rewards): ground-truth correctness of the top-proxy rollout of each
   prompt (ties: the first in generation order).
+
+Failure-mode metrics (the paper's collapse modes, logged every step): response length (length collapse
+under the probability reward), repetition (repeated n-grams within a response, rep-n of Welleck et al. 2019:
+what entropy-minimising rewards drive up) and distinct answers per prompt (the answer diversity that every
+intrinsic reward sharpens away).
 """
 
 from __future__ import annotations
@@ -98,6 +103,28 @@ def mean_response_length(mask: np.ndarray) -> float:
     return float(np.mean(lengths)) if lengths.size else 0.0
 
 
+def repetition_rate(tokens: np.ndarray, lengths: np.ndarray, n: int = 4) -> float:
+    """Share of the batch's response n-grams that repeat an earlier n-gram of the same response.
+
+    ``tokens`` [B, T] (a response is ``tokens[r, :lengths[r]]``); pooled over the batch, so long responses
+    weigh more; 0.0 when no response has ``n`` tokens.
+    """
+    tokens, lengths = np.asarray(tokens), np.asarray(lengths, dtype=np.int64)
+    repeated = total = 0
+    for row, length in zip(tokens, lengths):
+        if length < n:
+            continue
+        grams = np.lib.stride_tricks.sliding_window_view(row[:length], n)
+        total += len(grams)
+        repeated += len(grams) - len(np.unique(grams, axis=0))
+    return repeated / total if total else 0.0
+
+
+def distinct_answers(batch: RewardBatch, n_votes: int | None = None) -> np.ndarray:
+    """[G] number of distinct (equivalence-clustered) answers among each prompt's answered rollouts."""
+    return np.array([vote.distinct for vote in group_votes(batch, n_votes).values()], dtype=np.float64)
+
+
 def urlvr_metrics(batch: RewardBatch, proxy_rewards: np.ndarray, gt_rewards: np.ndarray | None = None,
                   n_votes: int | None = None, votes: bool = True, atol: float = 0.0) -> dict[str, float]:
     """The per-step metrics; ground-truth ones only where ``gt_rewards`` / ``ground_truths`` exist.
@@ -111,6 +138,7 @@ def urlvr_metrics(batch: RewardBatch, proxy_rewards: np.ndarray, gt_rewards: np.
     if votes:
         vote_by_group = group_votes(batch, n_votes)
         metrics["majority_ratio"] = float(np.mean([v.ratio for v in vote_by_group.values()]))
+        metrics["distinct_answers"] = float(np.mean([v.distinct for v in vote_by_group.values()]))
         if batch.ground_truths is not None:
             rows = group_rows(batch.group_ids)
             gold = [batch.ground_truths[int(r[0])] for r in rows.values()]

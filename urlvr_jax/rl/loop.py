@@ -36,7 +36,7 @@ from urlvr_jax.utils.checkpoint import CheckpointManager
 from urlvr_jax.utils.config import save_config, validate_config
 from urlvr_jax.utils.run_lock import hold as hold_run_dir
 from urlvr_jax.utils.run_storage import RunStorage
-from urlvr_jax.utils.metrics_log import MetricsLogger
+from urlvr_jax.utils.metrics_log import MetricsLogger, read_metrics
 from urlvr_jax.utils.plots import plot_curves
 
 # What the hosts read of a training rollout (gathered from every process): decoding, rewards, metrics.
@@ -144,6 +144,7 @@ class URLVRRun:
         metrics = rmetrics.urlvr_metrics(batch, proxy, gt, n_votes=None,
                                          votes=self.gt_reward == "ground_truth")
         metrics = {k.replace(f"@{self.n_votes}", "@n"): v for k, v in metrics.items()}
+        metrics["repetition"] = rmetrics.repetition_rate(host["tokens"], host["lengths"])
         # Every process graded the same texts, but grading has timeouts: process 0's grades are the run's.
         proxy, metrics = multihost.agree((np.asarray(proxy, np.float32), metrics))
         t2 = time.perf_counter()
@@ -279,9 +280,13 @@ class URLVRRun:
         panels = [("rewards", ["train/proxy_reward", "train/ground_truth_reward"]),
                   ("reward accuracy", ["train/reward_accuracy"]),
                   ("validation", ["val/avg@k", "val/pass@k"]),
-                  ("entropy", ["train/entropy_mean"]), ("response length", ["train/response_length"])]
+                  ("entropy", ["train/entropy_mean"]), ("response length", ["train/response_length"]),
+                  ("repetition (4-grams)", ["train/repetition"]), ("distinct answers", ["train/distinct_answers"])]
+        records = read_metrics(os.path.join(run_dir, "metrics.jsonl"))
+        logged = {key for record in records for key in record}
+        panels = [(title, keys) for title, keys in panels if any(k in logged for k in keys)]  # e.g. no labels
         try:
-            plot_curves(os.path.join(run_dir, "metrics.jsonl"), os.path.join(run_dir, "curves.png"), panels,
+            plot_curves(records, os.path.join(run_dir, "curves.png"), panels,
                         collapse_step=info["collapse_step"], title=self.config.name)
         except ValueError as e:  # a run too short to have every curve
             warnings.warn(f"plot skipped: {e}")
