@@ -165,3 +165,21 @@ def test_toy_run_end_to_end_two_seeds_then_report(tmp_path, capsys):
     assert (docs / "ttt_toy.png").stat().st_size > 0 and json.loads((docs / "ttt_toy.json").read_text())["seeds"] == [0, 1]
     assert studies.main(["report", "ttt", "--root", str(tmp_path), "--out", str(docs)]) == 0
     assert (docs / "ttt_toy.md").read_text() == page  # the generated section is replaced, not appended
+
+
+def test_report_numbers_by_hand():
+    from urlvr_jax.experiments import study_report as R
+
+    assert R.fall_step({0: 0.3, 10: 0.5, 20: 0.35, 30: 0.2, 40: 0.1}) == 30
+    assert R.fall_step({0: 0.3, 10: 0.5, 20: 0.4}) is None and R.fall_step({0: 0.3}) is None
+    assert R.fall_step({0: 0.3, 10: 0.2}) == 10  # the peak is the start
+    records = lambda accuracy, vals: ([{"step": s, "val/avg@k": v} for s, v in vals]
+                                      + [{"step": s + 1, "train/reward_accuracy": a} for s, a in enumerate(accuracy)])
+    seeds = {0: records([0.5, 0.2, 0.005], [(0, 0.3), (2, 0.5), (3, 0.1)]),
+             1: records([0.6, 0.3, 0.1], [(0, 0.4), (2, 0.6), (3, 0.5)])}
+    arm = R.arm_summary(seeds, {"method": "majority_vote"}, "majority_vote")
+    assert (arm["collapsed"], arm["collapse_step"]["mean"], arm["peak_step"], arm["fell"]) == (1, 3, 2, 1)
+    assert arm["rise"]["mean"] == pytest.approx(0.2) and arm["fall"]["mean"] == pytest.approx(-0.25)
+    assert arm["over_seeds"]["min_reward_accuracy"]["mean"] == pytest.approx((0.005 + 0.1) / 2)
+    real = R.arm_summary(seeds, {"method": "self_consistency"}, "self_consistency")
+    assert real["binary_reward"] is False and real["collapsed"] == 0 and R._collapse(real) == "n/a (real-valued reward)"

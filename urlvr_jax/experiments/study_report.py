@@ -7,9 +7,12 @@ writes ``<out>/<study>_<scale>.json`` (every number), ``.png`` (mean curves with
 of arms: the reward family in ``methods``, the knob in ``sweep``) and the generated section of ``.md`` (the rest
 of that page, hand-written findings, is kept).
 
-Per seed: validation avg@k at step 0, at the step where the arm's mean curve peaks, and at the end; the Model
-Collapse Step (first step with training reward accuracy below ``THRESHOLD``) or, where there is none, the lowest
-reward accuracy reached; and the failure-mode metrics (response length, repeated 4-grams, distinct answers per
+Per seed: validation avg@k at step 0, at the step where the arm's mean curve peaks, and at the end; the *fall step*,
+the first validation step after the seed's peak whose avg@k is below the start (when accuracy is back under where it
+began: a label-based timing that every method has); the Model Collapse Step (first step with training reward
+accuracy below ``THRESHOLD``) or, where there is none, the lowest reward accuracy reached, for rewards that are 0 or
+1 (``BINARY_REWARDS``: reward accuracy, proxy == ground truth, means nothing for a real-valued reward such as
+self-certainty or a cluster share); and the failure-mode metrics (response length, repeated 4-grams, distinct answers per
 prompt) averaged over the first and the last ``TAIL`` of the training steps. Over seeds: the mean and 95%
 t-interval of each, the paired differences peak - start and final - peak, and how many seeds collapsed.
 """
@@ -29,6 +32,8 @@ VAL, REWARD_ACCURACY = "val/avg@k", "train/reward_accuracy"
 FAILURE_KEYS = {"response length": "train/response_length", "repetition": "train/repetition",
                 "distinct answers": "train/distinct_answers"}
 THRESHOLD = 0.01  # the paper's Model Collapse Step: reward accuracy below 1%
+BINARY_REWARDS = frozenset({"majority_vote", "srt_threshold", "co_rewarding_teacher", "ground_truth", "countdown",
+                            "self_verify", "format"})
 TAIL = 0.1
 GROUP_BY = {"methods": "family", "sweep": "knob"}
 ROWS = (("validation accuracy (avg@k)", VAL), ("reward accuracy", REWARD_ACCURACY),
@@ -37,6 +42,12 @@ ROWS = (("validation accuracy (avg@k)", VAL), ("reward accuracy", REWARD_ACCURAC
 
 def page_name(study: str, scale: str) -> str:
     return f"{study}_{scale}"
+
+
+def arm_reward(root: str, study: str, scale: str, arm: str, seed: int) -> str:
+    """The ``reward.name`` a run trained with (from its config.json)."""
+    with open(os.path.join(root, study, scale, arm, f"seed_{seed}", "config.json")) as f:
+        return json.load(f)["reward"]["name"]
 
 
 def finished_runs(root: str, study: str, scale: str) -> dict[str, dict[int, list[dict]]]:
@@ -63,14 +74,24 @@ def _window_mean(records: Records, key: str, last: bool) -> float | None:
     return float(np.mean(points[-n:] if last else points[:n]))
 
 
-def seed_numbers(records: Records, peak_step: int | None) -> dict:
-    """One seed's numbers (see the module docstring); ``peak_step``: the arm's mean-curve peak step."""
+def fall_step(val: Mapping[int, float]) -> int | None:
+    """The first step after the peak of ``val`` ({step: avg@k}) whose value is below the first one, or None."""
+    if len(val) < 2:
+        return None
+    steps = sorted(val)
+    top = max(steps, key=lambda s: (val[s], -s))
+    return next((s for s in steps if s > top and val[s] < val[steps[0]]), None)
+
+
+def seed_numbers(records: Records, peak_step: int | None, binary: bool = True) -> dict:
+    """One seed's numbers (see the module docstring); ``peak_step``: the arm's mean-curve peak step; ``binary``:
+    the reward is 0/1, so reward accuracy and the collapse step mean something."""
     val, accuracy = series(records, VAL), series(records, REWARD_ACCURACY)
     out = {"steps": max((int(r["step"]) for r in records), default=0),
            "val_start": val.get(min(val)) if val else None, "val_final": val[max(val)] if val else None,
-           "val_at_peak": val.get(peak_step) if peak_step is not None else None,
-           "collapse_step": collapse_step(records, THRESHOLD),
-           "min_reward_accuracy": min(accuracy.values()) if accuracy else None}
+           "val_at_peak": val.get(peak_step) if peak_step is not None else None, "fall_step": fall_step(val),
+           "collapse_step": collapse_step(records, THRESHOLD) if binary else None,
+           "min_reward_accuracy": min(accuracy.values()) if accuracy and binary else None}
     for name, key in FAILURE_KEYS.items():
         out[f"{name} start"], out[f"{name} final"] = _window_mean(records, key, False), _window_mean(records, key, True)
     return out
@@ -80,16 +101,20 @@ def _difference(per_seed: list[dict], a: str, b: str) -> dict:
     return t_interval([s[a] - s[b] for s in per_seed if s[a] is not None and s[b] is not None])
 
 
-def arm_summary(records_by_seed: Mapping[int, Records], labels: Mapping[str, str]) -> dict:
+def arm_summary(records_by_seed: Mapping[int, Records], labels: Mapping[str, str], reward: str = "") -> dict:
     """Numbers over the seeds of one arm: per-seed values, the mean curve's peak, intervals, collapses."""
     curve = band(list(records_by_seed.values()), VAL)
     peak_step = curve["steps"][int(np.argmax(curve["mean"]))] if curve["steps"] else None
-    per_seed = {s: seed_numbers(r, peak_step) for s, r in sorted(records_by_seed.items())}
+    binary = all(part.partition(":")[0] in BINARY_REWARDS for part in reward.split(",")) if reward else True
+    per_seed = {s: seed_numbers(r, peak_step, binary) for s, r in sorted(records_by_seed.items())}
     values = list(per_seed.values())
-    keys = [k for k in values[0] if k not in ("collapse_step", "steps")]
+    keys = [k for k in values[0] if k not in ("collapse_step", "fall_step", "steps")]
     collapsed = [v["collapse_step"] for v in values if v["collapse_step"] is not None]
-    return {"labels": dict(labels), "seeds": sorted(per_seed), "steps": max(v["steps"] for v in values),
-            "peak_step": peak_step, "collapsed": len(collapsed), "collapse_step": t_interval(collapsed),
+    fell = [v["fall_step"] for v in values if v["fall_step"] is not None]
+    return {"labels": dict(labels), "reward": reward, "binary_reward": binary, "seeds": sorted(per_seed),
+            "steps": max(v["steps"] for v in values), "peak_step": peak_step,
+            "fell": len(fell), "fall_step": t_interval(fell),
+            "collapsed": len(collapsed), "collapse_step": t_interval(collapsed),
             "over_seeds": {k: t_interval([v[k] for v in values]) for k in keys},
             "rise": _difference(values, "val_at_peak", "val_start"),
             "fall": _difference(values, "val_final", "val_at_peak"),
@@ -112,6 +137,8 @@ def _ci(s: dict, digits: int = 3) -> str:
 
 def _collapse(arm: dict) -> str:
     n = len(arm["seeds"])
+    if not arm["binary_reward"]:
+        return "n/a (real-valued reward)"
     if not arm["collapsed"]:
         low = arm["over_seeds"]["min_reward_accuracy"]["mean"]
         return f"none by step {arm['steps']} (0/{n}; min reward acc. {_num(low, 2)})"
@@ -121,13 +148,14 @@ def _collapse(arm: dict) -> str:
 def table(summary: dict) -> str:
     """The markdown table of a report: one row per arm."""
     cols = ["arm", "seeds", "val start", "val at peak (step)", "val final", "peak − start", "final − peak",
-            "collapse step (collapsed/seeds)", "length start → final", "repetition final", "distinct answers start → final"]
+            "fall step (fell/seeds)", "collapse step (collapsed/seeds)", "length start → final", "repetition final", "distinct answers start → final"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for name, arm in summary["arms"].items():
         o = arm["over_seeds"]
         lines.append("| " + " | ".join([
             name, str(len(arm["seeds"])), _ci(o["val_start"]), f"{_ci(o['val_at_peak'])} ({arm['peak_step']})",
-            _ci(o["val_final"]), _ci(arm["rise"]), _ci(arm["fall"]), _collapse(arm),
+            _ci(o["val_final"]), _ci(arm["rise"]), _ci(arm["fall"]),
+            f"{_ci(arm['fall_step'], 0)} ({arm['fell']}/{len(arm['seeds'])})", _collapse(arm),
             f"{_num(o['response length start']['mean'], 1)} → {_num(o['response length final']['mean'], 1)}",
             _num(o["repetition final"]["mean"]),
             f"{_num(o['distinct answers start']['mean'], 2)} → {_num(o['distinct answers final']['mean'], 2)}"]) + " |")
@@ -187,8 +215,8 @@ def markdown(summary: dict, figure: str) -> str:
         f"![{study}]({figure})", "",
         "Means over seeds with 95% t-intervals in brackets (none with one seed). *val*: validation avg@k; *at peak*: "
         "at the step where the arm's mean curve peaks (picked on the same runs: biased upwards); *peak − start* and "
-        "*final − peak*: paired per-seed differences. Collapse step: first step with reward accuracy < 1%, over the "
-        "seeds that reached it. Failure modes: response length (tokens), share of repeated 4-grams and distinct "
+        "*final − peak*: paired per-seed differences. Fall step: first validation step after a seed's peak below its "
+        "start. Collapse step: first step with reward accuracy < 1% (0/1 rewards only), over the seeds that reached it. Failure modes: response length (tokens), share of repeated 4-grams and distinct "
         f"answers per prompt, averaged over the first / last {TAIL:.0%} of the training steps.", "",
         table(summary), "", end])
 
@@ -204,7 +232,8 @@ def write_report(study: str, scale: str, root: str, out: str, name: str | None =
                          f"run `python -m urlvr_jax.experiments.studies run {study} --scale {scale}` first")
     summary = {"study": study, "scale": scale, "root": root, "collapse_threshold": THRESHOLD,
                "seeds": sorted({s for seeds in runs.values() for s in seeds}),
-               "arms": {arm: arm_summary(seeds, labels[arm]) for arm, seeds in runs.items()}}
+               "arms": {arm: arm_summary(seeds, labels[arm], arm_reward(root, study, scale, arm, min(seeds)))
+                        for arm, seeds in runs.items()}}
     base = os.path.join(out, name or page_name(study, scale))
     os.makedirs(out, exist_ok=True)
     with open(base + ".json", "w") as f:

@@ -6,7 +6,7 @@ Names are imported lazily (see docs/api.md for each one's contract).
 from urlvr_jax._exports import lazy_exports
 
 _EXPORTS = {
-    "Sampler": "sampler", "SamplingConfig": "strategies", "Rollout": "rollout", "STAT_NAMES": "rollout",
+    "Sampler": "sampler", "ContinuousSampler": "continuous", "SamplingConfig": "strategies", "Rollout": "rollout", "STAT_NAMES": "rollout",
     "token_stats": "stats", "completion_stats": "logprobs", "completion_logprobs": "logprobs",
 }
 __all__ = sorted(_EXPORTS)
