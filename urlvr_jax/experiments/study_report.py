@@ -36,8 +36,9 @@ BINARY_REWARDS = frozenset({"majority_vote", "srt_threshold", "co_rewarding_teac
                             "self_verify", "format"})
 TAIL = 0.1
 GROUP_BY = {"methods": "family", "sweep": "knob"}
-ROWS = (("validation accuracy (avg@k)", VAL), ("reward accuracy", REWARD_ACCURACY),
-        ("distinct answers per prompt", "train/distinct_answers"))
+# (title, metric, (low, high) the values lie in: bands are clipped to it)
+ROWS = (("validation accuracy (avg@k)", VAL, (0.0, 1.0)), ("reward accuracy (0/1 rewards)", REWARD_ACCURACY, (0.0, 1.0)),
+        ("distinct answers per prompt", "train/distinct_answers", (0.0, None)))
 
 
 def page_name(study: str, scale: str) -> str:
@@ -175,21 +176,22 @@ def plot(summary: dict, runs: Mapping[str, Mapping[int, Records]], out_png: str)
         if name not in reference:
             groups.setdefault(arm["labels"].get(by, "all") if by else "all", []).append(name)
     groups = groups or {"all": []}
-    rows = [(t, k) for t, k in ROWS if any(k in r for seeds in runs.values() for rs in seeds.values() for r in rs)]
+    rows = [row for row in ROWS if any(row[1] in r for seeds in runs.values() for rs in seeds.values() for r in rs)]
     fig, axes = plt.subplots(len(rows), len(groups), figsize=(4.6 * len(groups), 3.2 * len(rows)), squeeze=False)
     for col, (group, names) in enumerate(groups.items()):
-        for row, (title, key) in enumerate(rows):
+        for row, (title, key, (low, high)) in enumerate(rows):
             ax = axes[row][col]
             # ground truth (the reference every intrinsic reward is read against) in every column, in black
             for i, name in enumerate(names + reference):
                 b = band(list(runs[name].values()), key)
-                if not b["steps"]:
+                if not b["steps"] or (key == REWARD_ACCURACY and not summary["arms"][name]["binary_reward"]):
                     continue
                 style = "--" if summary["arms"][name]["labels"].get("prior", "A") != "A" else "-"
                 color = "k" if name in reference else f"C{i % 10}"
                 ax.plot(b["steps"], b["mean"], style, color=color, linewidth=1.4, label=name)
                 if b["n"] > 1:
-                    ax.fill_between(b["steps"], b["lo"], b["hi"], color=color, alpha=0.15, linewidth=0)
+                    ax.fill_between(b["steps"], np.clip(b["lo"], low, high), np.clip(b["hi"], low, high), color=color,
+                                    alpha=0.15, linewidth=0)
             ax.set_title(f"{group}: {title}" if group != "all" else title, fontsize=9)
             ax.set_xlabel("step")
             ax.grid(alpha=0.3)

@@ -86,6 +86,12 @@ def _methods(scale: str) -> list[Run]:
     return runs
 
 
+def _failure_modes(scale: str) -> list[Run]:
+    return [Run("failure_modes", method, dict(method=method), {"reward.name": method})
+            for method in ("probability", "trajectory_entropy", "token_entropy", "self_certainty", "majority_vote",
+                           "ground_truth")]
+
+
 def _ttt(scale: str) -> list[Run]:
     if scale == "paper":
         test = {"data.dataset": "amc23", "data.split": "", "rollout.prompts_per_step": 40,
@@ -107,6 +113,11 @@ def _countdown(scale: str) -> list[Run]:
 STUDY_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     "methods": {
         "toy": {},  # the CPU default as it is: 300 steps, where majority vote collapses
+        "paper": {"train.steps": 1000},
+    },
+    "failure_modes": {
+        # room to grow or shrink: the prior answers in ~2.6 tokens (answer + EOS), the CPU default allows 4
+        "toy": {"rollout.max_new_tokens": 16},
         "paper": {"train.steps": 1000},
     },
     "sweep": {
@@ -137,4 +148,4 @@ STUDY_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 STUDIES: dict[str, Callable[[str], list[Run]]] = {
-    "methods": _methods, "sweep": _sweep, "dataset_size": _dataset_size, "ttt": _ttt, "countdown": _countdown}
+    "methods": _methods, "failure_modes": _failure_modes, "sweep": _sweep, "dataset_size": _dataset_size, "ttt": _ttt, "countdown": _countdown}
