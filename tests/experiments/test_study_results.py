@@ -62,3 +62,16 @@ def test_methods_same_prior_same_timing_other_prior_other_timing():
 def test_methods_srt_soft_is_self_consistency():
     arms = _report("methods_toy")
     assert arms["srt_soft"]["per_seed"] == arms["self_consistency"]["per_seed"]
+
+
+def test_dataset_size_small_pools_never_collapse_yet_fall_on_held_out_problems():
+    arms = _report("dataset_size_toy")
+    small, large = ("size=32", "size=128", "size=512"), ("size=8192", "size=16384")
+    for name in small:
+        assert arms[name]["collapsed"] == 0 and arms[name]["over_seeds"]["min_reward_accuracy"]["mean"] > 0.1, name
+    for name in large:
+        assert arms[name]["collapsed"] == 3, name
+    for name in arms:  # held-out accuracy falls at every size
+        assert arms[name]["fall"]["hi"] < 0, (name, arms[name]["fall"])
+    assert min(arms[n]["over_seeds"]["val_final"]["mean"] for n in small) > 0.15
+    assert max(arms[n]["over_seeds"]["val_final"]["mean"] for n in large) < 0.1
