@@ -75,3 +75,11 @@ def test_dataset_size_small_pools_never_collapse_yet_fall_on_held_out_problems()
         assert arms[name]["fall"]["hi"] < 0, (name, arms[name]["fall"])
     assert min(arms[n]["over_seeds"]["val_final"]["mean"] for n in small) > 0.15
     assert max(arms[n]["over_seeds"]["val_final"]["mean"] for n in large) < 0.1
+
+
+def test_ttt_gains_hold_on_the_trained_problems_and_training_elsewhere_falls_on_them():
+    arms = _report("ttt_toy")
+    test, train = arms["test_split"], arms["train_set"]
+    assert test["rise"]["lo"] > 0.1 and test["collapsed"] == 0
+    assert test["over_seeds"]["val_final"]["lo"] > test["over_seeds"]["val_start"]["hi"]  # still above its start
+    assert train["fall"]["hi"] < 0 and train["over_seeds"]["val_final"]["mean"] < test["over_seeds"]["val_final"]["lo"]
