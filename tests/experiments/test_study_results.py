@@ -83,3 +83,15 @@ def test_ttt_gains_hold_on_the_trained_problems_and_training_elsewhere_falls_on_
     assert test["rise"]["lo"] > 0.1 and test["collapsed"] == 0
     assert test["over_seeds"]["val_final"]["lo"] > test["over_seeds"]["val_start"]["hi"]  # still above its start
     assert train["fall"]["hi"] < 0 and train["over_seeds"]["val_final"]["mean"] < test["over_seeds"]["val_final"]["lo"]
+
+
+def test_failure_modes_token_certainty_maxes_length_probability_repeats_ground_truth_does_neither():
+    arms = _report("failure_modes_toy")
+    final = lambda name, key: [s[f"{key} final"] for s in arms[name]["per_seed"].values()]
+    for name in ("token_entropy", "self_certainty"):
+        assert min(final(name, "response length")) > 15.9, name  # the 16-token limit on every seed
+    assert min(final("token_entropy", "repetition")) > 0.25
+    assert min(final("probability", "repetition")) > 0.2 and min(final("probability", "response length")) > 2.6
+    assert max(final("ground_truth", "repetition")) < 0.05
+    assert max(abs(x - 2.6) for x in final("ground_truth", "response length")) < 0.2
+    assert min(final("ground_truth", "distinct answers")) > 1.3
