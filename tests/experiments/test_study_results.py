@@ -95,3 +95,11 @@ def test_failure_modes_token_certainty_maxes_length_probability_repeats_ground_t
     assert max(final("ground_truth", "repetition")) < 0.05
     assert max(abs(x - 2.6) for x in final("ground_truth", "response length")) < 0.2
     assert min(final("ground_truth", "distinct answers")) > 1.3
+
+
+def test_sweep_every_setting_collapses_or_nearly_and_falls():
+    arms = _report("sweep_toy")
+    assert sum(a["collapsed"] for a in arms.values()) >= len(arms) * 3 - 1
+    for name, arm in arms.items():
+        assert arm["over_seeds"]["min_reward_accuracy"]["mean"] < 0.02, name
+        assert arm["fall"]["hi"] < 0 and arm["over_seeds"]["val_final"]["mean"] < 0.05, name
