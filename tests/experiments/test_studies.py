@@ -40,7 +40,7 @@ def _check(config) -> None:
 
 def test_study_sizes():
     counts = {s: len({r.name for r in studies.study_runs(s)}) for s in studies.STUDIES}
-    assert counts == {"methods": 5 + 6 + 1 + 3, "failure_modes": 6, "sweep": 5 * (1 + 3 + 4 + 3 + 1), "dataset_size": 6, "ttt": 2,
+    assert counts == {"methods": 5 + 6 + 1 + 3, "failure_modes": 6, "mixed": 2, "sweep": 5 * (1 + 3 + 4 + 3 + 1), "dataset_size": 6, "ttt": 2,
                       "countdown": 3}
 
 
@@ -101,7 +101,7 @@ def test_countdown_toy_prompts_fit_the_char_tokenizer():
 
 
 @pytest.mark.parametrize("arg,message", [
-    ("study=swep", "valid studies: methods, failure_modes, sweep, dataset_size, ttt, countdown"),
+    ("study=swep", "valid studies: methods, failure_modes, mixed, sweep, dataset_size, ttt, countdown"),
     ("study=ttt,arm=test_split,seed=x", "seed='x' is not a non-negative integer"),
     ("study=sweep,method=foo,knob=kl,value=off", "valid values: majority_vote, probability"),
     ("study=sweep,method=probability,knob=lr,value=1", "valid values: kl, mini_batch, rollouts, temperature"),

@@ -22,6 +22,8 @@ Studies (paper digest sections 3, 5, 6):
   vote and ground truth with room to change length (toy: 16 new tokens instead of 4), read on the failure-mode
   metrics every run logs: response length (the probability reward's length collapse), repeated 4-grams (entropy
   rewards' repetition) and distinct answers per prompt.
+* ``mixed``: majority vote mixed half and half with trajectory entropy and with self-certainty (the parts are
+  ``methods`` arms with the same prior, settings and seeds).
 * ``sweep``: the 5 intrinsic methods x {temperature 0.6/0.8/1.0/1.2, mini-batch prompts 1/8/16/32/64,
   rollouts n 4/8/16/32, KL off / k3 0.005}; every other knob at the paper default (T 1.0, mini-batch 64 =
   on-policy, n 8, no KL), so a knob's default value is the same run in every knob (run once, ``<method>-default``);

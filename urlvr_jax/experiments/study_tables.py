@@ -92,6 +92,15 @@ def _failure_modes(scale: str) -> list[Run]:
                            "ground_truth")]
 
 
+MIXES = {"majority_vote+trajectory_entropy": "majority_vote:0.5,trajectory_entropy:0.5",
+         "majority_vote+self_certainty": "majority_vote:0.5,self_certainty:0.5"}
+
+
+def _mixed(scale: str) -> list[Run]:
+    """Two combinations of an ensemble and a certainty reward; their parts are arms of the ``methods`` study."""
+    return [Run("mixed", name, dict(mix=name), {"reward.name": spec}) for name, spec in MIXES.items()]
+
+
 def _ttt(scale: str) -> list[Run]:
     if scale == "paper":
         test = {"data.dataset": "amc23", "data.split": "", "rollout.prompts_per_step": 40,
@@ -120,6 +129,7 @@ STUDY_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
         "toy": {"rollout.max_new_tokens": 16},
         "paper": {"train.steps": 1000},
     },
+    "mixed": {"toy": {}, "paper": {"train.steps": 1000}},  # as ``methods``: its arms are the parts
     "sweep": {
         # 300 steps, the CPU default's length (where its majority vote collapses): at 150 no arm crossed 1%
         "toy": {"algo.mini_batch_prompts": TOY_BATCH, "train.steps": 300},
@@ -148,4 +158,4 @@ STUDY_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 STUDIES: dict[str, Callable[[str], list[Run]]] = {
-    "methods": _methods, "failure_modes": _failure_modes, "sweep": _sweep, "dataset_size": _dataset_size, "ttt": _ttt, "countdown": _countdown}
+    "methods": _methods, "failure_modes": _failure_modes, "mixed": _mixed, "sweep": _sweep, "dataset_size": _dataset_size, "ttt": _ttt, "countdown": _countdown}
