@@ -103,3 +103,15 @@ def test_sweep_every_setting_collapses_or_nearly_and_falls():
     for name, arm in arms.items():
         assert arm["over_seeds"]["min_reward_accuracy"]["mean"] < 0.02, name
         assert arm["fall"]["hi"] < 0 and arm["over_seeds"]["val_final"]["mean"] < 0.05, name
+
+
+def test_mixed_rewards_track_their_parts_and_still_fall():
+    mixed, methods = _report("mixed_toy"), _report("methods_toy")
+    both = mixed["majority_vote+trajectory_entropy"]
+    for part in ("majority_vote", "trajectory_entropy"):  # the mix's rise and fall step overlap each part's
+        for key in ("rise", "fall_step"):
+            assert both[key]["lo"] <= methods[part][key]["hi"] and methods[part][key]["lo"] <= both[key]["hi"], (part, key)
+    for arm in mixed.values():
+        assert arm["fall"]["hi"] < 0 and arm["over_seeds"]["val_final"]["mean"] < 0.05
+    certain = mixed["majority_vote+self_certainty"]
+    assert certain["fall_step"]["mean"] > methods["self_certainty"]["fall_step"]["hi"]  # the vote delays the failure
