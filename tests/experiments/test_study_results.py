@@ -115,3 +115,12 @@ def test_mixed_rewards_track_their_parts_and_still_fall():
         assert arm["fall"]["hi"] < 0 and arm["over_seeds"]["val_final"]["mean"] < 0.05
     certain = mixed["majority_vote+self_certainty"]
     assert certain["fall_step"]["mean"] > methods["self_certainty"]["fall_step"]["hi"]  # the vote delays the failure
+
+
+def test_sweep_more_updates_per_batch_collapse_sooner():
+    arms = _report("sweep_toy")
+    order = ["majority_vote-mini_batch=8", "majority_vote-mini_batch=16", "majority_vote-mini_batch=32",
+             "majority_vote-default"]  # 4, 8, 16, 32 (on-policy) prompts per update at toy scale
+    means = [arms[name]["collapse_step"]["mean"] for name in order]
+    assert means == sorted(means), means
+    assert arms[order[0]]["fall_step"]["hi"] < arms["majority_vote-default"]["fall_step"]["lo"]
