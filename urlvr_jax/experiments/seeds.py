@@ -202,7 +202,7 @@ def plot_bands(summary: dict, records_by_seed: Mapping[int, Mapping[str, Records
     """Three panels: validation avg@k of both arms, MV reward accuracy, MV majority ratio; mean, 95% band, seeds."""
     import matplotlib.pyplot as plt
 
-    import urlvr_jax.utils.plots  # noqa: F401  (selects the Agg backend)
+    from urlvr_jax.utils.plots import save_figure  # (importing it selects the Agg backend)
 
     panels = [("ground-truth accuracy (validation avg@k)", ["MV val avg@k", "GT val avg@k"]),
               ("MV reward accuracy", ["MV reward accuracy"]), ("MV majority ratio", ["MV majority ratio"])]
@@ -230,11 +230,7 @@ def plot_bands(summary: dict, records_by_seed: Mapping[int, Mapping[str, Records
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(f"CPU default over {len(summary['seeds'])} seeds: mean, 95% t-interval (band), each seed (thin)")
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png, dpi=110)
 
 
 def _fmt(x, digits: int = 3) -> str:

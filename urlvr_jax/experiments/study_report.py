@@ -167,7 +167,7 @@ def plot(summary: dict, runs: Mapping[str, Mapping[int, Records]], out_png: str)
     """Mean over seeds (line) and 95% t-band per arm; rows: ``ROWS``, columns: groups of arms."""
     import matplotlib.pyplot as plt
 
-    import urlvr_jax.utils.plots  # noqa: F401  (selects the Agg backend)
+    from urlvr_jax.utils.plots import save_figure  # (importing it selects the Agg backend)
 
     by = GROUP_BY.get(summary["study"])
     groups: dict[str, list[str]] = {}
@@ -199,11 +199,7 @@ def plot(summary: dict, runs: Mapping[str, Mapping[int, Records]], out_png: str)
                 ax.legend(fontsize=6)
     seeds = sorted({s for arm in summary["arms"].values() for s in arm["seeds"]})
     fig.suptitle(f"{summary['study']} ({summary['scale']}): mean over seeds {seeds} and 95% t-band")
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png, dpi=100)
 
 
 def markdown(summary: dict, figure: str) -> str:

@@ -92,12 +92,18 @@ def plot_curves(
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
+    return save_figure(fig, out_png)
+
+
+def save_figure(fig, out_png: str | os.PathLike, dpi: int = 110) -> str:
+    """Lays out ``fig``, writes it to ``out_png`` (its folder created; atomically, so a reader never sees half a
+    PNG), closes it and returns the path."""
     fig.tight_layout()
     out_png = os.fspath(out_png)
     os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
     tmp = f"{out_png}.tmp.{os.getpid()}"
     try:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=dpi, format="png")
         os.replace(tmp, out_png)
     finally:
         plt.close(fig)
