@@ -13,8 +13,9 @@ many optimizer steps per rollout batch; the paper's cheap setting).
 Priors (comma-separated, all of one family):
   * a Hugging Face directory path, e.g. ``runs/cpu_default/prior``;
   * ``warm:<name>=<k=v;k=v>``: a tiny transformer warm-started by ``warm_start.make_prior`` with the
-    given ``warm_start`` fields (``warm:weak=train_fraction=0.3;default_fraction=0.4``), cached under
-    ``<out>/priors/``;
+    given ``warm_start`` fields (``warm:weak=train_fraction=0.3;default_fraction=0.4``); keys spelt
+    ``model.<k>`` set the model instead (``warm:wide=model.hidden_size=128;model.head_dim=32``: width/depth).
+    Cached under ``<out>/priors/``;
   * ``toy:<mu>``: the theory's coupled toy with mean correct-answer logit ``mu`` (all toy priors run
     in one ``collapse_step_experiment`` call per protocol). ``--toy`` = ``toy:0,toy:1,toy:1.5,toy:2,toy:2.5``.
 
@@ -55,7 +56,7 @@ class PriorSpec:
     name: str
     path: str = ""  # hf
     mu: float = 0.0  # toy
-    overrides: tuple[str, ...] = ()  # warm: warm_start.<k>=<v>
+    overrides: tuple[str, ...] = ()  # warm: warm_start.<k>=<v> (or model.<k>=<v>)
 
 
 def _bad_spec(spec: str, why: str) -> ValueError:
@@ -78,7 +79,8 @@ def parse_prior(spec: str) -> PriorSpec:
         items = [kv.strip() for kv in body.split(";") if kv.strip()]
         if any("=" not in kv or not kv.split("=", 1)[0].strip() for kv in items):
             raise _bad_spec(spec, "each warm_start override must be k=v, separated by ';'")
-        return PriorSpec("warm", name.strip(), overrides=tuple(f"warm_start.{kv}" for kv in items))
+        overrides = tuple(kv if kv.startswith("model.") else f"warm_start.{kv}" for kv in items)
+        return PriorSpec("warm", name.strip(), overrides=overrides)
     if os.path.isdir(spec) and os.path.exists(os.path.join(spec, "config.json")):
         return PriorSpec("hf", os.path.basename(os.path.normpath(spec)), path=spec)
     why = "no such directory" if not os.path.isdir(spec) else "the directory has no config.json"

@@ -1,0 +1,135 @@
+"""Prior ranking (urlvr_jax.experiments.prior_ranking): the CLI end to end on fake runs (fast), bad input, and the
+committed results' claims (slow: docs/prior_ranking.json, written by `prior_ranking report`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from urlvr_jax.experiments import collapse_step as cs
+from urlvr_jax.experiments import prior_ranking as pr
+from urlvr_jax.experiments import prior_ranking_report as prr
+from urlvr_jax.rl.loop import RunResult
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+QUALITY = {"weak": 0.2, "mid": 0.5, "tuned": 0.8}  # fake priors: better ones collapse later and gain more
+
+
+def _fake_training(monkeypatch):
+    """Replace the warm start and the RL runs by cheap fakes that write what the real ones write."""
+    calls = []
+
+    def prepare(config, spec, out):
+        path = os.path.join(out, "priors", spec.name)
+        os.makedirs(path, exist_ok=True)
+        calls.append(("prior", spec.name, spec.overrides))
+        return path
+
+    def fresh_run(config, prior_dir, reward, run_dir, overrides):
+        os.makedirs(run_dir, exist_ok=True)
+        q = QUALITY[os.path.basename(prior_dir)]
+        o = dict(x.split("=", 1) for x in overrides)
+        steps, seed = int(o["train.steps"]), int(o["seed"])
+        calls.append(("run", run_dir, reward))
+        rows, collapse = [{"step": 0}], None
+        if o.get("val.k"):  # probe
+            rows[0].update({"val/avg@k": q / 2, "val/pass@k": q, "val/pass@1": q / 2})
+        for step in range(1, steps + 1):
+            row = {"step": step, "train/rollout_tokens": 100.0, "train/entropy_mean": 1 - q + 0.01 * seed}
+            if reward == "majority_vote":
+                row["train/reward_accuracy"] = 0.0 if step >= q * steps + seed else 0.5
+                collapse = collapse or (step if row["train/reward_accuracy"] < 0.01 else None)
+            if reward == "ground_truth" and not o.get("val.k") and step % int(o["val.every"]) == 0:
+                row["val/avg@k"] = 0.3 + q * min(step, 4) / 10 + 0.01 * seed
+            rows.append(row)
+            if collapse:
+                break
+        rows[0].setdefault("val/avg@k", 0.3 + 0.01 * seed)
+        with open(os.path.join(run_dir, "metrics.jsonl"), "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+        return RunResult(run_dir, len(rows) - 1, collapse, 100 * (len(rows) - 1), {})
+
+    monkeypatch.setattr(cs, "prepare_prior", prepare)
+    monkeypatch.setattr(cs, "_fresh_run", fresh_run)
+    return calls
+
+
+def test_cli_run_resume_report(tmp_path, monkeypatch, capsys):
+    calls = _fake_training(monkeypatch)
+    out, docs = tmp_path / "study", tmp_path / "docs"
+    priors = "warm:weak=steps=2,warm:mid=steps=4;model.num_layers=1,warm:tuned=from=mid;noise_fraction=0"
+    argv = ["run", "--priors", priors, "--seeds", "0,1", "--budget", "10", "--aggressive-budget", "8",
+            "--gt-steps", "6", "--gt-every", "2", "--probe-k", "4", "--out", str(out)]
+    assert pr.main(argv) == 0
+    runs = [c for c in calls if c[0] == "run"]
+    assert len(runs) == 3 * (1 + 2 * 3)  # a probe per prior, then 3 runs per prior and seed
+    tuned = next(c for c in calls if c[:2] == ("prior", "tuned"))
+    assert "model.source=hf" in tuned[2] and f"model.path={out}/priors/mid" in tuned[2]
+    assert not any("from=" in o for o in tuned[2])
+    assert pr.main(argv) == 0 and len([c for c in calls if c[0] == "run"]) == len(runs)  # resumed: nothing rerun
+
+    (docs).mkdir()
+    (docs / "prior_ranking.md").write_text("# Title\n\nHand-written finding.\n")
+    assert pr.main(["report", "--out", str(out), "--docs", str(docs), "--bootstrap", "50"]) == 0
+    assert pr.main(["report", "--out", str(out), "--docs", str(docs), "--bootstrap", "50"]) == 0
+    md = (docs / "prior_ranking.md").read_text()
+    assert "Hand-written finding." in md and md.count(prr.SECTION_BEGIN) == 1 and "| tuned |" in md
+    assert (docs / "prior_ranking.png").stat().st_size > 0
+    data = json.loads((docs / "prior_ranking.json").read_text())
+    assert data["command"].startswith("python -m urlvr_jax.experiments.prior_ranking report")
+    assert data["study"]["seeds_used"] == [0, 1]
+    rows = data["summary"]["priors"]
+    assert list(rows) == ["weak", "mid", "tuned"]
+    assert rows["weak"]["mcs_default"] == pytest.approx(2.5)  # collapses at 0.2 * 10 + seed
+    assert rows["weak"]["mcs_default_collapsed"] == 2
+    assert rows["tuned"]["gt"]["peak_step"] == 4 and rows["tuned"]["gt_gain"] == pytest.approx(0.32)
+    assert rows["tuned"]["tokens_gt_peak"] == 400
+    assert rows["mid"]["passk_gain"] == pytest.approx(0.25)
+    for key in ("mcs_default", "mcs_aggressive", "passk_gain"):
+        r = data["summary"]["rho"][key]
+        assert r["rho"] == pytest.approx(1.0) and r["seeds_resampled"]["lo"] <= 1.0
+    assert data["summary"]["rho"]["entropy"]["rho"] == pytest.approx(-1.0)
+    tokens = data["summary"]["tokens"]
+    assert tokens["ratio_gt_over_mcs_default"] == pytest.approx(tokens["gt_to_peak"] / tokens["mcs_default"])
+
+
+@pytest.mark.parametrize("args, cause", [
+    (["--priors", "warm:a=steps=2,warm:t=from=nope;steps=1"], "from=nope must name a prior listed before it"),
+    (["--priors", "toy:1,toy:2,toy:3"], "needs warm:<name>=<k=v;...> priors"),
+    (["--seeds", "0,x"], "--seeds must be comma-separated integers"),
+    (["--gt-steps", "0"], "--gt-steps must be >= 1"),
+])
+def test_bad_input_names_the_cause(args, cause, tmp_path):
+    with pytest.raises(SystemExit, match=cause.replace("+", r"\+").replace("[", r"\[").replace("]", r"\]")):
+        pr.main(["run", "--out", str(tmp_path), *args])
+
+
+def test_report_before_run_names_the_missing_study(tmp_path):
+    with pytest.raises(SystemExit, match="study.json is missing"):
+        pr.main(["report", "--out", str(tmp_path / "none"), "--docs", str(tmp_path)])
+
+
+# ------------------------------------------------------------------ the committed results (slow)
+
+
+def _committed() -> dict:
+    path = DOCS / "prior_ranking.json"
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `python -m urlvr_jax.experiments.prior_ranking report`")
+    return json.loads(path.read_text())
+
+
+@pytest.mark.slow
+def test_committed_results_are_what_the_page_says():
+    data = _committed()
+    assert len(data["priors"]) >= 6 and len(data["study"]["seeds_used"]) >= 3
+    summary = prr.summarise(data, resamples=200)  # recomputed from the per-seed data in the file
+    for key, r in data["summary"]["rho"].items():
+        assert summary["rho"][key]["rho"] == pytest.approx(r["rho"], nan_ok=True), key
+    for name, row in data["summary"]["priors"].items():
+        assert row["gt_gain"] == pytest.approx(summary["priors"][name]["gt_gain"])
+    assert np.isfinite(data["summary"]["tokens"]["ratio_gt_over_mcs_default"])
