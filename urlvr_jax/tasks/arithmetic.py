@@ -9,6 +9,11 @@ Two surface formats:
 
 Either way the answer must be a plain integer literal equal to the true value: an unevaluated
 expression such as ``14+33`` does not count as ``47``.
+
+``choices=c`` makes it multiple choice: the prompt lists ``c`` candidate values, the true one among ``c - 1``
+distractors near it (fixed per expression), ``(9|22|17|30)7+5*3=`` (compact) or ``Compute 7 + 5 * 3. Options:
+9, 22, 17, 30.`` (boxed); the answer is the right option's value. Sampling the options at random reaches the
+right one within a few samples, so pass@k goes to 1 without any skill (the paper's point on multiple choice).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class ArithmeticTask:
     fmt: str = "compact"
     show_steps: bool = True
     ops_weights: tuple[float, ...] | None = None  # relative frequency of min_ops..max_ops (None: uniform)
+    choices: int = 0  # >= 2: multiple choice with this many options listed in the prompt (0: free answer)
 
     def __post_init__(self):
         if self.fmt not in FORMATS:
@@ -52,6 +58,8 @@ class ArithmeticTask:
                                              or min(self.ops_weights) < 0 or not sum(self.ops_weights)):
             raise ValueError(f"arithmetic ops_weights must give {self.max_ops - self.min_ops + 1} non-negative "
                              f"weights (one per number of operations), got {self.ops_weights}")
+        if self.choices == 1 or not 0 <= self.choices <= 10:
+            raise ValueError(f"arithmetic choices must be 0 (free answer) or 2..10 options, got {self.choices}")
         if not self.ops or set(self.ops) - set("+-*"):
             raise ValueError(f"arithmetic ops must be a non-empty subset of '+-*', got {self.ops!r}")
 
@@ -70,14 +78,30 @@ class ArithmeticTask:
         steps = reduction_steps(tree)[1:]
         info = {"task": self.name, "format": self.fmt, "expression": render(tree),
                 "n_ops": tree.n_ops, "answer_type": "number"}
+        options = self.options(tree, int(answer))
+        if options:
+            info["options"] = options
         if self.fmt == "compact":
             solution = "=".join(render(s) for s in steps) if self.show_steps else answer
-            return Example(prompt=render(tree) + "=", answer=answer, solution=solution, info=info)
+            listed = f"({'|'.join(options)})" if options else ""
+            return Example(prompt=listed + render(tree) + "=", answer=answer, solution=solution, info=info)
         lines = [render(tree, spaced=True)] + [f"= {render(s, spaced=True)}" for s in steps]
         worked = "\n".join(lines) + "\n" if self.show_steps else ""
         solution = f"{worked}The answer is \\boxed{{{answer}}}."
-        return Example(prompt=f"Compute {render(tree, spaced=True)}.", answer=answer,
+        listed = f" Options: {', '.join(options)}." if options else ""
+        return Example(prompt=f"Compute {render(tree, spaced=True)}.{listed}", answer=answer,
                        solution=solution, info=info)
+
+    def options(self, tree: Node, value: int) -> list[str]:
+        """The multiple-choice options (none unless ``choices``): the value and distinct distractors within
+        +-9 of it, in an order fixed by the expression (a string seed: the same in every process)."""
+        if not self.choices:
+            return []
+        rng = random.Random(render(tree))
+        near = [value + d for d in range(-9, 10) if d]
+        values = [value] + rng.sample(near, self.choices - 1)
+        rng.shuffle(values)
+        return [str(v) for v in values]
 
     def generate(self, n: int, seed: int) -> list[Example]:
         rng = random.Random(seed)
