@@ -55,7 +55,11 @@ def get_config() -> ml_collections.ConfigDict:
         prompts_per_step=64, n=8, n_votes=0,  # n_votes > n: vote on n_votes, train on the first n (TTRL)
         temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=64, max_prompt_len=256,
         max_rows_per_chunk=0,  # > 0: sample at most this many rows at once (bounds the KV cache; plan mode picks it)
-        slots=0,  # > 0: continuous batching over this many decode slots (sampling.continuous.ContinuousSampler)
+        # static: decode a batch until its longest row stops; continuous: decode slots refilled as rows stop
+        # (sampling.continuous.ContinuousSampler); auto: continuous from 16 new tokens on, where it measured faster
+        # (benchmarks/lengths_bench.py), static below (the CPU toy's 4-token answers: no gain, a longer compile)
+        batching="auto",
+        slots=0,  # continuous decode slots; 0: an eighth of the rollout rows (the fastest share measured on CPU)
     ))
     c.reward = ml_collections.ConfigDict(dict(
         name="majority_vote",  # any registered reward, or "a:0.5,b:0.5" for a weighted sum

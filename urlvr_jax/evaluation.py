@@ -100,19 +100,37 @@ def prompt_buckets(max_prompt_len: int) -> tuple[int, ...]:
     return tuple(b for b in DEFAULT_BUCKETS if b < max_prompt_len) + (max_prompt_len,)
 
 
+AUTO_MIN_NEW_TOKENS = 16  # rollout.batching=auto: continuous batching from this many new tokens on
+AUTO_SLOTS_SHARE = 8  # rollout.slots=0: one slot per this many rollout rows
+
+
+def continuous_slots(config) -> int:
+    """The decode slots of the run's samplers, or 0 for the static sampler: ``rollout.batching`` (``auto``:
+    continuous from AUTO_MIN_NEW_TOKENS new tokens on, or with explicit ``rollout.slots``; static when the config
+    asks for rollout chunks, ``rollout.max_rows_per_chunk``, which only the static sampler takes)."""
+    r = config.rollout
+    mode = r.get("batching", "auto")
+    if mode == "auto" and not r.slots and (r.max_new_tokens < AUTO_MIN_NEW_TOKENS or r.max_rows_per_chunk):
+        return 0
+    if mode == "static":
+        return 0
+    return r.slots or max(1, r.prompts_per_step * (r.n_votes or r.n) // AUTO_SLOTS_SHARE)
+
+
 def make_sampler(config, cfg: ModelConfig, tokenizer, mesh, *, max_new_tokens: int, temperature: float,
                  top_p: float = 1.0, top_k: int = 0) -> Sampler:
     """A sampler of a run's model with the given sampling settings (stop tokens and padding from the tokenizer,
     prompt buckets up to ``rollout.max_prompt_len``, ``rollout.max_rows_per_chunk`` rows at a time, or continuous
-    batching over ``rollout.slots`` decode slots when that is > 0)."""
+    batching over :func:`continuous_slots` decode slots)."""
     sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                               stop_token_ids=setup.stop_token_ids(tokenizer, cfg), pad_id=tokenizer.pad_token_id or 0)
     kwargs = dict(mesh=mesh, buckets=prompt_buckets(config.rollout.max_prompt_len),
                   unroll_layers=config.train.unroll_layers, max_rows_per_chunk=config.rollout.max_rows_per_chunk)
-    if config.rollout.slots > 0:  # continuous batching: finished rows' slots are refilled with waiting rows
+    slots = continuous_slots(config)
+    if slots:  # continuous batching: finished rows' slots are refilled with waiting rows
         from urlvr_jax.sampling.continuous import ContinuousSampler
 
-        return ContinuousSampler(cfg, sampling, slots=config.rollout.slots, **kwargs)
+        return ContinuousSampler(cfg, sampling, slots=slots, **kwargs)
     return Sampler(cfg, sampling, **kwargs)
 
 

@@ -120,7 +120,7 @@ def test_micro_batches_sharded_cut_the_train_step_temp(monkeypatch):
 def test_suggestions_fit_the_estimate():
     """--suggest's chunk and micro-batch for the paper config: the estimate fits 85% of the budget with them and not
     with twice the rows; the micro-batch keeps at least a row per data x fsdp device."""
-    config = apply_overrides(load_config("paper_qwen3_1p7b"), ["mesh=data:2,fsdp:2,tensor:2"])
+    config = apply_overrides(load_config("paper_qwen3_1p7b"), ["mesh=data:2,fsdp:2,tensor:2", "rollout.batching=static"])
     for budget_gb, fits_all_at_once in ((32.0, False), (300.0, True)):
         suggested = dict(o.split("=") for o in planmod.suggest(config, budget_gb))
         chunk, micro = int(suggested["rollout.max_rows_per_chunk"]), int(suggested["algo.micro_batch_rollouts"])
@@ -136,6 +136,44 @@ def test_suggestions_fit_the_estimate():
             assert peak(shapes) <= 0.85 * budget_gb * 2**30
             assert peak(dataclasses.replace(shapes, chunk_rows=2 * chunk)) > 0.85 * budget_gb * 2**30
         assert micro % 4 == 0 and 64 * 8 % micro == 0
+
+
+def test_suggested_slots_fit_the_estimate():
+    """With continuous batching (the paper config's default: 7,168 new tokens) --suggest turns rollout.slots, not the
+    chunk: the most slots (a multiple of data x fsdp, at most the config's 512 / 8 = 64) whose estimate fits."""
+    config = apply_overrides(load_config("paper_qwen3_1p7b"), ["mesh=data:2,fsdp:2,tensor:2"])
+    shapes = plan_estimate.shapes_of(config, planmod.model_config(config), dict(data=2, fsdp=2, tensor=2),
+                                     1_720_574_976, 512, slots=64)
+    peak = lambda shapes: max(plan_estimate.estimate(shapes)[k] for k in ("prefill_peak", "decode_peak"))
+    for budget_gb in (16.0, 300.0):
+        suggested = dict(o.split("=") for o in planmod.suggest(config, budget_gb))
+        assert "rollout.max_rows_per_chunk" not in suggested
+        slots = int(suggested["rollout.slots"])
+        assert slots % 4 == 0 and 4 <= slots <= 64
+        if budget_gb > 100:
+            assert slots == 64
+        else:
+            assert slots < 64 and peak(dataclasses.replace(shapes, slots=slots + 4)) > 0.85 * budget_gb * 2**30
+        assert peak(dataclasses.replace(shapes, slots=slots)) <= 0.85 * budget_gb * 2**30
+
+
+def test_continuous_plan_compiles_the_slots_program():
+    """A small model with continuous batching (8 prompts x 4 rollouts of 512 tokens over 8 slots on data:2,fsdp:4): one
+    rollout program (prefill + decode), a KV cache of the slots plus the prompts, and the report says so."""
+    small = ["model.source=init", "model.family=qwen3", "model.vocab_size=256", "model.hidden_size=64",
+             "model.intermediate_size=128", "model.num_layers=2", "model.num_heads=4", "model.num_kv_heads=2",
+             "model.head_dim=16", "model.max_position_embeddings=1024", "mesh=data:2,fsdp:4",
+             "rollout.prompts_per_step=8", "rollout.n=4", "rollout.max_prompt_len=64", "rollout.max_new_tokens=512", "rollout.slots=8",
+             "algo.mini_batch_prompts=8", "val.k=4", "model.dtype=float32"]
+    plan = planmod.make_plan(apply_overrides(load_config("paper_qwen3_1p7b"), small))
+    assert set(plan.programs) == {"train_step", "rollout"} and plan.shapes["slots"] == 8
+    per_position = 2 * 2 * 2 * 16 * 4  # k and v, 2 layers, 2 kv-heads, head_dim 16, float32
+    slot_cache = 8 // 8 * (64 + 512) * (per_position + 1)  # + key mask, slots over data x fsdp = 8
+    prompt_cache = 8 // 8 * 64 * (per_position + 1)
+    assert plan.kv_cache == slot_cache + prompt_cache + 2 * 4  # + the two write indices
+    assert plan.programs["rollout"].temp >= plan.kv_cache - prompt_cache
+    text = planmod.format_plan(plan)
+    assert "over 8 continuous-batching slots" in text and "rollout temp" in text
 
 
 def test_verdict(qwen_plan):

@@ -207,6 +207,31 @@ def train_inputs(config, cfg, mesh, optimizer):
     return state, with_shardings(batch, shd.tree_batch_shardings(batch, mesh))
 
 
+def _continuous_program(prefix: str, config, cfg, sampling, mesh, params, samples: int, slots: int):
+    """(the compiled continuous-batching program of the rollout, its slot + prompt KV cache bytes per device, its
+    decode state's bytes per device: the caches, the slots' logits and the rows' output buffers)."""
+    import jax
+    import jax.numpy as jnp
+
+    from urlvr_jax import sharding as shd
+    from urlvr_jax.model.transformer import init_cache
+    from urlvr_jax.sampling.continuous import ContinuousSampler
+
+    r = config.rollout
+    prompts, length, rows = r.prompts_per_step, r.max_prompt_len, r.prompts_per_step * samples
+    sampler = ContinuousSampler(cfg, sampling, mesh, buckets=(length,), slots=slots)
+    sds = lambda shape, dtype: jax.ShapeDtypeStruct(shape, dtype)
+    args = (params, sds((prompts, length), jnp.int32), sds((prompts, length), bool), sds((rows,), jnp.uint32),
+            jax.eval_shape(jax.random.key, 0), sds((rows,), jnp.int32))
+    program = compile_program(prefix + "rollout", _jit_of(sampler._jitted_continuous(prompts, length, samples)), *args)
+    used = sampler.num_slots(rows)
+    caches = [jax.eval_shape(lambda: init_cache(cfg, n, size)) for n, size in
+              ((used, length + sampling.max_new_tokens), (prompts, length))]
+    kv = sum(device_bytes(with_shardings(c, shd.cache_shardings(c, mesh))) for c in caches)
+    buffers = rows * sampling.max_new_tokens * plan_estimate.STATS_PER_TOKEN * 4  # replicated in the loop
+    return program, kv, kv + used * cfg.vocab_size * 4 + buffers
+
+
 def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
     """Compiles the run's programs abstractly on the current devices and measures them; the rollout's
     programs are those of one chunk of ``rollout.max_rows_per_chunk`` rows (``Sampler.chunk_shape``)."""
@@ -218,6 +243,7 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
     from urlvr_jax.rl import setup
     from urlvr_jax.rl.train_step import jit_train_step
     from urlvr_jax.sampling.logprobs import completion_logprobs
+    from urlvr_jax.evaluation import continuous_slots
     from urlvr_jax.sampling.sampler import Sampler
     from urlvr_jax.sampling.strategies import SamplingConfig
 
@@ -234,6 +260,7 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
         "train_step", jit_train_step(cfg, step_cfg, optimizer, mesh, state, batch), state, batch)}
 
     n_votes = r.n_votes or r.n
+    slots = continuous_slots(c)
     rollout = (n_votes, new, r.temperature, r.top_k, r.top_p)
     val = (c.val.k, c.val.max_new_tokens or new, c.val.temperature, 0, c.val.top_p)
     decode_states = []
@@ -242,6 +269,12 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
             continue  # validation fits in the rollout's programs' footprint
         sampling = SamplingConfig(max_new_tokens=length, temperature=temperature, top_k=top_k, top_p=top_p,
                                   stop_token_ids=tuple(cfg.eos_token_ids), pad_id=cfg.pad_token_id)
+        if slots:  # one program (prefill + decode) over the slots; its temporaries hold the caches
+            program, kv, decode_state = _continuous_program(prefix, c, cfg, sampling, mesh, state.params, samples, slots)
+            programs[prefix + "rollout"] = program
+            decode_states.append((kv, decode_state))
+            chunk_rows = chunk_rows if prefix else min(slots, r.prompts_per_step * samples)
+            continue
         sampler = Sampler(cfg, sampling, mesh, buckets=(prompt_len,), max_rows_per_chunk=r.max_rows_per_chunk)
         chunk_prompts, chunk_samples = sampler.chunk_shape(r.prompts_per_step, samples)
         prefill, decode = (_jit_of(f) for f in sampler._jitted(chunk_prompts, prompt_len, chunk_samples)[:2])
@@ -252,8 +285,9 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
         if not prefix:
             chunk_rows = chunk_prompts * chunk_samples
         programs[prefix + "prefill"] = compile_program(prefix + "prefill", prefill, *prefill_args)
-        decode_states.append(jax.eval_shape(prefill, *prefill_args))  # sharded like prefill's outputs
-        programs[prefix + "decode"] = compile_program(prefix + "decode", decode, state.params, decode_states[-1])
+        decoding = jax.eval_shape(prefill, *prefill_args)  # sharded like prefill's outputs
+        decode_states.append((device_bytes(decoding.cache), device_bytes(decoding)))
+        programs[prefix + "decode"] = compile_program(prefix + "decode", decode, state.params, decoding)
 
     needs_ref = bool(c.algo.kl_coef) or c.algo.report_ref_kl
     if setup.old_logprobs_source(c) == "recompute" or needs_ref:  # the loop's full-batch log-prob pass
@@ -263,19 +297,18 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
         programs["logprobs"] = compile_program("logprobs", logprobs, state.params, batch.prompt_tokens,
                                                batch.prompt_mask, batch.tokens, batch.mask)
     copies = int(needs_ref) + int("co_rewarding_teacher" in str(c.reward.name))
-    shapes = plan_estimate.shapes_of(c, cfg, dict(mesh.shape), num_params(cfg), chunk_rows)
+    shapes = plan_estimate.shapes_of(c, cfg, dict(mesh.shape), num_params(cfg), chunk_rows, slots)
     return Plan(
         model=f"{cfg.family} L={cfg.num_layers} D={cfg.hidden_size} V={cfg.vocab_size} "
               f"dtype={cfg.dtype} params={cfg.param_dtype}",
         mesh=dict(mesh.shape), num_params=num_params(cfg),
         shapes=dict(train_rows=rows, prompt_len=prompt_len, max_new_tokens=new, rollout_prompts=r.prompts_per_step,
-                    samples_per_prompt=n_votes, chunk_rows=chunk_rows, num_minibatches=step_cfg.num_minibatches,
+                    samples_per_prompt=n_votes, chunk_rows=chunk_rows, slots=slots, num_minibatches=step_cfg.num_minibatches,
                     num_microbatches=step_cfg.num_microbatches, remat=step_cfg.remat,
                     logprob_chunk=step_cfg.logprob_chunk, prompt_group=shapes.prompt_group),
         params=device_bytes(state.params), opt_state=device_bytes(state.opt_state),
         extra_params=copies * device_bytes(state.params),
-        kv_cache=max(device_bytes(d.cache) for d in decode_states),
-        decode_state=max(device_bytes(d) for d in decode_states), programs=programs,
+        kv_cache=max(kv for kv, _ in decode_states), decode_state=max(d for _, d in decode_states), programs=programs,
         budget=int(device_memory_gb * GiB), estimate=plan_estimate.estimate(shapes), knob_shapes=shapes)
 
 
@@ -301,7 +334,7 @@ def format_plan(plan: Plan, budget: int | None = None) -> str:
         f"{s['num_minibatches']} mini-batch(es) x {s['num_microbatches']} micro-batch(es), remat={s['remat']}, "
         f"logprob_chunk={s['logprob_chunk']}, each prompt run once per {s['prompt_group']} rows",
         f"rollout: {s['rollout_prompts']} prompts x {s['samples_per_prompt']} samples, decoded "
-        f"{s['chunk_rows']} rows at a time",
+        + (f"over {s['chunk_rows']} continuous-batching slots" if s["slots"] else f"{s['chunk_rows']} rows at a time"),
         "",
         f"per device (bytes of the largest shard)      {'estimate':>13s}",
         f"  parameters             {fmt(plan.params)}  {fmt(est['params'])}",
@@ -309,8 +342,10 @@ def format_plan(plan: Plan, budget: int | None = None) -> str:
         f"  reference/teacher      {fmt(plan.extra_params)}  {fmt(est['extra_params'])}",
         f"  KV cache (one chunk)   {fmt(plan.kv_cache)}  {fmt(est['kv_cache'])}",
         f"  decode state (all)     {fmt(plan.decode_state)}  {fmt(est['decode_state'])}",
-        f"  prefill temp           {fmt(plan.programs['prefill'].temp)}  {fmt(est['prefill_temp'])}",
-        f"  decode temp            {fmt(plan.programs['decode'].temp)}  {fmt(est['decode_temp'])}",
+        *([f"  rollout temp           {fmt(plan.programs['rollout'].temp)}  {fmt(est['decode_temp'])}"]
+          if "rollout" in plan.programs else
+          [f"  prefill temp           {fmt(plan.programs['prefill'].temp)}  {fmt(est['prefill_temp'])}",
+           f"  decode temp            {fmt(plan.programs['decode'].temp)}  {fmt(est['decode_temp'])}"]),
         f"  train step temp        {fmt(plan.programs['train_step'].temp)}  {fmt(est['train_temp'])}",
         "",
         f"  {'program':12s} {'argument':>13s} {'output':>13s} {'aliased':>13s} {'temp':>13s} {'code':>13s} "
@@ -323,7 +358,8 @@ def format_plan(plan: Plan, budget: int | None = None) -> str:
     lines += ["", "peak per phase (compiled program + resident state; estimate), "
                   f"budget {fmt(budget).strip()} per device"]
     for name, peak in plan.phases.items():
-        guess = est.get({"train_step": "train_peak", "prefill": "prefill_peak", "decode": "decode_peak"}.get(name, ""))
+        guess = est.get({"train_step": "train_peak", "prefill": "prefill_peak", "decode": "decode_peak",
+                         "rollout": "decode_peak"}.get(name, ""))
         guess = fmt(guess) if guess else f"{'':13s}"
         lines.append(f"  {name:12s} {fmt(peak)}  {peak / budget:6.1%}  {'ok  ' if peak <= budget else 'OVER'} {guess}")
     verdict = "FITS" if plan.fits(budget) else "DOES NOT FIT"
@@ -360,23 +396,27 @@ def parse_size(text: str) -> float:
 
 
 def suggest(config, budget_gb: float, attention_chunk: int = 1024) -> list[str]:
-    """Overrides of ``rollout.max_rows_per_chunk`` and ``algo.micro_batch_rollouts`` that the estimate fits in
+    """Overrides of ``rollout.max_rows_per_chunk`` (``rollout.slots`` with continuous batching) and
+    ``algo.micro_batch_rollouts`` that the estimate fits in
     ``budget_gb`` GiB per device on the config's mesh (no compilation), and ``model.attention_chunk`` when the
     train step's attention scores would take over a quarter of the budget."""
     from urlvr_jax import sharding as shd
+    from urlvr_jax.evaluation import continuous_slots
     from urlvr_jax.model.hf_io import num_params
     from urlvr_jax.rl import setup
 
     cfg, mesh = model_config(config), shd.make_mesh(config.mesh or None)
     r = config.rollout
-    all_rows = r.prompts_per_step * (r.n_votes or r.n)
-    shapes = plan_estimate.shapes_of(config, cfg, dict(mesh.shape), num_params(cfg), all_rows)
+    all_rows, slots = r.prompts_per_step * (r.n_votes or r.n), continuous_slots(config)
+    shapes = plan_estimate.shapes_of(config, cfg, dict(mesh.shape), num_params(cfg), all_rows, slots)
     budget = int(budget_gb * GiB)
-    chunk = plan_estimate.chunk_rows_for(shapes, budget)
+    if slots:
+        overrides = [f"rollout.slots={plan_estimate.slots_for(shapes, budget)}"]
+    else:
+        overrides = [f"rollout.max_rows_per_chunk={plan_estimate.chunk_rows_for(shapes, budget)}"]
     mini_rows = config.algo.mini_batch_prompts * r.n
     micro = plan_estimate.micro_rows_for(shapes, mini_rows, budget)
     setup.batching(config)  # the config's own batching must be valid before it is changed
-    overrides = [f"rollout.max_rows_per_chunk={chunk}"]
     shapes = dataclasses.replace(shapes, micro_rows=micro, prompt_group=plan_estimate.shared_rows(
         shapes.group, micro, dict(mesh.shape)))
     if not shapes.attention_chunk and plan_estimate.attention_bytes(shapes) > budget / 4:

@@ -7,7 +7,8 @@ over tensor (when they divide). With S = prompt + completion tokens, T = complet
 bytes, L layers:
 
 * parameters ``N * param_bytes / (fsdp * tensor)``; optimizer state twice that (Adam's two moments);
-* KV cache ``2 * L * B_d * S * (K / tensor) * head_dim * b`` for the rows decoded at once (a chunk);
+* KV cache ``2 * L * B_d * S * (K / tensor) * head_dim * b`` for the rows decoded at once (a chunk; with continuous
+  batching B_d = the slots per device, plus the prompts' own cache, and every row's output buffers replicated);
 * decode state: the cache plus per row the next-token logits (V float32) and the T-long output buffers (token,
   uniform and 4 statistics, 4 bytes each); the decode step's temporaries: one layer's keys and values (the layer
   scan's slice of the stacked cache), ~3 float32 copies of the [B_d, V] logits and the LM head gathered over fsdp
@@ -69,6 +70,7 @@ class Shapes:
     logprob_chunk: int  # 0: the whole completion
     attention_chunk: int  # 0: the whole sequence
     extra_copies: int  # reference / teacher params kept resident
+    slots: int = 0  # continuous-batching decode slots (0: the static sampler, chunk_rows rows at once)
 
     @property
     def batch_shards(self) -> int:
@@ -82,7 +84,7 @@ def shared_rows(group: int, micro_rows: int, mesh_shape: dict) -> int:
     return math.gcd(group, _shard(micro_rows, shards))
 
 
-def shapes_of(config, cfg, mesh_shape: dict, num_params: int, chunk_rows: int) -> Shapes:
+def shapes_of(config, cfg, mesh_shape: dict, num_params: int, chunk_rows: int, slots: int = 0) -> Shapes:
     """:class:`Shapes` of a run config, its ModelConfig ``cfg`` and mesh sizes."""
     from urlvr_jax.rl import setup
 
@@ -99,7 +101,7 @@ def shapes_of(config, cfg, mesh_shape: dict, num_params: int, chunk_rows: int) -
         prompt_group=shared_rows(setup.prompt_group(config), micro_rows, mesh_shape), remat=config.train.remat,
         logprob_chunk=config.train.logprob_chunk, attention_chunk=config.model.attention_chunk,
         group=setup.prompt_group(config),
-        extra_copies=int(needs_ref) + int("co_rewarding_teacher" in str(config.reward.name)))
+        extra_copies=int(needs_ref) + int("co_rewarding_teacher" in str(config.reward.name)), slots=slots)
 
 
 def estimate(s: Shapes) -> dict[str, int]:
@@ -107,10 +109,13 @@ def estimate(s: Shapes) -> dict[str, int]:
     decode_temp, prefill_temp, train_temp, and the phases' peaks prefill_peak, decode_peak and train_peak."""
     seq = s.prompt_len + s.new_tokens
     params = s.num_params * s.param_bytes // (s.fsdp * s.tensor)
-    rows = _shard(s.chunk_rows, s.batch_shards)
+    rows = _shard(s.slots or s.chunk_rows, s.batch_shards)
     kv_per_row = 2 * s.layers * seq * _shard(s.kv_heads, s.tensor) * s.head_dim * s.act_bytes
     kv = rows * kv_per_row
     decode_state = kv + rows * (s.vocab * 4 + s.new_tokens * STATS_PER_TOKEN * 4)
+    if s.slots:  # + the prompts' cache; every row's output buffers, replicated inside the loop
+        kv += _shard(s.prompts, s.batch_shards) * kv_per_row * s.prompt_len // seq
+        decode_state = kv + rows * s.vocab * 4 + s.prompts * s.samples * s.new_tokens * STATS_PER_TOKEN * 4
     lm_head = _shard(s.vocab, s.tensor) * s.hidden * (s.param_bytes + s.act_bytes)
     decode_temp = kv // s.layers + 3 * rows * s.vocab * 4 + lm_head
     prompts = _shard(max(1, s.chunk_rows // s.samples), s.batch_shards)
@@ -139,6 +144,11 @@ def attention_bytes(s: Shapes) -> int:
         s.prompt_len + s.new_tokens) * 4
 
 
+def _sampling_fits(s: Shapes, budget: int, margin: float) -> bool:
+    est = estimate(s)
+    return max(est["prefill_peak"], est["decode_peak"]) <= margin * budget
+
+
 def chunk_rows_for(s: Shapes, budget: int, margin: float = 0.85) -> int:
     """The most rows to decode at once (whole prompts, a multiple of data x fsdp where possible) whose estimated
     prefill and decode peaks stay within ``margin * budget``; 0 when every row fits at once."""
@@ -147,10 +157,20 @@ def chunk_rows_for(s: Shapes, budget: int, margin: float = 0.85) -> int:
     candidates += [j for j in range(s.samples - 1, 0, -1) if s.samples % j == 0]  # part of one prompt's samples
     sharded = [c for c in candidates if c % s.batch_shards == 0] or candidates
     for rows in sharded:
-        est = estimate(dataclasses.replace(s, chunk_rows=rows))
-        if max(est["prefill_peak"], est["decode_peak"]) <= margin * budget:
+        if _sampling_fits(dataclasses.replace(s, chunk_rows=rows), budget, margin):
             return 0 if rows == total else rows
     return sharded[-1]
+
+
+def slots_for(s: Shapes, budget: int, margin: float = 0.85) -> int:
+    """The most continuous-batching slots, up to the config's own (``s.slots``), a multiple of data x fsdp, whose
+    estimated rollout peak stays within ``margin * budget``."""
+    step = s.batch_shards
+    candidates = list(range(max(s.slots // step, 1) * step, 0, -step)) or [s.slots]
+    for slots in candidates:
+        if _sampling_fits(dataclasses.replace(s, slots=slots), budget, margin):
+            return slots
+    return candidates[-1]
 
 
 def micro_rows_for(s: Shapes, mini_rows: int, budget: int, margin: float = 0.85) -> int:
@@ -176,6 +196,9 @@ def knobs(s: Shapes, phases: dict[str, int], budget: int) -> list[str]:
         lines.append(f"parameters + optimizer state take {resident / 2**30:.1f} GiB per device: shard them over more "
                      f"devices (mesh=fsdp:-1 or more fsdp x tensor; 'data' replicates them), or more devices")
     over = {name for name, peak in phases.items() if peak > budget}
+    if over & {"rollout", "val_rollout"}:
+        lines.append(f"sampling: lower rollout.slots (now {s.slots} continuous-batching slots; "
+                     f"{est['kv_per_row'] / 2**20:.0f} MiB of KV cache per slot, split over data x fsdp)")
     if over & {"prefill", "decode", "val_prefill", "val_decode"}:
         lines.append(f"sampling: lower rollout.max_rows_per_chunk (now {s.chunk_rows} rows decoded at once; "
                      f"{est['kv_per_row'] / 2**20:.0f} MiB of KV cache per row, split over data x fsdp)")

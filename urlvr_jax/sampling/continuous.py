@@ -76,19 +76,19 @@ class SlotState:
 
 
 def _write_rows(buf, new, at, axis: int, layer=None):
-    """``buf`` with ``new`` [B, ...] (size 1 along ``axis``, counted from the end) written at position ``at[b]``
-    of row b. ``buf`` is [B, ...] or, with ``layer`` (a traced index), stacked [L, B, ...] written in that layer.
-    """
-    def one(b, n, a):
-        start = [0] * b.ndim
-        start[axis] = a
-        if layer is not None:
-            start[0] = layer
-            n = n[None]
-        return jax.lax.dynamic_update_slice(b, n.astype(b.dtype), start)
+    """``buf`` with ``new`` [S, ...] (size 1 along ``axis``, counted from the end) written at position ``at[s]``
+    of slot s. ``buf`` is [S, ...] or, with ``layer`` (a traced index), stacked [L, S, ...] written in that layer.
 
-    batch_axis = 0 if layer is None else 1
-    return jax.vmap(one, in_axes=(batch_axis, 0, 0), out_axes=batch_axis)(buf, new, at)
+    One scatter of S vectors in the cache's own layout (a vmapped ``dynamic_update_slice`` here made XLA transpose
+    and copy the whole cache at every decode step).
+    """
+    index = [slice(None)] * buf.ndim
+    slot_axis = 0 if layer is None else 1
+    if layer is not None:
+        index[0] = layer
+    index[slot_axis] = jnp.arange(new.shape[0])
+    index[buf.ndim + axis] = at
+    return buf.at[tuple(index)].set(jnp.squeeze(new, axis).astype(buf.dtype), unique_indices=True)
 
 
 def decode_step(params: Params, token, positions, write_at, cache: KVCache, *, cfg: ModelConfig):

@@ -318,6 +318,11 @@ def validate_config(cfg: ml_collections.ConfigDict) -> None:
     n, votes = _lookup(cfg, "rollout.n"), _lookup(cfg, "rollout.n_votes")
     if votes is not _MISSING and n is not _MISSING and votes and votes < n:
         raise UserError(f"config rollout.n_votes={votes} must be 0 or >= rollout.n={n}")
+    batching, slots = _lookup(cfg, "rollout.batching"), _lookup(cfg, "rollout.slots")
+    if batching is not _MISSING and batching not in ("auto", "static", "continuous"):
+        raise UserError(f"config rollout.batching={batching!r} must be auto, static or continuous")
+    if batching == "static" and slots:
+        raise UserError(f"config rollout.slots={slots} needs rollout.batching=continuous or auto (it is static)")
     clip = _lookup(cfg, "algo.dual_clip_c")
     if clip is not _MISSING and clip and clip <= 1:
         raise UserError(f"config algo.dual_clip_c={clip!r} must be 0 (off) or > 1")
