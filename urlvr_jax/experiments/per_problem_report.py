@@ -9,13 +9,15 @@ Per-problem view. A problem's majority is *right* when the most frequent answer 
 answer. Before = the prior's first measurement, after = the measurement at the last step of a seed's run. Categories
 (every problem in exactly one): ``amplified success`` right -> right, ``amplified failure`` wrong -> wrong,
 ``wrong -> correct`` and ``correct -> wrong``. Within the kept ones: *sharpened* = the same majority answer with a
-larger share after; *accuracy up* (kept right) and *accuracy down* (kept wrong) compare sample accuracies. The noise
+larger share after; *flipped, prior measurements agree*: flips of problems whose majority is right (or wrong)
+in both of the prior's measurements; *accuracy up* (kept right) and *accuracy down* (kept wrong) compare sample accuracies. The noise
 floor of a flip is the count of picked problems whose majority is right in one of the prior's two independent
 measurements and wrong in the other. Agreement across seeds: the share of problems in the same category on every
 seed. Out-of-distribution view: label accuracy (share of unseen problems with a right majority, val/maj@k) and
 accuracy (val/avg@k) on the unseen problems over steps, mean and 95% t-interval over seeds; per seed, how many
 unseen problems moved wrong -> right and right -> wrong between the prior's first measurement and ``final.json``
-(noise floor: the same counts between the prior's two measurements).
+(noise floor: the same counts between the prior's two measurements; and wrong -> right among the problems wrong
+in both).
 """
 
 from __future__ import annotations
@@ -49,9 +51,15 @@ def _seed_dirs(folder: str) -> dict[int, str]:
             if name.startswith("seed_")}
 
 
-def _moves(before: list[dict], after: list[dict]) -> dict:
+def _moves(before: list[dict], after: list[dict], again: list[dict] | None = None) -> dict:
+    """Problems whose majority went wrong -> right and right -> wrong; given the prior's second measurement
+    ``again``, also wrong -> right among the problems wrong in both of the prior's measurements."""
     pairs = [(b["majority_correct"], a["majority_correct"]) for b, a in zip(before, after)]
-    return {"wrong_to_right": sum(not b and a for b, a in pairs), "right_to_wrong": sum(b and not a for b, a in pairs)}
+    out = {"wrong_to_right": sum(not b and a for b, a in pairs), "right_to_wrong": sum(b and not a for b, a in pairs)}
+    if again is not None:
+        out["wrong_to_right, prior wrong twice"] = sum(not b and not g["majority_correct"] and a for (b, a), g in
+                                                       zip(pairs, again))
+    return out
 
 
 def single_summary(prior: dict, folder: str) -> dict:
@@ -66,7 +74,7 @@ def single_summary(prior: dict, folder: str) -> dict:
         b = p["prior"]
         row = dict(index=index, prompt=p["prompt"], answer=p["answer"], prior_accuracy=b["accuracy"],
                    prior_majority=b["majority"], prior_share=b["share"], prior_right=b["majority_correct"],
-                   after={})
+                   prior_stable=b["majority_correct"] == p["prior_again"]["majority_correct"], after={})
         for seed, lines in runs.items():
             a = lines[index]["curve"][-1]
             row["after"][seed] = dict(accuracy=a["accuracy"], majority=a["majority"], share=a["share"],
@@ -81,6 +89,8 @@ def single_summary(prior: dict, folder: str) -> dict:
         kept_wrong = [(r, a) for r, a in rows if a["category"] == CATEGORIES[1]]
         per_seed[seed] = {**{c: counts.get(c, 0) for c in CATEGORIES},
                           "flipped": counts.get(CATEGORIES[2], 0) + counts.get(CATEGORIES[3], 0),
+                          "flipped, prior measurements agree": sum(a["category"] in CATEGORIES[2:] and r["prior_stable"]
+                                                                   for r, a in rows),
                           "kept majority answer": sum(a["kept"] for _, a in rows),
                           "sharpened": sum(a["sharpened"] for _, a in rows),
                           "accuracy up (kept right)": sum(a["accuracy"] > r["prior_accuracy"] for r, a in kept_right),
@@ -100,7 +110,11 @@ def single_summary(prior: dict, folder: str) -> dict:
                    + [{"step": s, "accuracy": float(np.mean([lines[i]["curve"][j]["accuracy"] for i in idx]))}
                       for j, s in enumerate(steps)] for lines in runs.values()]
         curves[stratum] = band(records, "accuracy")
+    shares = {kind: t_interval([r["prior_share"] for r in problems for a in r["after"].values()
+                                if (a["category"] in CATEGORIES[2:]) == (kind == "flipped")])
+              for kind in ("flipped", "kept")}
     return dict(seeds=sorted(runs), problems=problems, per_seed=per_seed, n=len(picked),
+                distinct_prompts=len({r["prompt"] for r in problems}), prior_share=shares,
                 over_seeds={key: t_interval([per_seed[s][key] for s in per_seed]) for key in keys},
                 agreement=float(np.mean(same)) if same else None, noise_flips=noise, curves=curves)
 
@@ -122,7 +136,7 @@ def ood_summary(prior: dict, folder: str) -> dict:
                               label_final=val[-1]["val/maj@k"], accuracy_start=val[0]["val/avg@k"],
                               accuracy_final=val[-1]["val/avg@k"],
                               label_measured_final=float(np.mean([a["majority_correct"] for a in final["final"]])),
-                              **_moves(before, final["final"]))
+                              **_moves(before, final["final"], [p["prior_again"] for p in prior["candidates"]]))
     keys = list(next(iter(per_seed.values()))) if per_seed else []
     moved_every_seed = [i for i, b in enumerate(before)
                         if finals and not b["majority_correct"] and all(f[i]["majority_correct"] for f in finals.values())]
@@ -165,27 +179,31 @@ def _ci(s: dict, digits: int = 2) -> str:
 
 def table(summary: dict) -> str:
     single, n = summary["single"], summary["single"]["n"]
-    lines = [f"Per-problem view: {n} problems trained alone, {len(single['seeds'])} seeds "
+    lines = [f"Per-problem view: {n} problems ({single['distinct_prompts']} distinct prompts) trained alone, {len(single['seeds'])} seeds "
              f"({', '.join(map(str, single['seeds']))}); counts per seed, mean [95% t-interval]", "",
              "| category | " + " | ".join(f"seed {s}" for s in single["seeds"]) + " | over seeds |",
              "|---|" + "---|" * (len(single["seeds"]) + 1)]
     for key, stat in single["over_seeds"].items():
         lines.append(f"| {key} | " + " | ".join(str(single["per_seed"][s][key]) for s in single["seeds"])
                      + f" | {_ci(stat)} |")
-    lines += ["", f"Same category on every seed: {single['agreement'] if single['agreement'] is None else round(single['agreement'], 3)}"
-              f"; flips between two measurements of the prior (noise floor): {single['noise_flips']} of {n}", ""]
+    agree = "n/a" if single["agreement"] is None else f"{single['agreement']:.3f}"
+    lines += ["", f"Same category on every seed: {agree} of the problems; flips between two measurements of the prior "
+              f"(noise floor): {single['noise_flips']} of {n}; prior majority share of the flipped (problem, seed) "
+              f"pairs {_ci(single['prior_share']['flipped'])}, of the kept ones {_ci(single['prior_share']['kept'])}",
+              ""]
     if summary["ood"]:
         noise = summary["prior"]["unseen_noise"]
         lines += [f"Out-of-distribution view: {summary['prior']['candidates']} unseen problems; prior re-measured: "
                   f"{noise['wrong_to_right']} wrong -> right, {noise['right_to_wrong']} right -> wrong (noise floor)", "",
                   "| trained on | seeds | problems | label acc. start | label acc. final | accuracy start | "
-                  "accuracy final | wrong -> right | right -> wrong | wrong -> right on every seed |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "accuracy final | wrong -> right | of them wrong twice in the prior | right -> wrong | "
+                  "wrong -> right on every seed |", "|---|---|---|---|---|---|---|---|---|---|---|"]
         for arm, o in summary["ood"].items():
             s = o["over_seeds"]
             lines.append(f"| {arm}-majority problems | {len(o['seeds'])} | {_ci(s['train_problems'], 0)} | "
                          f"{_ci(s['label_start'])} | {_ci(s['label_final'])} | {_ci(s['accuracy_start'])} | "
-                         f"{_ci(s['accuracy_final'])} | {_ci(s['wrong_to_right'], 1)} | {_ci(s['right_to_wrong'], 1)} | "
+                         f"{_ci(s['accuracy_final'])} | {_ci(s['wrong_to_right'], 1)} | "
+                         f"{_ci(s['wrong_to_right, prior wrong twice'], 1)} | {_ci(s['right_to_wrong'], 1)} | "
                          f"{len(o['wrong_to_right_every_seed'])} |")
     return "\n".join(lines)
 
