@@ -77,7 +77,7 @@ def test_cli_run_resume_report(tmp_path, monkeypatch, capsys):
     assert pr.main(["report", "--out", str(out), "--docs", str(docs), "--bootstrap", "50"]) == 0
     assert pr.main(["report", "--out", str(out), "--docs", str(docs), "--bootstrap", "50"]) == 0
     md = (docs / "prior_ranking.md").read_text()
-    assert "Hand-written finding." in md and md.count(prr.SECTION_BEGIN) == 1 and "| tuned |" in md
+    assert "Hand-written finding." in md and md.count(prr.markers("prior_ranking")[0]) == 1 and "| tuned |" in md
     assert (docs / "prior_ranking.png").stat().st_size > 0
     data = json.loads((docs / "prior_ranking.json").read_text())
     assert data["command"].startswith("python -m urlvr_jax.experiments.prior_ranking report")

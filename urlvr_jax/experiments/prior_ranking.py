@@ -4,7 +4,7 @@
         [--aggressive-budget 300] [--gt-steps 200] [--gt-every 10] [--probe-k 64] [--out runs/prior_ranking]
         [key=value ...]
     python -m urlvr_jax.experiments.prior_ranking report [--out runs/prior_ranking] [--docs docs]
-        [--bootstrap 2000]
+        [--bootstrap 2000] [--name prior_ranking]
 
 The priors (:data:`PRIORS`, ``collapse_step``'s ``warm:`` specs on the CPU default) differ the way the paper's
 models do: pre-training budget (``warm_start.steps``), data mixture (``train_fraction``, ``noise_fraction``),
@@ -20,8 +20,9 @@ default's learning-rate path (warm-up over the same number of RL steps, whatever
 so a stopped study has whole seeds; a finished run (``done.json``) is skipped, an unfinished one restarted.
 Compiled programs are cached under ``<out>/jax_cache`` (the runs share shapes).
 
-``report`` writes ``<docs>/prior_ranking.{json,png}`` and the section of ``<docs>/prior_ranking.md`` between
-its markers (hand-written text around it is kept). Per prior: MCS per protocol (mean, 95% t-interval over
+``report`` writes ``<docs>/<name>.{json,png}`` and the ``<name>`` section of ``<docs>/prior_ranking.md`` between
+its markers (hand-written text around it is kept). The multiple-choice variant: ``run --config cpu_default_mc
+--out runs/prior_ranking_mc``, ``report --out runs/prior_ranking_mc --name prior_ranking_mc``. Per prior: MCS per protocol (mean, 95% t-interval over
 seeds), GT gain = peak of the seed-mean validation curve - its start (interval: the seeds' paired differences
 at that step), the peak step, rollout tokens to the MCS and to the GT peak, and the baselines (pass@k gain =
 pass@k - pass@1 of the prior; initial entropy = mean token entropy of the prior's first rollout batch).
@@ -165,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/prior_ranking", help="the study folder written by run")
     p.add_argument("--docs", default="docs", help="where prior_ranking.{md,json,png} go")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for rho's interval")
+    p.add_argument("--name", default="prior_ranking", help="basename of the json/png and the md section's name")
     return ap
 
 
@@ -187,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         from urlvr_jax.experiments.prior_ranking_report import report
 
         command = shlex.join(["python", "-m", "urlvr_jax.experiments.prior_ranking", *argv])
-        report(args.out, args.docs, args.bootstrap, command)
+        if not args.name.replace("_", "").isalnum():
+            raise SystemExit(f"--name must be letters, digits and underscores, got {args.name!r}")
+        report(args.out, args.docs, args.bootstrap, command, args.name)
         return 0
     args.seeds = _seeds(args.seeds)
     for name in ("budget", "aggressive_budget", "gt_steps", "gt_every", "probe_k"):

@@ -19,7 +19,11 @@ from urlvr_jax.utils.metrics_log import read_metrics
 
 PROTOCOLS = tuple(k.removeprefix("mcs_") for k in KINDS if k.startswith("mcs_"))
 PREDICTORS = ("mcs_default", "mcs_aggressive", "passk_gain", "entropy")
-SECTION_BEGIN, SECTION_END = "<!-- prior_ranking:begin -->", "<!-- prior_ranking:end -->"
+PAGE = "prior_ranking.md"
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
 
 
 # ------------------------------------------------------------------ reading the runs
@@ -131,6 +135,7 @@ def summarise(data: dict, resamples: int) -> dict:
             row[f"mcs_{p}_collapsed"] = sum(s["mcs"][p]["collapsed"] for s in seeds)
             row[f"tokens_mcs_{p}"] = float(np.mean([s["mcs"][p]["tokens"] for s in seeds]))
         row["tokens_gt_peak"] = float(np.mean([s["gt_tokens"][str(gt["peak_step"])] for s in seeds]))
+        row["tokens_gt_run"] = float(np.mean([s["gt_tokens"][str(gt["steps"][-1])] for s in seeds]))
         row["entropy_interval"] = t_interval([s["entropy"] for s in seeds])
         rows[name] = row
     point = rho_all(list(rows.values()))
@@ -139,7 +144,7 @@ def summarise(data: dict, resamples: int) -> dict:
     rho = {k: {"rho": point[k], "seeds_resampled": within[k], "priors_and_seeds_resampled": both[k]}
            for k in PREDICTORS}
     gt_total = sum(r["tokens_gt_peak"] for r in rows.values())
-    tokens = {"gt_to_peak": gt_total}
+    tokens = {"gt_to_peak": gt_total, "gt_run": sum(r["tokens_gt_run"] for r in rows.values())}
     for p in PROTOCOLS:
         m = sum(r[f"tokens_mcs_{p}"] for r in rows.values())
         tokens[f"mcs_{p}"] = m
@@ -168,10 +173,11 @@ LABELS = {"mcs_default": "MCS (default)", "mcs_aggressive": "MCS (aggressive, mi
           "passk_gain": "pass@k gain of the prior", "entropy": "initial entropy of the prior"}
 
 
-def markdown(data: dict, summary: dict, command: str, figure: str) -> str:
+def markdown(data: dict, summary: dict, command: str, figure: str, name: str = "prior_ranking") -> str:
     st = data["study"]
     k = st["probe_k"]
-    lines = [SECTION_BEGIN, "## Results (generated)", "", f"Command: `{command}`", "",
+    begin, end = markers(name)
+    lines = [begin, f"## Results: {name} (generated)", "", f"Command: `{command}`", "",
              f"Seeds used: {st['seeds_used']} (of {st['seeds']}); MCS budgets {st['budget']} (default) / "
              f"{st['aggressive_budget']} (aggressive) steps; GT RL {st['gt_steps']} steps, validated every "
              f"{st['gt_every']}; pass@k with k = {k}. Mean [95% t-interval over seeds].", "", f"![ranking]({figure})",
@@ -194,7 +200,10 @@ def markdown(data: dict, summary: dict, command: str, figure: str) -> str:
     lines += ["", "Rollout tokens (training rollouts, summed over priors, mean over seeds): GT RL to its peak "
               f"{t['gt_to_peak']:,.0f}; to the MCS: default {t['mcs_default']:,.0f}, aggressive "
               f"{t['mcs_aggressive']:,.0f}. GT / MCS = {t['ratio_gt_over_mcs_default']:.2f}x (default), "
-              f"{t['ratio_gt_over_mcs_aggressive']:.2f}x (aggressive); the paper: 5.6x.", SECTION_END]
+              f"{t['ratio_gt_over_mcs_aggressive']:.2f}x (aggressive); the paper: 5.6x. Locating the peak takes the "
+              f"whole GT run ({st['gt_steps']} steps, {t['gt_run']:,.0f} tokens, validation not counted): "
+              f"{t['gt_run'] / t['mcs_default']:.2f}x / {t['gt_run'] / t['mcs_aggressive']:.2f}x the MCS runs' tokens.",
+              end]
     return "\n".join(lines)
 
 
@@ -230,16 +239,17 @@ def figure(summary: dict, path: str) -> str:
     return save_figure(fig, path)
 
 
-def report(out: str, docs: str, resamples: int, command: str, log=print) -> dict:
+def report(out: str, docs: str, resamples: int, command: str, name: str = "prior_ranking", log=print) -> dict:
+    """``<docs>/<name>.{json,png}`` and the ``<name>`` section of ``<docs>/prior_ranking.md``."""
     data = load_study(out)
     summary = summarise(data, resamples)
     os.makedirs(docs, exist_ok=True)
-    png = figure(summary, os.path.join(docs, "prior_ranking.png"))
+    png = figure(summary, os.path.join(docs, f"{name}.png"))
     payload = {"command": command, "bootstrap_resamples": resamples, **data, "summary": summary}
-    with open(os.path.join(docs, "prior_ranking.json"), "w") as f:
+    with open(os.path.join(docs, f"{name}.json"), "w") as f:
         json.dump(payload, f, indent=1)
-    section = markdown(data, summary, command, os.path.basename(png))
-    replace_section(os.path.join(docs, "prior_ranking.md"), section, SECTION_BEGIN, SECTION_END,
+    section = markdown(data, summary, command, os.path.basename(png), name)
+    replace_section(os.path.join(docs, PAGE), section, *markers(name),
                     "# Ranking transformer priors by their Model Collapse Step")
     log(section)
     return payload
