@@ -10,7 +10,7 @@ TINY = ["warm_start.steps=4", "warm_start.batch_size=8", "warm_start.pool_size=1
         "val.every=1", "data.val_size=8", "per_problem.k=8", "per_problem.right=0", "per_problem.wrong=2",
         "per_problem.single_steps=2", "per_problem.single_prompts=4", "per_problem.measure_every=1",
         "per_problem.pool_size=8", "per_problem.ood_steps=2", "per_problem.ood_prompts=4",
-        "per_problem.ood_arms=wrong", "algo.old_logprobs=sampler"]
+        "per_problem.ood_arms=wrong:2", "algo.old_logprobs=sampler"]
 
 
 def _argv(command: str, root, *extra: str) -> list[str]:
@@ -26,13 +26,12 @@ def test_run_resume_report(tmp_path, capsys):
     lines = (out / "single" / "seed_0" / "results.jsonl").read_text().splitlines()
     assert [json.loads(line)["index"] for line in lines] == prior["picked"]
     assert [p["step"] for p in json.loads(lines[0])["curve"]] == [1, 2]
-    final = json.loads((out / "ood_wrong" / "seed_0" / "final.json").read_text())
-    wrong = sum(not p["prior"]["majority_correct"] for p in prior["pool"])
-    assert final["train_problems"] == wrong and len(final["final"]) == 8 and final["steps"] == 2
+    final = json.loads((out / "ood_wrong_2" / "seed_0" / "final.json").read_text())  # 2 wrong-majority problems
+    assert final["train_problems"] == 2 and len(final["final"]) == 8 and final["steps"] == 2
     report = json.loads((out / "report.json").read_text())
     seed = report["single"]["per_seed"]["0"]
     assert sum(seed[c] for c in per_problem_report.CATEGORIES) == 2 and seed["flipped"] <= 2
-    assert report["ood"]["wrong"]["label_accuracy"]["steps"] == [0, 1, 2]
+    assert report["ood"]["wrong_2"]["label_accuracy"]["steps"] == [0, 1, 2]
     capsys.readouterr()
     assert per_problem.main(_argv("run", tmp_path, "--seeds", "0")) == 0  # finished: nothing reruns
     assert "[single" not in capsys.readouterr().out
@@ -44,7 +43,7 @@ def test_run_resume_report(tmp_path, capsys):
         assert per_problem.main(["report", "--root", str(tmp_path), "--out", str(docs)]) == 0
     page = (docs / "per_problem_toy.md").read_text()
     assert page.count("Hand-written findings.") == 1 and page.count("## Results (toy scale, generated)") == 1
-    assert "| amplified failure |" in page and "![per_problem](per_problem_toy.png)" in page
+    assert "| amplified failure |" in page and "| 2 wrong-majority problems |" in page and "![per_problem](per_problem_toy.png)" in page
     assert (docs / "per_problem_toy.png").stat().st_size > 0
 
 
@@ -53,6 +52,9 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     assert "run `python -m urlvr_jax.experiments.per_problem run` first" in capsys.readouterr().err
     assert per_problem.main(_argv("run", tmp_path, "--seeds", "x")) == 2
     assert "--seeds 'x'" in capsys.readouterr().err
+    assert per_problem.main(_argv("run", tmp_path) + ["--set", "per_problem.ood_arms=wrong:0"]) == 2
+    assert "'wrong:0' is not wrong, right, wrong:N or right:N" in capsys.readouterr().err
+    assert not (tmp_path / "per_problem").exists()  # refused before anything ran
 
 
 def test_categories():

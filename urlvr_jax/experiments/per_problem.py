@@ -17,8 +17,9 @@ any config field, the view's own knobs included (``per_problem.*``, defaults in 
 * ``single/seed_<s>/results.jsonl``: per picked problem, trained alone (``single_prompts`` copies of it per step,
   ``rollout.n`` samples each, ``single_steps`` steps, a fresh optimizer from the prior), measured every
   ``measure_every`` steps. One line per problem, so an interrupted seed resumes at the next problem.
-* ``ood_<arm>/seed_<s>/``: a training-loop run on the pool's wrong-majority problems (``wrong``) or, as a control,
-  its right-majority ones (``right``), validated every ``val.every`` steps on the unseen candidates (val/maj@k is
+* ``ood_<arm>/seed_<s>/``: a training-loop run on the pool's wrong-majority problems (``wrong``; ``wrong:6``: 6 of
+  them drawn at random, the paper's count, in ``ood_wrong_6``) or, as a control, its right-majority ones (``right``),
+  validated every ``val.every`` steps on the unseen candidates (val/maj@k is
   label accuracy, val/avg@k accuracy), resumable from its checkpoints; ``final.json`` measures the unseen problems
   one by one at the end, as ``prior.json`` did.
 
@@ -44,7 +45,7 @@ STUDY = "per_problem"
 SETTINGS = {"reward.name": "trajectory_entropy", "algo.report_ref_kl": False, "train.progress": False,
             "val.k": 32, "val.every": 10}
 VIEW = dict(k=64, right=15, wrong=15, select_seed=0, single_steps=60, single_prompts=4, measure_every=10,
-            pool_size=128, pool_seed=1, ood_steps=100, ood_prompts=16, ood_arms="wrong,right")
+            pool_size=128, pool_seed=1, ood_steps=100, ood_prompts=16, ood_arms="wrong,right,wrong:6")
 PRIOR_KEYS = (1_234_567, 7_654_321)  # the prior's two independent measurements
 MEASURE_KEY = 5_000_000
 
@@ -209,19 +210,40 @@ def run_single(base, prior: dict, seed: int, out: str, log=print) -> str:
     return path
 
 
+def parse_arm(arm: str) -> tuple[str, int]:
+    """``wrong`` / ``right`` -> (kind, 0: all of them); ``wrong:N`` / ``right:N`` -> (kind, N)."""
+    kind, _, count = arm.partition(":")
+    if kind not in ("wrong", "right") or (count and not (count.isdigit() and int(count) > 0)):
+        raise ValueError(f"per_problem.ood_arms: {arm!r} is not wrong, right, wrong:N or right:N (N >= 1)")
+    return kind, int(count or 0)
+
+
+def ood_problems(prior: dict, arm: str, select_seed: int) -> list[dict]:
+    """The pool's problems of ``arm`` (:func:`parse_arm`); N of them are drawn at random (``select_seed``)."""
+    kind, count = parse_arm(arm)
+    problems = [p for p in prior["pool"] if p["prior"]["majority_correct"] == (kind == "right")]
+    if len(problems) < max(count, 1):
+        raise ValueError(f"per_problem: {len(problems)} pool problems have a {kind} prior majority, too few for "
+                         f"ood arm {arm!r} (raise per_problem.pool_size)")
+    if count:
+        idx = np.random.default_rng(select_seed).choice(len(problems), size=count, replace=False)
+        problems = [problems[i] for i in sorted(idx)]
+    return problems
+
+
+def arm_dir(arm: str) -> str:
+    return "ood_" + arm.replace(":", "_")
+
+
 def run_ood(base, prior: dict, arm: str, seed: int, out: str, log=print) -> str:
-    """The training loop on the pool's ``arm`` (wrong / right) majority problems, validated on the candidates."""
+    """The training loop on the pool's ``arm`` problems (:func:`ood_problems`), validated on the candidates."""
     from urlvr_jax.rl.data import PromptSource
     from urlvr_jax.rl.loop import URLVRRun
 
-    if arm not in ("wrong", "right"):
-        raise ValueError(f"per_problem.ood_arms: {arm!r} is not one of wrong, right")
-    run_dir = os.path.join(out, f"ood_{arm}", f"seed_{seed}")
+    problems = ood_problems(prior, arm, int(base.per_problem.select_seed))
+    run_dir = os.path.join(out, arm_dir(arm), f"seed_{seed}")
     if os.path.exists(os.path.join(run_dir, "final.json")):
         return run_dir
-    problems = [p for p in prior["pool"] if p["prior"]["majority_correct"] == (arm == "right")]
-    if not problems:
-        raise ValueError(f"per_problem: no pool problem has a {arm} prior majority (per_problem.pool_size too small)")
     c = phase_config(base, "ood", seed, run_dir)
     run = URLVRRun(c)
     run.source = PromptSource(c.rollout.prompts_per_step, seed, pool=tuple(_examples(problems)))
@@ -237,13 +259,15 @@ def run_ood(base, prior: dict, arm: str, seed: int, out: str, log=print) -> str:
 
 def run_all(root: str, seeds, overrides: list[str] | None = None, log=print) -> dict:
     base = base_config(root, overrides)
+    arms = [a.strip() for a in str(base.per_problem.ood_arms).split(",") if a.strip()]
+    for arm in arms:
+        parse_arm(arm)  # a bad arm fails before anything runs
     out = view_dir(root)
     studies.ensure_prior(base, log=log)
     prior = measure_prior(base, out, log=log)
     _write_json(os.path.join(out, "settings.json"), dict(
         **base.per_problem.to_dict(), reward=base.reward.name, n=base.rollout.n, temperature=base.rollout.temperature,
         lr=base.optim.lr, warmup_ratio=base.optim.warmup_ratio, val_k=base.val.k, val_every=base.val.every))
-    arms = [a.strip() for a in str(base.per_problem.ood_arms).split(",") if a.strip()]
     for seed in seeds:  # seed by seed: a partial study is a complete one on fewer seeds
         run_single(base, prior, seed, out, log=log)
         for arm in arms:

@@ -156,9 +156,9 @@ def summarize(src: str) -> dict:
     with open(os.path.join(src, "settings.json")) as f:
         settings = json.load(f)
     ood = {}
-    for arm in ("wrong", "right"):
-        if _seed_dirs(os.path.join(src, f"ood_{arm}")):
-            ood[arm] = ood_summary(prior, os.path.join(src, f"ood_{arm}"))
+    for name in sorted(os.listdir(src), key=lambda n: ("right" in n, n)):  # ood_wrong, ood_wrong_6 (wrong:6), ood_right
+        if name.startswith("ood_") and _seed_dirs(os.path.join(src, name)):
+            ood[name[len("ood_"):]] = ood_summary(prior, os.path.join(src, name))
     return dict(settings=settings, prior=dict(
         k=prior["k"], candidates=len(cand), candidate_accuracy=float(np.mean([p["prior"]["accuracy"] for p in cand])),
         candidate_label_accuracy=float(np.mean([p["prior"]["majority_correct"] for p in cand])),
@@ -175,6 +175,11 @@ def _ci(s: dict, digits: int = 2) -> str:
     if s.get("lo") is None:
         return f"{s['mean']:.{digits}f}"
     return f"{s['mean']:.{digits}f} [{s['lo']:.{digits}f}, {s['hi']:.{digits}f}]"
+
+
+def _arm_label(arm: str) -> str:
+    kind, _, count = arm.partition("_")
+    return f"{count + ' ' if count else ''}{kind}-majority problems"
 
 
 def table(summary: dict) -> str:
@@ -200,7 +205,7 @@ def table(summary: dict) -> str:
                   "wrong -> right on every seed |", "|---|---|---|---|---|---|---|---|---|---|---|"]
         for arm, o in summary["ood"].items():
             s = o["over_seeds"]
-            lines.append(f"| {arm}-majority problems | {len(o['seeds'])} | {_ci(s['train_problems'], 0)} | "
+            lines.append(f"| {_arm_label(arm)} | {len(o['seeds'])} | {_ci(s['train_problems'], 0)} | "
                          f"{_ci(s['label_start'])} | {_ci(s['label_final'])} | {_ci(s['accuracy_start'])} | "
                          f"{_ci(s['accuracy_final'])} | {_ci(s['wrong_to_right'], 1)} | "
                          f"{_ci(s['wrong_to_right, prior wrong twice'], 1)} | {_ci(s['right_to_wrong'], 1)} | "
@@ -239,8 +244,8 @@ def plot(summary: dict, out_png: str) -> str:
         draw(axes[1], b, stratum)
     axes[1].set(xlabel="step", ylabel="mean accuracy of the problems", title="trained alone: accuracy", ylim=(0, 1))
     for arm, o in summary["ood"].items():
-        draw(axes[2], o["label_accuracy"], f"trained on {arm}-majority")
-        draw(axes[3], o["accuracy"], f"trained on {arm}-majority")
+        draw(axes[2], o["label_accuracy"], _arm_label(arm))
+        draw(axes[3], o["accuracy"], _arm_label(arm))
     axes[2].set(xlabel="step", ylabel="label accuracy (maj@k)", title="unseen problems: label accuracy")
     axes[3].set(xlabel="step", ylabel="accuracy (avg@k)", title="unseen problems: accuracy")
     for ax in axes[1:]:
