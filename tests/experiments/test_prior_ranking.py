@@ -39,7 +39,8 @@ def _fake_training(monkeypatch):
         if o.get("val.k"):  # probe
             rows[0].update({"val/avg@k": q / 2, "val/pass@k": q, "val/pass@1": q / 2})
         for step in range(1, steps + 1):
-            row = {"step": step, "train/rollout_tokens": 100.0, "train/entropy_mean": 1 - q + 0.01 * seed}
+            row = {"step": step, "train/generated_tokens": 100.0, "train/rollout_tokens": 100.0 * step,
+                   "train/entropy_mean": 1 - q + 0.01 * seed}
             if reward == "majority_vote":
                 row["train/reward_accuracy"] = 0.0 if step >= q * steps + seed else 0.5
                 collapse = collapse or (step if row["train/reward_accuracy"] < 0.01 else None)

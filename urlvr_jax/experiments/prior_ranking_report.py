@@ -19,6 +19,7 @@ from urlvr_jax.utils.metrics_log import read_metrics
 
 PROTOCOLS = tuple(k.removeprefix("mcs_") for k in KINDS if k.startswith("mcs_"))
 PREDICTORS = ("mcs_default", "mcs_aggressive", "passk_gain", "entropy")
+TARGETS = ("gt_gain", "gt_peak")  # the issue's target, and (beside it) the accuracy GT RL reaches
 PAGE = "prior_ranking.md"
 
 
@@ -61,12 +62,11 @@ def load_study(out: str) -> dict:
                 mcs[p] = vars(cs.mcs_from_run(done["collapse_step"], budget, done["rollout_tokens"]))
             first = next(r for r in read_metrics(run_dir(out, n, "mcs_default", s)) if "train/entropy_mean" in r)
             gt = read_metrics(run_dir(out, n, "gt", s))
-            tokens = np.cumsum([r.get("train/rollout_tokens", 0.0) for r in gt])
+            made = series(gt, "train/generated_tokens")  # per step; train/rollout_tokens is the running total
             curve = series(gt, VAL)
-            steps = [int(r["step"]) for r in gt]
             per_seed.append({"seed": s, "mcs": mcs, "entropy": first["train/entropy_mean"],
                              "gt_curve": {str(k): v for k, v in curve.items()},
-                             "gt_tokens": {str(k): float(tokens[steps.index(k)]) for k in curve}})
+                             "gt_tokens": {str(k): sum(v for t, v in made.items() if t <= k) for k in curve}})
         what = ";".join(o.split(".", 1)[1] for o in spec.overrides)
         priors[n] = {"differs": (f"from={parents[n]};" if n in parents else "") + what,
                      "probe": {"k": study["probe_k"], "pass@k": probe["val/pass@k"],
@@ -94,16 +94,17 @@ def prior_values(prior: dict, idx=None) -> dict:
     """The ranked quantities of one prior over its seeds (``idx``: a resample of the seed positions)."""
     seeds = prior["per_seed"] if idx is None else [prior["per_seed"][i] for i in idx]
     out = {f"mcs_{p}": float(np.mean([s["mcs"][p]["step"] for s in seeds])) for p in PROTOCOLS}
-    out["gt_gain"] = gt_peak([s["gt_curve"] for s in seeds])["gain"]
+    gt = gt_peak([s["gt_curve"] for s in seeds])
+    out["gt_gain"], out["gt_peak"] = gt["gain"], gt["peak"]
     out["entropy"] = float(np.mean([s["entropy"] for s in seeds]))
     out["passk_gain"] = prior["probe"]["pass@k"] - prior["probe"]["pass@1"]
     return out
 
 
 def rho_all(values: list[dict]) -> dict:
-    """Spearman rho of every predictor against GT gain over the priors (None where undefined)."""
-    gains = [v["gt_gain"] for v in values]
-    return {k: cs.rank_correlation([v[k] for v in values], gains)[0] for k in PREDICTORS}
+    """Spearman rho of every predictor against each target over the priors (None where undefined)."""
+    return {(t, k): cs.rank_correlation([v[k] for v in values], [v[t] for v in values])[0]
+            for t in TARGETS for k in PREDICTORS}
 
 
 def bootstrap_rho(priors: dict, resamples: int, resample_priors: bool, seed: int = 0) -> dict:
@@ -111,7 +112,7 @@ def bootstrap_rho(priors: dict, resamples: int, resample_priors: bool, seed: int
     by its MCS, entropy and GT runs), and, with ``resample_priors``, the priors themselves resampled too."""
     rng = np.random.default_rng(seed)
     names = list(priors)
-    draws = {k: [] for k in PREDICTORS}
+    draws = {(t, k): [] for t in TARGETS for k in PREDICTORS}
     for _ in range(resamples):
         picked = [names[i] for i in rng.integers(len(names), size=len(names))] if resample_priors else names
         values = [prior_values(priors[n], rng.integers(len(priors[n]["per_seed"]), size=len(priors[n]["per_seed"])))
@@ -141,15 +142,15 @@ def summarise(data: dict, resamples: int) -> dict:
     point = rho_all(list(rows.values()))
     within = bootstrap_rho(data["priors"], resamples, resample_priors=False)
     both = bootstrap_rho(data["priors"], resamples, resample_priors=True)
-    rho = {k: {"rho": point[k], "seeds_resampled": within[k], "priors_and_seeds_resampled": both[k]}
-           for k in PREDICTORS}
+    rho = {t: {k: {"rho": point[t, k], "seeds_resampled": within[t, k], "priors_and_seeds_resampled": both[t, k]}
+               for k in PREDICTORS} for t in TARGETS}
     gt_total = sum(r["tokens_gt_peak"] for r in rows.values())
     tokens = {"gt_to_peak": gt_total, "gt_run": sum(r["tokens_gt_run"] for r in rows.values())}
     for p in PROTOCOLS:
         m = sum(r[f"tokens_mcs_{p}"] for r in rows.values())
         tokens[f"mcs_{p}"] = m
         tokens[f"ratio_gt_over_mcs_{p}"] = gt_total / m if m else None
-    return {"priors": rows, "rho": rho, "tokens": tokens}
+    return {"priors": rows, "rho": rho["gt_gain"], "rho_gt_peak": rho["gt_peak"], "tokens": tokens}
 
 
 # ------------------------------------------------------------------ outputs
@@ -196,6 +197,8 @@ def markdown(data: dict, summary: dict, command: str, figure: str, name: str = "
               "seed-mean validation curve − its start; its interval is over the seeds' differences at that step.", "",
               "Spearman ρ against GT gain (bootstrap 95% percentile intervals):", ""]
     lines += [f"- {LABELS[key]}: ρ = {_rho_text(summary['rho'][key])}" for key in PREDICTORS]
+    lines += ["", "Beside it, Spearman ρ against the GT *peak* (the accuracy GT RL reaches, not what it adds):", ""]
+    lines += [f"- {LABELS[key]}: ρ = {_rho_text(summary['rho_gt_peak'][key])}" for key in PREDICTORS]
     t = summary["tokens"]
     lines += ["", "Rollout tokens (training rollouts, summed over priors, mean over seeds): GT RL to its peak "
               f"{t['gt_to_peak']:,.0f}; to the MCS: default {t['mcs_default']:,.0f}, aggressive "
