@@ -56,6 +56,14 @@ def test_training_on_wrong_majority_problems_costs_unseen_ones_far_more_than_it_
     assert len(report["ood"]["wrong"]["wrong_to_right_every_seed"]) == 0
 
 
+def test_six_wrong_majority_problems_the_paper_count_fall_too_and_move_one_unseen_problem_on_every_seed(report):
+    six = report["ood"]["wrong_6"]
+    assert six["over_seeds"]["train_problems"]["mean"] == 6
+    assert six["over_seeds"]["label_final"]["hi"] < six["over_seeds"]["label_start"]["lo"]
+    assert six["over_seeds"]["right_to_wrong"]["lo"] > 5 * six["over_seeds"]["wrong_to_right"]["hi"]
+    assert set(six["wrong_to_right_every_seed"]) == {"5*6="}  # via the trained 5*5*6=, whose wrong majority is 30
+
+
 def test_the_right_majority_control_falls_on_unseen_problems_too(report):
     right = report["ood"]["right"]["over_seeds"]
     assert right["label_final"]["hi"] < right["label_start"]["lo"]
