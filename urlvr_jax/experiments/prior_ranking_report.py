@@ -19,7 +19,10 @@ from urlvr_jax.utils.metrics_log import read_metrics
 
 PROTOCOLS = tuple(k.removeprefix("mcs_") for k in KINDS if k.startswith("mcs_"))
 PREDICTORS = ("mcs_default", "mcs_aggressive", "passk_gain", "entropy")
-TARGETS = ("gt_gain", "gt_peak")  # the issue's target, and (beside it) the accuracy GT RL reaches
+# the issue's target; beside it, the accuracy GT RL reaches and the prior's own (GT RL's starting) accuracy
+TARGETS = ("gt_gain", "gt_peak", "gt_start")
+TARGET_LABELS = {"gt_gain": "GT gain", "gt_peak": "the GT *peak* (the accuracy GT RL reaches, not what it adds)",
+                 "gt_start": "the prior's own validation accuracy (GT start)"}
 PAGE = "prior_ranking.md"
 
 
@@ -95,7 +98,7 @@ def prior_values(prior: dict, idx=None) -> dict:
     seeds = prior["per_seed"] if idx is None else [prior["per_seed"][i] for i in idx]
     out = {f"mcs_{p}": float(np.mean([s["mcs"][p]["step"] for s in seeds])) for p in PROTOCOLS}
     gt = gt_peak([s["gt_curve"] for s in seeds])
-    out["gt_gain"], out["gt_peak"] = gt["gain"], gt["peak"]
+    out["gt_gain"], out["gt_peak"], out["gt_start"] = gt["gain"], gt["peak"], gt["start"]
     out["entropy"] = float(np.mean([s["entropy"] for s in seeds]))
     out["passk_gain"] = prior["probe"]["pass@k"] - prior["probe"]["pass@1"]
     return out
@@ -150,7 +153,7 @@ def summarise(data: dict, resamples: int) -> dict:
         m = sum(r[f"tokens_mcs_{p}"] for r in rows.values())
         tokens[f"mcs_{p}"] = m
         tokens[f"ratio_gt_over_mcs_{p}"] = gt_total / m if m else None
-    return {"priors": rows, "rho": rho["gt_gain"], "rho_gt_peak": rho["gt_peak"], "tokens": tokens}
+    return {"priors": rows, "rho": rho["gt_gain"], "rho_by_target": rho, "tokens": tokens}
 
 
 # ------------------------------------------------------------------ outputs
@@ -197,8 +200,9 @@ def markdown(data: dict, summary: dict, command: str, figure: str, name: str = "
               "seed-mean validation curve − its start; its interval is over the seeds' differences at that step.", "",
               "Spearman ρ against GT gain (bootstrap 95% percentile intervals):", ""]
     lines += [f"- {LABELS[key]}: ρ = {_rho_text(summary['rho'][key])}" for key in PREDICTORS]
-    lines += ["", "Beside it, Spearman ρ against the GT *peak* (the accuracy GT RL reaches, not what it adds):", ""]
-    lines += [f"- {LABELS[key]}: ρ = {_rho_text(summary['rho_gt_peak'][key])}" for key in PREDICTORS]
+    for target in TARGETS[1:]:
+        lines += ["", f"Beside it, Spearman ρ against {TARGET_LABELS[target]}:", ""]
+        lines += [f"- {LABELS[key]}: ρ = {_rho_text(summary['rho_by_target'][target][key])}" for key in PREDICTORS]
     t = summary["tokens"]
     lines += ["", "Rollout tokens (training rollouts, summed over priors, mean over seeds): GT RL to its peak "
               f"{t['gt_to_peak']:,.0f}; to the MCS: default {t['mcs_default']:,.0f}, aggressive "
