@@ -125,12 +125,42 @@ def _committed() -> dict:
 
 
 @pytest.mark.slow
-def test_committed_results_are_what_the_page_says():
+def test_committed_results_are_recomputed_from_their_per_seed_data():
     data = _committed()
     assert len(data["priors"]) >= 6 and len(data["study"]["seeds_used"]) >= 3
-    summary = prr.summarise(data, resamples=200)  # recomputed from the per-seed data in the file
-    for key, r in data["summary"]["rho"].items():
-        assert summary["rho"][key]["rho"] == pytest.approx(r["rho"], nan_ok=True), key
+    summary = prr.summarise(data, resamples=200)
+    for target, rhos in data["summary"]["rho_by_target"].items():
+        for key, r in rhos.items():
+            assert summary["rho_by_target"][target][key]["rho"] == pytest.approx(r["rho"]), (target, key)
     for name, row in data["summary"]["priors"].items():
-        assert row["gt_gain"] == pytest.approx(summary["priors"][name]["gt_gain"])
-    assert np.isfinite(data["summary"]["tokens"]["ratio_gt_over_mcs_default"])
+        assert row["gt_gain"] == pytest.approx(summary["priors"][name]["gt_gain"]), name
+        assert row["mcs_default_collapsed"] == row["n_seeds"], name  # every MCS is a measured step, not the budget
+
+
+@pytest.mark.slow
+def test_mcs_does_not_rank_gt_gain_it_ranks_the_priors_strength():
+    """Measured (docs/prior_ranking.md): rho(MCS default, GT gain) = -0.29, nowhere near the 0.8 the issue asks
+    for; the bound is the seeds-resampled interval's top. MCS ranks the prior's own accuracy instead."""
+    rho = _committed()["summary"]["rho_by_target"]
+    assert rho["gt_gain"]["mcs_default"]["seeds_resampled"]["hi"] < 0.8
+    assert rho["gt_gain"]["mcs_aggressive"]["seeds_resampled"]["hi"] < 0.8
+    assert rho["gt_start"]["mcs_default"]["seeds_resampled"]["lo"] > 0
+    assert rho["gt_peak"]["mcs_default"]["seeds_resampled"]["lo"] > 0
+
+
+@pytest.mark.slow
+def test_baselines_pass_at_k_gain_inverts_and_entropy_orders_base_above_tuned():
+    data = _committed()["summary"]
+    rows, rho = data["priors"], data["rho_by_target"]
+    assert rho["gt_peak"]["passk_gain"]["seeds_resampled"]["hi"] < 0  # the most "potential" goes least far
+    top = max(rows, key=lambda n: rows[n]["passk_gain"])
+    assert rows[top]["gt"]["peak"] == min(r["gt"]["peak"] for r in rows.values())
+    base, tuned = rows["base"]["entropy_interval"], rows["tuned"]["entropy_interval"]
+    assert tuned["hi"] < base["lo"]  # the base model starts with more entropy than its tuned variant
+
+
+@pytest.mark.slow
+def test_token_ratio_as_printed():
+    tokens = _committed()["summary"]["tokens"]
+    assert tokens["ratio_gt_over_mcs_default"] < 1  # the default-protocol MCS costs more than GT RL to its peak
+    assert tokens["ratio_gt_over_mcs_aggressive"] > tokens["ratio_gt_over_mcs_default"]
