@@ -119,8 +119,10 @@ def test_mixed_rewards_track_their_parts_and_still_fall():
 
 def test_sweep_more_updates_per_batch_collapse_sooner():
     arms = _report("sweep_toy")
-    order = ["majority_vote-mini_batch=8", "majority_vote-mini_batch=16", "majority_vote-mini_batch=32",
-             "majority_vote-default"]  # 4, 8, 16, 32 (on-policy) prompts per update at toy scale
+    order = ["majority_vote-mini_batch=1", "majority_vote-mini_batch=8", "majority_vote-mini_batch=16",
+             "majority_vote-mini_batch=32", "majority_vote-default"]  # 1, 4, 8, 16, 32 (on-policy) prompts per update
     means = [arms[name]["collapse_step"]["mean"] for name in order]
     assert means == sorted(means), means
-    assert arms[order[0]]["fall_step"]["hi"] < arms["majority_vote-default"]["fall_step"]["lo"]
+    for fast in order[:2]:
+        assert arms[fast]["fall_step"]["hi"] < arms["majority_vote-default"]["fall_step"]["lo"], fast
+    assert arms[order[0]]["collapse_step"]["hi"] < arms["majority_vote-default"]["collapse_step"]["lo"]
