@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import numpy as np
 
 import pytest
 
@@ -41,7 +42,7 @@ def _check(config) -> None:
 def test_study_sizes():
     counts = {s: len({r.name for r in studies.study_runs(s)}) for s in studies.STUDIES}
     assert counts == {"methods": 5 + 6 + 1 + 3, "failure_modes": 6, "mixed": 2, "sweep": 5 * (1 + 3 + 4 + 3 + 1), "dataset_size": 6, "ttt": 2,
-                      "countdown": 3}
+                      "countdown": 4}
 
 
 @pytest.mark.parametrize("study,scale", [(s, sc) for s in studies.STUDIES for sc in studies.SCALES])
@@ -118,7 +119,7 @@ def test_bad_args_list_the_valid_ones(arg, message):
 def test_list_and_dry_run(tmp_path, capsys):
     assert studies.main(["list", "countdown", "--scale", "paper"]) == 0
     out = capsys.readouterr().out
-    assert "countdown (paper): 3 arms x 3 seeds" in out and "study=countdown,arm=self_verify,scale=paper" in out
+    assert "countdown (paper): 4 arms x 3 seeds" in out and "study=countdown,arm=self_verify,scale=paper" in out
     assert studies.main(["run", "sweep", "--only", "method=majority_vote", "--root", str(tmp_path), "--dry-run",
                          "--seeds", "0,4"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -183,3 +184,34 @@ def test_report_numbers_by_hand():
     assert arm["over_seeds"]["min_reward_accuracy"]["mean"] == pytest.approx((0.005 + 0.1) / 2)
     real = R.arm_summary(seeds, {"method": "self_consistency"}, "self_consistency")
     assert real["binary_reward"] is False and real["collapsed"] == 0 and R._collapse(real) == "n/a (real-valued reward)"
+
+
+def test_countdown_prior_is_taught_to_verify():
+    """The toy Countdown prior's verification pairs: the self_verify reward's own prompts (compact, within the
+    prompt budget), verdicts equal to the Countdown checker's, about half of them true; solutions with a changed
+    operator keep the numbers."""
+    from urlvr_jax.experiments.warm_start import WarmStartConfig, _change_operator, verification_pairs
+    from urlvr_jax.rewards.countdown import check_countdown, extract_countdown_answer
+    from urlvr_jax.rl.data import make_task
+
+    base = studies.toy_base("countdown")
+    examples = make_task(base.data).generate(64, seed=0)
+    assert examples[0].prompt.endswith(f">{examples[0].info['target']}:")
+    ws = WarmStartConfig(verify_template=studies.TOY_VERIFY_TEMPLATE)
+    pairs = verification_pairs(examples, ws, 400)
+    by_prompt = {}
+    for ex in examples:
+        listed = ", ".join(map(str, ex.info["numbers"]))
+        by_prompt[f"{listed}>{ex.info['target']}?"] = ex
+    for prompt, verdict in pairs:
+        head, candidate = prompt.split("?", 1)
+        ex = by_prompt[head + "?"]
+        right = check_countdown(extract_countdown_answer(candidate[:-1]), ex.info["numbers"], ex.info["target"])
+        assert verdict == ("true" if right else "false") and candidate.endswith("</answer>=")
+        assert len(prompt) <= base.rollout.max_prompt_len
+    share = sum(v == "true" for _, v in pairs) / len(pairs)
+    assert 0.4 < share < 0.65, share
+    rng = np.random.default_rng(0)
+    changed = _change_operator("<answer>3 * 5 + 7</answer>", rng)
+    assert changed != "<answer>3 * 5 + 7</answer>" and changed.count("</answer>") == 1
+    assert [c for c in changed if c.isdigit()] == ["3", "5", "7"]

@@ -32,7 +32,7 @@ Studies (paper digest sections 3, 5, 6):
   steps (so 600 epochs at 32, ~1.2 at 16384); each seed on its own subset.
 * ``ttt``: test-time training, majority vote trained *and* validated on one test split (``test_split``) beside
   the same model trained on the training set and validated on that split (``train_set``).
-* ``countdown``: self-verification vs trajectory-level entropy vs the oracle (Countdown checker).
+* ``countdown``: self-verification vs trajectory-level entropy vs majority vote vs the oracle (Countdown checker).
 
 Scale mapping. ``paper``: ``configs/paper_qwen3_1p7b`` (Qwen3-1.7B-Base, DAPO-17k, 64 x 8, lr 1e-6, T 1.0,
 responses up to 7168 tokens, validation T 0.6 / top-p 0.95, no KL) with the paper's values. ``toy``:
@@ -43,10 +43,12 @@ responses up to 7168 tokens, validation T 0.6 / top-p 0.95, no KL) with the pape
 pool of 32 generated problems (AMC23 at paper scale: 40 problems, batch 40) validated on the same problems.
 Temperatures, rollout counts and the KL coefficient are not scaled.
 
-Toy Countdown: a tiny model warm-started on solutions of 3-number Countdown (numbers 1-9, targets <= 30;
-the char tokenizer covers the prompt text and ``<answer>`` tags). The oracle and trajectory-entropy arms are
-real experiments on that prior; the self-verification arm only checks plumbing: the tiny model was never
-taught to verify, so its verdicts are near-constant (mostly "False") and its reward carries little signal.
+Toy Countdown: a tiny model warm-started on solutions of 3-number Countdown (numbers 1-9, targets <= 30) in a
+compact prompt (``"3 5 7>22:"``, answers in ``<answer>`` tags) and, on half of its supervised pairs, on verifying
+candidate solutions (``TOY_VERIFY_TEMPLATE``, verdict ``true``/``false`` from the Countdown checker;
+:func:`~urlvr_jax.experiments.warm_start.verification_pairs`): verifying takes one evaluation, solving a search,
+so the prior can check better than it can solve, as in the paper. Arms: self-verification, trajectory entropy,
+majority vote and the oracle (Countdown checker).
 
 The tables of runs and the study-wide overrides are in :mod:`urlvr_jax.experiments.study_tables`; this module turns
 them into configs and runs them.
@@ -67,6 +69,8 @@ import ml_collections
 from urlvr_jax.experiments.study_tables import SCALES, SEEDS, STUDIES, STUDY_OVERRIDES, Run
 
 DEFAULT_ROOT = os.path.join("runs", "studies")
+# The toy's verification prompt (the self_verify reward's template): numbers, target, the candidate response.
+TOY_VERIFY_TEMPLATE = "{numbers}>{target}?{solution}="
 
 
 # ---------------------------------------------------------------------------------------------- configs
@@ -82,14 +86,16 @@ def _load(name: str) -> ml_collections.ConfigDict:
 def toy_base(task: str = "arithmetic") -> ml_collections.ConfigDict:
     """cpu_default (source=init, char tokenizer): the config a toy prior is warm-started from."""
     c = _load("cpu_default")
-    if task == "countdown":
+    if task == "countdown":  # compact prompts ("3 5 7>22:"); the prior also learns to verify (issue 22, item 6)
         c.data.update(task="countdown", template="raw")
         c.data.task_options = ml_collections.ConfigDict(dict(min_numbers=3, max_numbers=3, max_number=9,
-                                                             max_target=30))
-        c.model.max_position_embeddings = 1024  # prompts ~280 chars, verification prompts ~500
-        c.rollout.update(max_new_tokens=32, max_prompt_len=320)
+                                                             max_target=30, fmt="compact"))
+        c.model.max_position_embeddings = 128  # prompts ~10 chars, verification prompts ~50
+        c.rollout.update(max_new_tokens=32, max_prompt_len=64)
+        c.reward.options = ml_collections.ConfigDict({"self_verify": {"template": TOY_VERIFY_TEMPLATE}})
         c.warm_start.task_options = ml_collections.ConfigDict()
-        c.warm_start.update(default_answer="<answer>1 + 2 + 3</answer>", noise_fraction=0.2, pool_size=512)
+        c.warm_start.update(default_answer="<answer>1 + 2 + 3</answer>", noise_fraction=0.2, pool_size=512,
+                            verify_fraction=0.5, verify_template=TOY_VERIFY_TEMPLATE)
     return c
 
 

@@ -115,7 +115,7 @@ def _ttt(scale: str) -> list[Run]:
 
 def _countdown(scale: str) -> list[Run]:
     return [Run("countdown", arm, dict(arm=arm), {"reward.name": arm})
-            for arm in ("self_verify", "trajectory_entropy", "countdown")]
+            for arm in ("self_verify", "trajectory_entropy", "majority_vote", "countdown")]
 
 
 # Study-wide overrides per scale (applied before each run's own overrides).
@@ -147,8 +147,8 @@ STUDY_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "countdown": {
         "toy": {"algo.mini_batch_prompts": TOY_BATCH, "train.steps": 150, "rollout.max_new_tokens": 32,
-                "rollout.max_prompt_len": 320, "val.max_new_tokens": 32, "reward.verify_max_new_tokens": 16,
-                "data.val_size": 64},
+                "rollout.max_prompt_len": 64, "val.max_new_tokens": 32, "reward.verify_max_new_tokens": 8,
+                "reward.verify_temperature": 0.5, "data.val_size": 64},
         "paper": {"data.task": "", "data.dataset": "countdown", "data.split": "train[:4000]",
                   "data.val_dataset": "countdown", "data.val_split": "train[-1000:]", "data.val_size": 0,
                   "data.template": "countdown", "data.chat_template": "false", "val.k": 16,

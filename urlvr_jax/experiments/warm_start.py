@@ -33,6 +33,8 @@ class WarmStartConfig:
     default_fraction: float = 0.1  # share of targets replaced by the one shared default answer (the attractor)
     default_answer: str = "10"
     seed: int = 0
+    verify_fraction: float = 0.0  # share of the pairs that teach self-verification (Countdown; see verification_pairs)
+    verify_template: str = ""  # the self_verify reward's template (reward.options.self_verify.template)
 
 
 def supervised_pairs(examples: list[Example], ws: WarmStartConfig) -> list[tuple[str, str]]:
@@ -51,6 +53,38 @@ def supervised_pairs(examples: list[Example], ws: WarmStartConfig) -> list[tuple
                 target = ex.solution or ex.answer
             pairs.append((ex.prompt, target))
     return pairs
+
+
+def _change_operator(solution: str, rng: np.random.Generator) -> str:
+    """``solution`` with one of its operators replaced by another (the same numbers, another value)."""
+    places = [i for i, ch in enumerate(solution) if ch in "+-*/" and solution[i - 1:i] != "<"]
+    if not places:
+        return solution
+    i = int(rng.choice(places))
+    return solution[:i] + str(rng.choice([op for op in "+-*" if op != solution[i]])) + solution[i + 1:]
+
+
+def verification_pairs(examples: list[Example], ws: WarmStartConfig, count: int) -> list[tuple[str, str]]:
+    """``count`` (verification prompt, verdict) pairs teaching the ``self_verify`` reward's check on Countdown: a
+    candidate is an example's own solution (half the time), that solution with one operator changed, another
+    example's solution, or the shared default answer (the wrong answers a noisy prior produces); its verdict,
+    ``true`` or ``false``, is the Countdown checker's. Verifying needs only the given numbers and one evaluation,
+    so it can be learnt where solving (a search) is not."""
+    from urlvr_jax.rewards.countdown import check_countdown, extract_countdown_answer
+    from urlvr_jax.rewards.self_verify import verification_prompts
+
+    rng = np.random.default_rng(ws.seed + 2)
+    candidates, infos, verdicts = [], [], []
+    for _ in range(count):
+        ex = examples[int(rng.integers(len(examples)))]
+        u = rng.random()
+        candidate = (ex.solution if u < 0.5 else _change_operator(ex.solution, rng) if u < 0.7
+                     else examples[int(rng.integers(len(examples)))].solution if u < 0.85 else ws.default_answer)
+        right = check_countdown(extract_countdown_answer(candidate) or "", ex.info["numbers"], ex.info["target"])
+        candidates.append(candidate)
+        infos.append(ex.info)
+        verdicts.append("true" if right else "false")
+    return list(zip(verification_prompts(candidates, infos, ws.verify_template), verdicts))
 
 
 def _encode(tokenizer, pairs: list[tuple[str, str]], add_special_tokens: bool):
@@ -105,7 +139,7 @@ def make_prior(config, out_dir: str, log=print) -> str:
     if os.path.exists(os.path.join(out_dir, "config.json")):
         return out_dir
     w = config.warm_start
-    ws = WarmStartConfig(**{f.name: w[f.name] for f in dataclasses.fields(WarmStartConfig)})
+    ws = WarmStartConfig(**{f.name: w.get(f.name, f.default) for f in dataclasses.fields(WarmStartConfig)})
     task = make_task(config.data)
     if len(w.task_options):  # supervise a narrower slice of the task than RL streams from
         from urlvr_jax.tasks import get_task
@@ -118,6 +152,11 @@ def make_prior(config, out_dir: str, log=print) -> str:
     texts = setup.prompt_texts(config, tokenizer, seen)
     pairs = [(text, target) for text, (_, target) in zip(
         [t for t in texts for _ in range(ws.copies)], supervised_pairs(seen, ws))]
+    if ws.verify_fraction > 0:  # the verification prompts as the loop's self_verify reward builds them
+        count = int(round(len(pairs) * ws.verify_fraction / (1 - ws.verify_fraction)))
+        verify = verification_pairs(seen, ws, count)
+        texts = setup.prompt_texts(config, tokenizer, [p for p, _ in verify], template="raw")
+        pairs += [(text, verdict) for text, (_, verdict) in zip(texts, verify)]
     params = supervised_finetune(cfg, params, tokenizer, pairs, ws, config.tokenizer.add_special_tokens, log=log)
     tmp = out_dir + ".partial"
     hf_io.save_hf(params, cfg, tmp)

@@ -28,6 +28,11 @@ def countdown_question(numbers: Sequence[int], target: int) -> str:
     )
 
 
+def compact_question(numbers: Sequence[int], target: int) -> str:
+    """The compact question (``fmt="compact"``, for tiny character-level models): ``"3 5 7>22:"``."""
+    return " ".join(str(int(x)) for x in numbers) + f">{int(target)}:"
+
+
 def _all_divisions_exact(node: Node) -> bool:
     if node.is_leaf:
         return True
@@ -60,12 +65,15 @@ class CountdownTask:
     max_target: int = 100
     ops: str = "+-*/"
     max_tries: int = 10_000
+    fmt: str = "text"  # text: the full question; compact: "3 5 7>22:" (the answer format is the same)
 
     def __post_init__(self):
         if not 2 <= self.min_numbers <= self.max_numbers <= 6:
             raise ValueError(f"need 2 <= min_numbers <= max_numbers <= 6, got {self.min_numbers}, {self.max_numbers}")
         if self.max_number < 1 or self.min_target > self.max_target:
             raise ValueError("countdown needs max_number >= 1 and min_target <= max_target")
+        if self.fmt not in ("text", "compact"):
+            raise ValueError(f"countdown fmt must be 'text' or 'compact', got {self.fmt!r}")
         if not self.ops or set(self.ops) - set("+-*/"):
             raise ValueError(f"countdown ops must be a non-empty subset of '+-*/', got {self.ops!r}")
 
@@ -89,7 +97,8 @@ class CountdownTask:
         numbers = [int(x) for x in numbers]
         info = {"task": self.name, "numbers": numbers, "target": int(target), "answer_type": "expression"}
         solution_text = f"<answer>{solution}</answer>" if solution is not None else None
-        return Example(prompt=countdown_question(numbers, target), answer=str(int(target)),
+        question = compact_question if self.fmt == "compact" else countdown_question
+        return Example(prompt=question(numbers, target), answer=str(int(target)),
                        solution=solution_text, info=info)
 
     def generate(self, n: int, seed: int) -> list[Example]:
