@@ -188,8 +188,8 @@ def test_report_numbers_by_hand():
 
 def test_countdown_prior_is_taught_to_verify():
     """The toy Countdown prior's verification pairs: the self_verify reward's own prompts (compact, within the
-    prompt budget), verdicts equal to the Countdown checker's, about half of them true; solutions with a changed
-    operator keep the numbers."""
+    prompt budget), verdicts equal to the Countdown checker's, about half of them true, some on the default answer;
+    solutions with a changed operator keep the numbers."""
     from urlvr_jax.experiments.warm_start import WarmStartConfig, _change_operator, verification_pairs
     from urlvr_jax.rewards.countdown import check_countdown, extract_countdown_answer
     from urlvr_jax.rl.data import make_task
@@ -197,7 +197,7 @@ def test_countdown_prior_is_taught_to_verify():
     base = studies.toy_base("countdown")
     examples = make_task(base.data).generate(64, seed=0)
     assert examples[0].prompt.endswith(f">{examples[0].info['target']}:")
-    ws = WarmStartConfig(verify_template=studies.TOY_VERIFY_TEMPLATE)
+    ws = WarmStartConfig(verify_template=studies.TOY_VERIFY_TEMPLATE, default_answer=base.warm_start.default_answer)
     pairs = verification_pairs(examples, ws, 400)
     by_prompt = {}
     for ex in examples:
@@ -209,6 +209,7 @@ def test_countdown_prior_is_taught_to_verify():
         right = check_countdown(extract_countdown_answer(candidate[:-1]), ex.info["numbers"], ex.info["target"])
         assert verdict == ("true" if right else "false") and candidate.endswith("</answer>=")
         assert len(prompt) <= base.rollout.max_prompt_len
+    assert any(base.warm_start.default_answer in p for p, _ in pairs)
     share = sum(v == "true" for _, v in pairs) / len(pairs)
     assert 0.4 < share < 0.65, share
     rng = np.random.default_rng(0)

@@ -13,10 +13,12 @@ NB_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 sys.path.insert(0, str(NB_DIR))
 
 import make_api_tour  # noqa: E402
+import make_results_notebook  # noqa: E402
 import make_theory_notebooks  # noqa: E402
 from nbtools import execute, notebook  # noqa: E402
 
-CELLS = {**make_theory_notebooks.NOTEBOOKS, make_api_tour.NAME: make_api_tour.CELLS}
+CELLS = {**make_theory_notebooks.NOTEBOOKS, make_api_tour.NAME: make_api_tour.CELLS,
+         make_results_notebook.NAME: make_results_notebook.CELLS}
 
 
 @pytest.mark.parametrize("name", sorted(CELLS))
@@ -27,7 +29,7 @@ def test_committed_notebook_is_the_generated_one_with_outputs(name):
     outputs = [o for c in committed.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     assert any(o.output_type == "stream" for o in outputs), f"{name} was committed without outputs"
-    if name.startswith("theory_"):
+    if name.startswith(("theory_", "results_")):
         assert any("image/png" in o.get("data", {}) for o in outputs), f"{name} was committed without its figures"
 
 
