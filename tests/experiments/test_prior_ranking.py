@@ -103,6 +103,7 @@ def test_cli_run_resume_report(tmp_path, monkeypatch, capsys):
     (["--priors", "toy:1,toy:2,toy:3"], "needs warm:<name>=<k=v;...> priors"),
     (["--seeds", "0,x"], "--seeds must be comma-separated integers"),
     (["--gt-steps", "0"], "--gt-steps must be >= 1"),
+    (["--only", "base,huge"], "--only names unknown priors ['huge']"),
 ])
 def test_bad_input_names_the_cause(args, cause, tmp_path):
     with pytest.raises(SystemExit, match=cause.replace("+", r"\+").replace("[", r"\[").replace("]", r"\]")):

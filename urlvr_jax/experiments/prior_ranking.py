@@ -1,6 +1,6 @@
 """Rank genuinely different transformer priors by their Model Collapse Step (MCS) against their GT-RL gain.
 
-    python -m urlvr_jax.experiments.prior_ranking run [--priors SPECS] [--seeds 0,1,2] [--budget 300]
+    python -m urlvr_jax.experiments.prior_ranking run [--priors SPECS] [--only NAMES] [--seeds 0,1,2] [--budget 300]
         [--aggressive-budget 300] [--gt-steps 200] [--gt-every 10] [--probe-k 64] [--out runs/prior_ranking]
         [key=value ...]
     python -m urlvr_jax.experiments.prior_ranking report [--out runs/prior_ranking] [--docs docs]
@@ -154,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", allow_abbrev=False, help="warm-start the priors and run every seed (resumable)")
     r.add_argument("--priors", default=PRIORS, help="comma-separated warm:<name>=<k=v;...> specs")
+    r.add_argument("--only", default="", help="comma-separated names: run just these of --priors")
     r.add_argument("--seeds", default="0,1,2", help="comma-separated RL seeds")
     r.add_argument("--budget", type=int, default=300, help="MCS step budget, default protocol")
     r.add_argument("--aggressive-budget", type=int, default=300, help="MCS step budget, aggressive protocol")
@@ -168,6 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for rho's interval")
     p.add_argument("--name", default="prior_ranking", help="basename of the json/png and the md section's name")
     return ap
+
+
+def only(priors: str, names: str) -> str:
+    """The specs of ``priors`` named in ``names`` (in ``priors``' order)."""
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    specs = {s.strip()[5:].split("=", 1)[0].strip(): s.strip() for s in priors.split(",") if s.strip()}
+    unknown = [n for n in wanted if n not in specs]
+    if unknown:
+        raise SystemExit(f"--only names unknown priors {unknown}; the priors are {', '.join(specs)}")
+    return ",".join(spec for name, spec in specs.items() if name in wanted)
 
 
 def _seeds(text: str) -> list[int]:
@@ -204,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         parse_specs(args.priors)
     except ValueError as err:
         raise SystemExit(str(err)) from None
+    if args.only:
+        args.priors = only(args.priors, args.only)
     os.makedirs(args.out, exist_ok=True)
     import jax  # the runs share shapes: a persistent compilation cache saves most of each run's compile time
 
