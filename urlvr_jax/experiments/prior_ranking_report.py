@@ -235,7 +235,7 @@ def figure(summary: dict, path: str) -> str:
         axes[1, 0].plot(r["gt"]["steps"], r["gt"]["mean"], label=name)
         axes[1, 0].plot(r["gt"]["peak_step"], r["gt"]["peak"], "k.", ms=6)
     axes[1, 0].set(xlabel="GT-RL step", ylabel="validation avg@k (seed mean)", title="GT RL: seed-mean curves, peaks")
-    axes[1, 0].legend(fontsize=7)
+    axes[1, 0].legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     for name, r in rows.items():
         axes[1, 1].plot(r["passk_gain"], r["gt_gain"], "o")
         axes[1, 1].annotate(name, (r["passk_gain"], r["gt_gain"]), textcoords="offset points", xytext=(4, 4),
