@@ -13,28 +13,17 @@
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lengths_bench import prompts  # (this folder: random left-padded prompts)
+from sampler_bench import interleaved  # (this folder: the sides alternating per round, after a warm-up)
 
 from urlvr_jax.model import hf_io, smollm2
 from urlvr_jax.sampling.sampler import Sampler
 from urlvr_jax.sampling.strategies import SamplingConfig
-
-
-def interleaved(sides: dict, rounds: int) -> dict[str, list[float]]:
-    """Seconds of each side per round, the sides run one after the other within a round."""
-    times = {name: [] for name in sides}
-    for _ in range(rounds):
-        for name, run in sides.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return times
 
 
 def report(times: dict[str, list[float]], unit, label: str) -> None:
