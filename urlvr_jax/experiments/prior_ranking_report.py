@@ -133,7 +133,8 @@ def summarise(data: dict, resamples: int) -> dict:
     for name, prior in data["priors"].items():
         seeds = prior["per_seed"]
         gt = gt_peak([s["gt_curve"] for s in seeds])
-        row = {"differs": prior["differs"], "n_seeds": len(seeds), **prior_values(prior), "gt": gt}
+        row = {"differs": prior["differs"], "n_seeds": len(seeds), **prior_values(prior), "gt": gt,
+               "passk": prior["probe"]["pass@k"]}
         for p in PROTOCOLS:
             row[f"mcs_{p}_interval"] = t_interval([s["mcs"][p]["step"] for s in seeds])
             row[f"mcs_{p}_collapsed"] = sum(s["mcs"][p]["collapsed"] for s in seeds)
@@ -187,7 +188,7 @@ def markdown(data: dict, summary: dict, command: str, figure: str, name: str = "
              f"{st['gt_every']}; pass@k with k = {k}. Mean [95% t-interval over seeds].", "", f"![ranking]({figure})",
              "", "| prior | differs from the CPU default | MCS default (collapsed/seeds) | MCS aggressive | "
              "GT start | GT gain | GT peak step | tokens to MCS default / aggressive | GT tokens to peak | "
-             f"pass@{k} − pass@1 | initial entropy |", "|" + "---|" * 11]
+             f"pass@{k} / pass@{k} − pass@1 | initial entropy |", "|" + "---|" * 11]
     for name, r in summary["priors"].items():
         n = r["n_seeds"]
         mcs = [f"{_iv(r[f'mcs_{p}_interval'])} ({r[f'mcs_{p}_collapsed']}/{n})" for p in PROTOCOLS]
@@ -195,7 +196,7 @@ def markdown(data: dict, summary: dict, command: str, figure: str, name: str = "
         lines.append(f"| {name} | `{r['differs']}` | {' | '.join(mcs)} | {r['gt']['start']:.3f} | "
                      f"{_iv(r['gt']['gain_interval'], '{:+.3f}')} | {peak} | "
                      f"{r['tokens_mcs_default']:,.0f} / {r['tokens_mcs_aggressive']:,.0f} | {r['tokens_gt_peak']:,.0f} | "
-                     f"{r['passk_gain']:.3f} | {_iv(r['entropy_interval'], '{:.3f}')} |")
+                     f"{r['passk']:.3f} / {r['passk_gain']:.3f} | {_iv(r['entropy_interval'], '{:.3f}')} |")
     lines += ["", "An MCS run that never collapsed counts as its budget (a lower bound). GT gain = peak of the "
               "seed-mean validation curve − its start; its interval is over the seeds' differences at that step.", "",
               "Spearman ρ against GT gain (bootstrap 95% percentile intervals):", ""]
