@@ -68,6 +68,8 @@ def test_cli_run_resume_report(tmp_path, monkeypatch, capsys):
     assert pr.main(argv) == 0
     runs = [c for c in calls if c[0] == "run"]
     assert len(runs) == 3 * (1 + 2 * 3)  # a probe per prior, then 3 runs per prior and seed
+    mid = next(c for c in calls if c[:2] == ("prior", "mid"))
+    assert mid[2] == ("warm_start.steps=4", "model.num_layers=1")  # model.* keys set the model (width/depth)
     tuned = next(c for c in calls if c[:2] == ("prior", "tuned"))
     assert "model.source=hf" in tuned[2] and f"model.path={out}/priors/mid" in tuned[2]
     assert not any("from=" in o for o in tuned[2])
