@@ -126,3 +126,15 @@ def test_sweep_more_updates_per_batch_collapse_sooner():
     for fast in order[:2]:
         assert arms[fast]["fall_step"]["hi"] < arms["majority_vote-default"]["fall_step"]["lo"], fast
     assert arms[order[0]]["collapse_step"]["hi"] < arms["majority_vote-default"]["collapse_step"]["lo"]
+
+
+def test_countdown_oracle_leads_and_the_prior_verifies_below_the_base_rate():
+    arms = _report("countdown_toy")
+    peak = {name: arm["over_seeds"]["val_at_peak"]["mean"] for name, arm in arms.items()}
+    assert peak["countdown"] == max(peak.values()) and peak["self_verify"] >= peak["trajectory_entropy"]
+    for name in ("self_verify", "trajectory_entropy", "majority_vote"):  # every label-free arm falls
+        assert arms[name]["fall"]["hi"] < 0 and arms[name]["over_seeds"]["val_final"]["mean"] < 0.02, name
+    verify = arms["self_verify"]["over_seeds"]
+    base_rate = 1 - verify["ground-truth reward start"]["mean"]  # accuracy of always answering "false"
+    assert verify["reward accuracy start"]["hi"] < base_rate - 0.2
+    assert verify["proxy reward start"]["lo"] > 3 * verify["ground-truth reward start"]["hi"]  # says true far too often

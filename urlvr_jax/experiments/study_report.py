@@ -31,6 +31,10 @@ from urlvr_jax.experiments.stats import Records, band, collapse_step, replace_se
 VAL, REWARD_ACCURACY = "val/avg@k", "train/reward_accuracy"
 FAILURE_KEYS = {"response length": "train/response_length", "repetition": "train/repetition",
                 "distinct answers": "train/distinct_answers"}
+# The reward against the truth, first / last 10% of the steps (in the JSON): how often the label-free reward says 1,
+# how often the answer is right, and how often the two agree.
+REWARD_KEYS = {"proxy reward": "train/proxy_reward", "ground-truth reward": "train/ground_truth_reward",
+               "reward accuracy": "train/reward_accuracy"}
 THRESHOLD = 0.01  # the paper's Model Collapse Step: reward accuracy below 1%
 BINARY_REWARDS = frozenset({"majority_vote", "srt_threshold", "co_rewarding_teacher", "ground_truth", "countdown",
                             "self_verify", "format"})
@@ -93,7 +97,7 @@ def seed_numbers(records: Records, peak_step: int | None, binary: bool = True) -
            "val_at_peak": val.get(peak_step) if peak_step is not None else None, "fall_step": fall_step(val),
            "collapse_step": collapse_step(records, THRESHOLD) if binary else None,
            "min_reward_accuracy": min(accuracy.values()) if accuracy and binary else None}
-    for name, key in FAILURE_KEYS.items():
+    for name, key in {**FAILURE_KEYS, **REWARD_KEYS}.items():
         out[f"{name} start"], out[f"{name} final"] = _window_mean(records, key, False), _window_mean(records, key, True)
     return out
 
