@@ -98,7 +98,7 @@ def test_failure_modes_token_certainty_maxes_length_probability_repeats_ground_t
 
 
 def test_sweep_every_setting_collapses_or_nearly_and_falls():
-    arms = _report("sweep_toy")
+    arms = {name: arm for name, arm in _report("sweep_toy").items() if name.startswith("majority_vote")}
     assert sum(a["collapsed"] for a in arms.values()) >= len(arms) * 3 - 1
     for name, arm in arms.items():
         assert arm["over_seeds"]["min_reward_accuracy"]["mean"] < 0.02, name
@@ -138,3 +138,13 @@ def test_countdown_oracle_leads_and_the_prior_verifies_below_the_base_rate():
     base_rate = 1 - verify["ground-truth reward start"]["mean"]  # accuracy of always answering "false"
     assert verify["reward accuracy start"]["hi"] < base_rate - 0.2
     assert verify["proxy reward start"]["lo"] > 3 * verify["ground-truth reward start"]["hi"]  # says true far too often
+
+
+def test_sweep_self_certainty_falls_at_every_mini_batch_soonest_with_one_prompt():
+    arms = {name: arm for name, arm in _report("sweep_toy").items() if name.startswith("self_certainty")}
+    assert len(arms) == 5
+    for name, arm in arms.items():
+        assert arm["fell"] == 3 and arm["over_seeds"]["val_final"]["mean"] < 0.05, name
+    one = arms["self_certainty-mini_batch=1"]["fall_step"]
+    assert one["mean"] == min(arm["fall_step"]["mean"] for arm in arms.values())
+    assert one["mean"] < arms["self_certainty-default"]["fall_step"]["mean"]
