@@ -103,7 +103,7 @@ def test_cli_run_resume_report(tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize("args, cause", [
     (["--priors", "warm:a=steps=2,warm:t=from=nope;steps=1"], "from=nope must name a prior listed before it"),
     (["--priors", "toy:1,toy:2,toy:3"], "needs warm:<name>=<k=v;...> priors"),
-    (["--seeds", "0,x"], "--seeds must be comma-separated integers"),
+    (["--seeds", "0,x"], "--seeds '0,x': expected comma-separated integers"),
     (["--gt-steps", "0"], "--gt-steps must be >= 1"),
     (["--only", "base,huge"], "--only names unknown priors ['huge']"),
 ])

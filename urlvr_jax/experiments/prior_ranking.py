@@ -41,6 +41,7 @@ import sys
 import numpy as np
 
 from urlvr_jax.experiments import collapse_step as cs
+from urlvr_jax.experiments.seeds import parse_seeds
 from urlvr_jax.utils.config import parse_cli
 
 PRIORS = ",".join((
@@ -181,16 +182,6 @@ def only(priors: str, names: str) -> str:
     return ",".join(spec for name, spec in specs.items() if name in wanted)
 
 
-def _seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise SystemExit(f"--seeds must be comma-separated integers, got {text!r}") from None
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise SystemExit(f"--seeds must list distinct integers, got {text!r}")
-    return seeds
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args, rest = build_parser().parse_known_args(argv)
@@ -204,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--name must be letters, digits and underscores, got {args.name!r}")
         report(args.out, args.docs, args.bootstrap, command, args.name)
         return 0
-    args.seeds = _seeds(args.seeds)
+    args.seeds = parse_seeds(args.seeds)
     for name in ("budget", "aggressive_budget", "gt_steps", "gt_every", "probe_k"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
