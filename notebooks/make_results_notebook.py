@@ -68,10 +68,9 @@ if not QUICK:  # the claims of the README, on the committed 5 seeds
 
 `python -m urlvr_jax.experiments.prior_ranking run --seeds 0,1,2` then `... report`: 8 warm-started priors that
 differ in pre-training budget, data mixture, width/depth, a planted shared bias and base vs tuned; MCS under both
-protocols and GT-RL to its peak, 3 RL seeds each (about an hour of one core, so this section reads the committed
-results in both modes; [docs/prior_ranking.md](../docs/prior_ranking.md) has the findings). On these priors the
-MCS ranks the priors' strength (the GT peak), not the GT *gain*: the planted bias and the clean fine-tuning separate
-the two.
+protocols and GT-RL to its peak, 5 RL seeds each (hours of one core, so this section reads the committed results
+in both modes; [docs/prior_ranking.md](../docs/prior_ranking.md) has the findings). On these priors the MCS follows
+the priors' strength more than the GT *gain*: the planted bias and the clean fine-tuning separate the two.
 """),
     ("code", """
 ranking = json.load(open(os.path.join(DOCS, "prior_ranking.json")))["summary"]
