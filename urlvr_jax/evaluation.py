@@ -110,9 +110,8 @@ def continuous_slots(config) -> int:
     asks for rollout chunks, ``rollout.max_rows_per_chunk``, which only the static sampler takes)."""
     r = config.rollout
     mode = r.get("batching", "auto")
-    if mode == "auto" and not r.slots and (r.max_new_tokens < AUTO_MIN_NEW_TOKENS or r.max_rows_per_chunk):
-        return 0
-    if mode == "static":
+    short_or_chunked = r.max_new_tokens < AUTO_MIN_NEW_TOKENS or r.max_rows_per_chunk
+    if mode == "static" or (mode == "auto" and not r.slots and short_or_chunked):
         return 0
     return r.slots or max(1, r.prompts_per_step * (r.n_votes or r.n) // AUTO_SLOTS_SHARE)
 

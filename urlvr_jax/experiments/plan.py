@@ -207,9 +207,10 @@ def train_inputs(config, cfg, mesh, optimizer):
     return state, with_shardings(batch, shd.tree_batch_shardings(batch, mesh))
 
 
-def _continuous_program(prefix: str, config, cfg, sampling, mesh, params, samples: int, slots: int):
-    """(the compiled continuous-batching program of the rollout, its slot + prompt KV cache bytes per device, its
-    decode state's bytes per device: the caches, the slots' logits and the rows' output buffers)."""
+def _continuous_program(config, cfg, sampling, mesh, params, samples: int, slots: int, name: str):
+    """(the compiled continuous-batching program of the rollout, the slots it decodes over, its slot + prompt KV cache
+    bytes per device, its decode state's bytes per device: the caches, the slots' logits and the rows' output
+    buffers)."""
     import jax
     import jax.numpy as jnp
 
@@ -223,13 +224,13 @@ def _continuous_program(prefix: str, config, cfg, sampling, mesh, params, sample
     sds = lambda shape, dtype: jax.ShapeDtypeStruct(shape, dtype)
     args = (params, sds((prompts, length), jnp.int32), sds((prompts, length), bool), sds((rows,), jnp.uint32),
             jax.eval_shape(jax.random.key, 0), sds((rows,), jnp.int32))
-    program = compile_program(prefix + "rollout", _jit_of(sampler._jitted_continuous(prompts, length, samples)), *args)
+    program = compile_program(name, _jit_of(sampler._jitted_continuous(prompts, length, samples)), *args)
     used = sampler.num_slots(rows)
     caches = [jax.eval_shape(lambda: init_cache(cfg, n, size)) for n, size in
               ((used, length + sampling.max_new_tokens), (prompts, length))]
     kv = sum(device_bytes(with_shardings(c, shd.cache_shardings(c, mesh))) for c in caches)
     buffers = rows * sampling.max_new_tokens * plan_estimate.STATS_PER_TOKEN * 4  # replicated in the loop
-    return program, kv, kv + used * cfg.vocab_size * 4 + buffers
+    return program, used, kv, kv + used * cfg.vocab_size * 4 + buffers
 
 
 def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
@@ -270,10 +271,12 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
         sampling = SamplingConfig(max_new_tokens=length, temperature=temperature, top_k=top_k, top_p=top_p,
                                   stop_token_ids=tuple(cfg.eos_token_ids), pad_id=cfg.pad_token_id)
         if slots:  # one program (prefill + decode) over the slots; its temporaries hold the caches
-            program, kv, decode_state = _continuous_program(prefix, c, cfg, sampling, mesh, state.params, samples, slots)
+            program, used, kv, decode_state = _continuous_program(c, cfg, sampling, mesh, state.params, samples, slots,
+                                                                  prefix + "rollout")
             programs[prefix + "rollout"] = program
             decode_states.append((kv, decode_state))
-            chunk_rows = chunk_rows if prefix else min(slots, r.prompts_per_step * samples)
+            if not prefix:
+                chunk_rows = used
             continue
         sampler = Sampler(cfg, sampling, mesh, buckets=(prompt_len,), max_rows_per_chunk=r.max_rows_per_chunk)
         chunk_prompts, chunk_samples = sampler.chunk_shape(r.prompts_per_step, samples)
