@@ -8,6 +8,8 @@
 2. Fused projections: one decode step's weight matmuls at SmolLM2's shapes (30 layers; q, k, v, o, gate, up, down
    at 8 rows) as separate matmuls vs q|k|v and gate|up concatenated into one matrix each; milliseconds per pass
    (median of interleaved rounds).
+3. Where one ``generate`` call's time goes (float32, greedy, 8 prompts x 64 tokens): prefill, the decode loop (the
+   per-call weight layout included), the same loop for 1 token (about the layout alone), median of the rounds.
 """
 
 from __future__ import annotations
@@ -76,6 +78,22 @@ def fused_projections(rounds: int, layers: int = 30, d: int = 576, f: int = 1536
     report(times, lambda t: t * 1e3, "one pass of the decode matmuls at 8 rows, ms")
 
 
+def generate_phases(rounds: int) -> None:
+    cfg, params = hf_io.load_hf(smollm2.hf_dir())
+    tokens, mask = prompts(8, cfg.vocab_size)
+    for new in (64, 1):
+        sampler = Sampler(cfg, SamplingConfig(max_new_tokens=new, temperature=0.0), unroll_layers=True)
+        (prefill, decode, _), inputs = sampler.prepare(tokens, mask, jax.random.key(0))
+        state = jax.block_until_ready(prefill(params, *inputs))  # compiles both
+        jax.block_until_ready(decode(params, state))
+        times = interleaved({"prefill": lambda: jax.block_until_ready(prefill(params, *inputs)),
+                             "decode": lambda: jax.block_until_ready(decode(params, prefill(params, *inputs)))},
+                            rounds)
+        prefill_s, decode_s = np.median(times["prefill"]), np.median(times["decode"]) - np.median(times["prefill"])
+        print(f"SmolLM2 generate, {new} new tokens: prefill {prefill_s * 1e3:.0f} ms, decode loop {decode_s * 1e3:.0f} ms "
+              f"({decode_s / new * 1e3:.1f} ms per token)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -83,6 +101,7 @@ def main():
     print(f"devices {jax.devices()}")
     bf16_weights(args.rounds)
     fused_projections(args.rounds)
+    generate_phases(args.rounds)
 
 
 if __name__ == "__main__":
