@@ -19,48 +19,50 @@ RISE_THEN_FALL = ("majority_vote", "self_consistency", "semantic_cluster", "srt_
 TOKEN_LEVEL = ("self_certainty", "token_entropy", "probability_disparity")
 
 
-def _report(name: str) -> dict:
+def _report(name: str, min_seeds: int = 3) -> dict:
     path = DOCS / f"{name}.json"
     if not path.exists():
         pytest.fail(f"{path} is missing: run `python -m urlvr_jax.experiments.studies report {name.rsplit('_', 1)[0]}`")
     report = json.loads(path.read_text())
     for arm, summary in report["arms"].items():
-        assert len(summary["seeds"]) >= 3, f"{name}: {arm} has {len(summary['seeds'])} seeds"
+        assert len(summary["seeds"]) >= min_seeds, f"{name}: {arm} has {len(summary['seeds'])} seeds"
     return report["arms"]
 
 
 def test_methods_every_intrinsic_reward_ends_below_ground_truth_and_all_but_the_teacher_fall():
-    arms = _report("methods_toy")
+    arms = _report("methods_toy", min_seeds=5)
     intrinsic = RISE_THEN_FALL + TOKEN_LEVEL
     assert arms["ground_truth"]["over_seeds"]["val_final"]["lo"] > 0.4
     for name in intrinsic:
         assert arms[name]["fall"]["hi"] < 0, (name, arms[name]["fall"])
         assert arms[name]["over_seeds"]["val_final"]["mean"] < 0.1, name
     teacher = arms["co_rewarding_teacher"]
-    assert teacher["collapsed"] == 0 and teacher["rise"]["lo"] > 0 and teacher["over_seeds"]["val_final"]["lo"] > 0.3
+    assert teacher["collapsed"] == 0 and teacher["fell"] == 0  # never back below its start
+    assert teacher["rise"]["lo"] > 0 and teacher["over_seeds"]["val_final"]["lo"] > 0.3
 
 
 def test_methods_sequence_level_rewards_rise_token_level_ones_never_do():
-    arms = _report("methods_toy")
+    arms = _report("methods_toy", min_seeds=5)
     for name in RISE_THEN_FALL:
         assert arms[name]["rise"]["lo"] > 0, (name, arms[name]["rise"])
     for name in TOKEN_LEVEL:
         assert arms[name]["peak_step"] == 0, name
-        assert all(s["fall_step"] <= 20 for s in arms[name]["per_seed"].values()), name
+        assert all(s["fall_step"] <= 30 for s in arms[name]["per_seed"].values()), name  # by step 10-30
 
 
 def test_methods_same_prior_same_timing_other_prior_other_timing():
-    arms = _report("methods_toy")
+    arms = _report("methods_toy", min_seeds=5)
     intervals = [arms[name]["fall_step"] for name in RISE_THEN_FALL]
     assert max(i["lo"] for i in intervals) <= min(i["hi"] for i in intervals)  # every pair overlaps
     a, b = arms["majority_vote"], arms["majority_vote-prior=B"]
-    assert a["collapsed"] == b["collapsed"] == 3
+    assert a["collapsed"] == b["collapsed"] == 5 and arms["srt_threshold"]["collapsed"] == 5
     assert b["fall_step"]["hi"] < a["fall_step"]["lo"]  # prior B falls earlier, intervals apart
-    assert b["collapse_step"]["mean"] < a["collapse_step"]["mean"]
+    assert b["collapse_step"]["hi"] < a["collapse_step"]["lo"]  # and collapses earlier, intervals apart
+    assert 0 < b["rise"]["lo"] and b["rise"]["mean"] < a["rise"]["mean"]  # rises, less
 
 
 def test_methods_srt_soft_is_self_consistency():
-    arms = _report("methods_toy")
+    arms = _report("methods_toy", min_seeds=5)
     assert arms["srt_soft"]["per_seed"] == arms["self_consistency"]["per_seed"]
 
 
