@@ -94,6 +94,11 @@ def test_aggregate_bands_rises_collapse_and_claims():
     assert claims["rise"]["holds"] == (claims["rise"]["lo"] > 0)
     assert claims["fall"]["mean"] == pytest.approx(np.mean([-0.40, -0.41, -0.03]))
     assert claims["tracks_ground_truth"]["mean"] == pytest.approx(-0.01)
+    # MV - GT at every step of the rise: step 10 spread over seeds (contains 0), step 20 -0.01 on every seed
+    assert list(summary["rise_gap"]) == ["10", "20"]
+    assert summary["rise_gap"]["10"]["mean"] == pytest.approx(np.mean([-0.025, -0.04, -0.09]))
+    assert summary["rise_gap"]["10"]["lo"] < 0 < summary["rise_gap"]["10"]["hi"]
+    assert claims["tracks_during_rise"] == {"steps": [10, 20], "apart": [20], "holds": False}
     assert not claims["collapse"]["holds"] and claims["collapse"]["seeds"] == 2
     assert claims["rose_then_fell_per_seed"] == {"seeds": 2, "of": 3, "holds": False}  # needs 3 of 3 (>= 80%)
 

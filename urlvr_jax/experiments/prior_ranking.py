@@ -6,7 +6,8 @@
     python -m urlvr_jax.experiments.prior_ranking report [--out runs/prior_ranking] [--docs docs]
         [--bootstrap 2000] [--name prior_ranking]
 
-The priors (:data:`PRIORS`, ``collapse_step``'s ``warm:`` specs on the CPU default) differ the way the paper's
+The priors (:data:`PRIORS`, ``collapse_step``'s ``warm:`` specs on ``--config``, by default ``configs/toy_studies``,
+the CPU default's model and task with the studies' prior settings) differ the way the paper's
 models do: pre-training budget (``warm_start.steps``), data mixture (``train_fraction``, ``noise_fraction``),
 width/depth (``model.*``), the strength of a planted shared bias (``default_fraction``: the share of targets
 replaced by the one default answer), and a base/tuned pair (``from=base``: the base prior fine-tuned further
@@ -45,7 +46,7 @@ from urlvr_jax.experiments.seeds import parse_seeds
 from urlvr_jax.utils.config import parse_cli
 
 PRIORS = ",".join((
-    "warm:base=seed=0",  # the CPU default's prior
+    "warm:base=seed=0",  # the studies' prior A (configs/toy_studies)
     "warm:short=steps=500",  # pre-training budget: a third of base's
     "warm:narrow=train_fraction=0.4",  # data mixture: less of the task seen
     "warm:noisy=noise_fraction=0.6",  # data mixture: noisier targets
@@ -162,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--gt-steps", type=int, default=200, help="ground-truth RL steps")
     r.add_argument("--gt-every", type=int, default=10, help="validate the GT runs every this many steps")
     r.add_argument("--probe-k", type=int, default=64, help="samples per problem for the prior's pass@k")
-    r.add_argument("--config", default="cpu_default")
+    r.add_argument("--config", default="toy_studies")
     r.add_argument("--out", default="runs/prior_ranking")
     p = sub.add_parser("report", allow_abbrev=False, help="table, rho with bootstrap intervals, tokens, figure")
     p.add_argument("--out", default="runs/prior_ranking", help="the study folder written by run")

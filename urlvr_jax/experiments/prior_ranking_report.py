@@ -186,7 +186,7 @@ def markdown(data: dict, summary: dict, command: str, figure: str, name: str = "
              f"Seeds used: {st['seeds_used']} (of {st['seeds']}); MCS budgets {st['budget']} (default) / "
              f"{st['aggressive_budget']} (aggressive) steps; GT RL {st['gt_steps']} steps, validated every "
              f"{st['gt_every']}; pass@k with k = {k}. Mean [95% t-interval over seeds].", "", f"![ranking]({figure})",
-             "", "| prior | differs from the CPU default | MCS default (collapsed/seeds) | MCS aggressive | "
+             "", "| prior | differs from the base config | MCS default (collapsed/seeds) | MCS aggressive | "
              "GT start | GT gain | GT peak step | tokens to MCS default / aggressive | GT tokens to peak | "
              f"pass@{k} / pass@{k} − pass@1 | initial entropy |", "|" + "---|" * 11]
     for name, r in summary["priors"].items():

@@ -87,6 +87,13 @@ def aggregate(records_by_seed: Mapping[int, Mapping[str, Records]], n_val: int, 
         m["at_mean_peak"] = series(records_by_seed[s]["majority_vote"], VAL)[top]
         if with_gt:
             m["gt_at_mean_peak"] = series(records_by_seed[s]["ground_truth"], VAL).get(top)
+    rise_gap = {}  # MV - GT at every validation step of the rise (after the start, up to the mean peak)
+    if with_gt:
+        for step in (t for t in mean_curve["steps"] if 0 < t <= top):
+            pairs = [(series(records_by_seed[s]["majority_vote"], VAL).get(step),
+                      series(records_by_seed[s]["ground_truth"], VAL).get(step)) for s in seeds]
+            if all(None not in p for p in pairs):
+                rise_gap[str(step)] = t_interval([a - b for a, b in pairs])
     collapsed = [m["collapse_step"] for m in mv if m["collapse_step"] is not None]
     over_seeds = {f"MV {k}": t_interval([m[k] for m in mv])
                   for k in ("start", "peak", "peak_step", "final", "rise_se", "at_mean_peak")}
@@ -97,7 +104,8 @@ def aggregate(records_by_seed: Mapping[int, Mapping[str, Records]], n_val: int, 
     summary = {"seeds": seeds, "n_val_samples": n_val, "collapse_threshold": threshold,
                "rise_threshold_se": RISE_SE, "mean_peak_step": top,
                "seeds_rose_then_fell": sum(m["rose_then_fell"] for m in mv), "seeds_collapsed": len(collapsed),
-               "per_seed": {str(s): per_seed[s] for s in seeds}, "over_seeds": over_seeds, "curves": curves}
+               "per_seed": {str(s): per_seed[s] for s in seeds}, "over_seeds": over_seeds, "curves": curves,
+               "rise_gap": rise_gap}
     summary["claims"] = claims(summary)
     return summary
 
@@ -108,7 +116,8 @@ def claims(summary: dict) -> dict:
     * rise: MV validation avg@k at the mean curve's peak step minus its start (holds: the interval is above 0;
       the step is picked on the same runs, a mild upward bias);
     * fall: final minus that peak-step value (holds: the interval is below 0);
-    * tracks ground truth: MV minus GT at that step (holds: the interval contains 0);
+    * tracks ground truth: MV minus GT at that step (holds: the interval contains 0), and the same at every
+      validation step of the rise (start excluded, up to that step; holds: every interval contains 0);
     * collapse: every seed reached the Model Collapse Step;
     * rose then fell by ``RISE_SE`` SE per seed: on at least 4 of 5 seeds (the issue's bar), scaled to the seeds run.
     """
@@ -121,6 +130,10 @@ def claims(summary: dict) -> dict:
     if all(m.get("gt_at_mean_peak") is not None for m in mv):
         gap = t_interval([m["at_mean_peak"] - m["gt_at_mean_peak"] for m in mv])
         out["tracks_ground_truth"] = {**gap, "holds": gap["lo"] is not None and gap["lo"] <= 0 <= gap["hi"]}
+    steps = summary.get("rise_gap", {})
+    if steps:  # the same paired interval at every validation step of the rise: all must contain 0
+        apart = [int(t) for t, g in steps.items() if g["lo"] is None or not g["lo"] <= 0 <= g["hi"]]
+        out["tracks_during_rise"] = {"steps": [int(t) for t in steps], "apart": apart, "holds": not apart}
     count = summary["seeds_rose_then_fell"]
     out["rose_then_fell_per_seed"] = {"seeds": count, "of": len(mv), "holds": count >= math.ceil(0.8 * len(mv))}
     return out
@@ -287,6 +300,11 @@ def markdown(summary: dict, command: str, requested: Sequence[int], figure: str)
     if "tracks_ground_truth" in c:
         lines.append(f"| MV tracks GT: MV − GT at step {step} contains 0 | {_interval(c['tracks_ground_truth'])} "
                      f"| {_yes(c['tracks_ground_truth'])} |")
+    if "tracks_during_rise" in c:
+        r, gaps = c["tracks_during_rise"], summary["rise_gap"]
+        each = "; ".join(f"{t}: {_interval(gaps[str(t)])}" for t in r["steps"])
+        lines.append(f"| MV tracks GT at every step of the rise (MV − GT contains 0 at each) | {each} | "
+                     f"{_yes(r)}{'' if r['holds'] else ' (apart at ' + ', '.join(map(str, r['apart'])) + ')'} |")
     lines += [f"| every seed collapses | {c['collapse']['seeds']} of {len(seeds)} | {_yes(c['collapse'])} |",
               f"| rose ≥ {RISE_SE:g} SE then fell on ≥ 80% of seeds | {c['rose_then_fell_per_seed']['seeds']} of "
               f"{len(seeds)} | {_yes(c['rose_then_fell_per_seed'])} |"]

@@ -36,7 +36,7 @@ Studies (paper digest sections 3, 5, 6):
 
 Scale mapping. ``paper``: ``configs/paper_qwen3_1p7b`` (Qwen3-1.7B-Base, DAPO-17k, 64 x 8, lr 1e-6, T 1.0,
 responses up to 7168 tokens, validation T 0.6 / top-p 0.95, no KL) with the paper's values. ``toy``:
-``configs/cpu_default`` (char-level 2-layer transformer warm-started to an imperfect prior, cached once in
+``configs/toy_studies`` (char-level 2-layer transformer warm-started to an imperfect prior, cached once in
 ``<root>/prior``) with 32 prompts per step, so mini-batch sizes are scaled by 32/64 (paper 1 -> toy 1,
 8 -> 4, 16 -> 8, 32 -> 16, 64 -> 32 = on-policy); dataset sizes and steps are both divided by 4 (sizes
 8 ... 4096 over 150 steps: the same number of epochs per size as the paper); TTT's test split is a fixed
@@ -84,8 +84,9 @@ def _load(name: str) -> ml_collections.ConfigDict:
 
 
 def toy_base(task: str = "arithmetic") -> ml_collections.ConfigDict:
-    """cpu_default (source=init, char tokenizer): the config a toy prior is warm-started from."""
-    c = _load("cpu_default")
+    """``configs/toy_studies`` (the CPU default's model and data, the prior of the committed study pages): the
+    config a toy prior is warm-started from."""
+    c = _load("toy_studies")
     if task == "countdown":  # compact prompts ("3 5 7>22:"); the prior also learns to verify (issue 22, item 6)
         c.data.update(task="countdown", template="raw")
         c.data.task_options = ml_collections.ConfigDict(dict(min_numbers=3, max_numbers=3, max_number=9,

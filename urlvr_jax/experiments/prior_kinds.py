@@ -1,0 +1,124 @@
+"""What kinds of prompts a warm-started prior holds: where majority voting can only agree with ground truth, and
+where the two rewards part.
+
+    python -m urlvr_jax.experiments.prior_kinds --priors runs/cpu_default/seeds/seed_*/prior [--config cpu_default]
+        [--k 64] [--out prior_kinds.json] [key=value ...]
+
+Each validation problem of ``--config`` (its task, ``data.val_size``, ``data.val_seed``) is sampled ``k`` times at
+the validation settings and sorted into one of three kinds (the paper's alignment condition, per prompt):
+
+* **aligned**: the majority answer is right. Majority voting rewards what ground truth rewards (up to vote noise).
+* **misaligned**: the majority is wrong but the right answer has mass (accuracy >= ``MASS``): ground-truth RL can
+  raise it, majority voting pushes the wrong majority instead.
+* **clueless**: the right answer is (nearly) never sampled (accuracy < ``MASS``): ground truth has nothing to
+  reinforce, majority voting still sharpens a wrong answer.
+
+Per prior and over priors (mean with a 95% t-interval), split by the task's ``n_ops`` where problems have one: the
+share of each kind and its mean accuracy. Label accuracy (the majority-vote reward's agreement with the labels at
+the prompt level) is the aligned share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import sys
+from types import SimpleNamespace
+
+MASS = 0.05
+KINDS = ("aligned", "misaligned", "clueless")
+
+
+def kind_of(problem: dict) -> str:
+    """One measured problem (``per_problem.measure``'s dict) -> its kind."""
+    if problem["majority_correct"]:
+        return "aligned"
+    return "misaligned" if problem["accuracy"] >= MASS else "clueless"
+
+
+def tally(problems: list[dict], groups: list) -> dict:
+    """{group: {kind: {"share", "accuracy"}, "n"}} over the problems, plus an ``all`` group."""
+    by_group = collections.defaultdict(list)
+    for problem, group in zip(problems, groups):
+        by_group[str(group)].append(problem)
+        if group != "all":
+            by_group["all"].append(problem)
+    out = {}
+    for group, items in sorted(by_group.items()):
+        kinds = collections.defaultdict(list)
+        for p in items:
+            kinds[kind_of(p)].append(p["accuracy"])
+        out[group] = {"n": len(items), **{k: {"share": len(kinds[k]) / len(items),
+                                              "accuracy": sum(kinds[k]) / len(kinds[k]) if kinds[k] else None}
+                                          for k in KINDS}}
+    return out
+
+
+def measure_prior(config, prior_dir: str, k: int, seed: int = 0) -> dict:
+    """Samples ``k`` answers per validation problem from the prior at ``prior_dir`` and tallies the kinds."""
+    import jax
+
+    from urlvr_jax import evaluation
+    from urlvr_jax.experiments.per_problem import measure
+    from urlvr_jax.rl import setup
+    from urlvr_jax.rl.data import validation_examples, validation_protocol
+    from urlvr_jax.utils.config import apply_overrides
+
+    c = apply_overrides(config, ["model.source=hf", f"model.path={prior_dir}", "tokenizer.kind=hf",
+                                 f"tokenizer.path={prior_dir}"])
+    tokenizer = setup.build_tokenizer(c)
+    cfg, params = setup.build_model(c, tokenizer, None, jax.random.key(seed))
+    run = SimpleNamespace(config=c, tokenizer=tokenizer, val_protocol=validation_protocol(c.data),
+                          val_sampler=evaluation.validation_sampler(c, cfg, tokenizer, None))
+    examples = validation_examples(c.data)
+    problems = measure(run, params, examples, k, jax.random.key(seed))
+    groups = [f"n_ops={ex.info['n_ops']}" if "n_ops" in ex.info else "all" for ex in examples]
+    return tally(problems, groups)
+
+
+def over_priors(results: dict[str, dict]) -> dict:
+    """Mean and 95% t-interval over priors of every share and accuracy."""
+    from urlvr_jax.experiments.stats import t_interval
+
+    first = next(iter(results.values()))
+    return {group: {kind: {field: t_interval([r[group][kind][field] for r in results.values()
+                                              if r[group][kind][field] is not None])
+                           for field in ("share", "accuracy")} for kind in KINDS}
+            for group in first}
+
+
+def table(summary: dict) -> str:
+    def cell(s):
+        return "—" if s["mean"] is None else (f"{s['mean']:.2f}" if s["lo"] is None
+                                              else f"{s['mean']:.2f} [{s['lo']:.2f}, {s['hi']:.2f}]")
+    lines = ["| problems | " + " | ".join(f"{k} share | {k} accuracy" for k in KINDS) + " |", "|---" * 7 + "|"]
+    for group, kinds in summary.items():
+        lines.append(f"| {group} | " + " | ".join(f"{cell(kinds[k]['share'])} | {cell(kinds[k]['accuracy'])}"
+                                                  for k in KINDS) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from urlvr_jax.utils.config import parse_cli
+
+    p = argparse.ArgumentParser(prog="python -m urlvr_jax.experiments.prior_kinds", description=__doc__.split("\n\n")[0])
+    p.add_argument("--priors", nargs="+", required=True, help="Hugging Face directories of warm-started priors")
+    p.add_argument("--k", type=int, default=64, help="samples per problem (default %(default)s)")
+    p.add_argument("--out", default="", help="write the per-prior and over-prior tallies as JSON here")
+    args, rest = p.parse_known_args(argv)
+    config, extra = parse_cli(rest, default_config="cpu_default")
+    if extra:
+        p.error(f"unknown flags {extra}")
+    results = {d: measure_prior(config, d, args.k) for d in args.priors}
+    summary = over_priors(results)
+    print(f"{len(results)} priors, {args.k} samples per problem; mean [95% t-interval over priors]")
+    print(table(summary))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"k": args.k, "mass": MASS, "priors": results, "over_priors": summary}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
