@@ -85,6 +85,10 @@ def report(config, results: dict, seconds: float) -> None:
     with open(os.path.join(config.run_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     print(json.dumps(summary, indent=2))
+    for arm, r in ((a, summary[a]) for a in results if "peak" in summary[a]):
+        print(f"this run, {LABELS.get(arm, arm)}: validation avg@k {r['start']:.3f} at the start, peak {r['peak']:.3f} "
+              f"(step {r['peak_step']}), {r['final']:.3f} at step {r['final_step']}")
+    print("(one seed; over seeds, with intervals: python -m urlvr_jax.experiments.seeds, docs/results.md)")
     if mv:
         print(f"Model Collapse Step (majority vote, reward accuracy < {config.train.collapse_threshold:.0%}): "
               f"{collapse if collapse is not None else 'not reached'}")
