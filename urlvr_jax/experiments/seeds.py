@@ -70,7 +70,19 @@ def seed_summary(arms: Mapping[str, Records], n_val: int, threshold: float) -> d
     mv["collapse_step"] = collapse_step(arms["majority_vote"], threshold)
     if "ground_truth" in arms:
         mv["gt_at_peak_step"] = series(arms["ground_truth"], VAL).get(mv["peak_step"])
+        mv.update(tracking(series(arms["majority_vote"], VAL), series(arms["ground_truth"], VAL), mv["peak_step"],
+                           n_val))
     return out
+
+
+def tracking(mv: Mapping[int, float], gt: Mapping[int, float], peak_step: int, n_val: int) -> dict:
+    """One seed's MV - GT at every validation step of its rise (after the start, up to its peak), each against the
+    95% interval of a difference of two independent validation estimates, 1.96 sqrt(SE(mv)^2 + SE(gt)^2).
+    ``tracks``: every step within it."""
+    apart = [t for t in sorted(mv) if 0 < t <= peak_step and t in gt
+             and abs(mv[t] - gt[t]) > 1.96 * math.hypot(binomial_se(mv[t], n_val), binomial_se(gt[t], n_val))]
+    return {"gap_at_peak": mv[peak_step] - gt[peak_step] if peak_step in gt else None, "apart_steps": apart,
+            "tracks": peak_step in gt and not apart}
 
 
 def aggregate(records_by_seed: Mapping[int, Mapping[str, Records]], n_val: int, threshold: float) -> dict:
@@ -104,10 +116,15 @@ def aggregate(records_by_seed: Mapping[int, Mapping[str, Records]], n_val: int, 
     summary = {"seeds": seeds, "n_val_samples": n_val, "collapse_threshold": threshold,
                "rise_threshold_se": RISE_SE, "mean_peak_step": top,
                "seeds_rose_then_fell": sum(m["rose_then_fell"] for m in mv), "seeds_collapsed": len(collapsed),
+               "seeds_tracked": sum(bool(m.get("tracks")) for m in mv),
                "per_seed": {str(s): per_seed[s] for s in seeds}, "over_seeds": over_seeds, "curves": curves,
                "rise_gap": rise_gap}
     summary["claims"] = claims(summary)
     return summary
+
+
+def with_gt_per_seed(summary: dict) -> bool:
+    return all("tracks" in summary["per_seed"][str(s)]["majority_vote"] for s in summary["seeds"])
 
 
 def claims(summary: dict) -> dict:
@@ -119,7 +136,8 @@ def claims(summary: dict) -> dict:
     * tracks ground truth: MV minus GT at that step (holds: the interval contains 0), and the same at every
       validation step of the rise (start excluded, up to that step; holds: every interval contains 0);
     * collapse: every seed reached the Model Collapse Step;
-    * rose then fell by ``RISE_SE`` SE per seed: on at least 4 of 5 seeds (the issue's bar), scaled to the seeds run.
+    * rose then fell by ``RISE_SE`` SE per seed: on at least 4 of 5 seeds (the issue's bar), scaled to the seeds run;
+    * tracks ground truth per seed (:func:`tracking`): on at least 4 of 5 seeds, likewise.
     """
     mv = [summary["per_seed"][str(s)]["majority_vote"] for s in summary["seeds"]]
     rise = t_interval([m["at_mean_peak"] - m["start"] for m in mv])
@@ -134,6 +152,9 @@ def claims(summary: dict) -> dict:
     if steps:  # the same paired interval at every validation step of the rise: all must contain 0
         apart = [int(t) for t, g in steps.items() if g["lo"] is None or not g["lo"] <= 0 <= g["hi"]]
         out["tracks_during_rise"] = {"steps": [int(t) for t in steps], "apart": apart, "holds": not apart}
+    if with_gt_per_seed(summary):
+        count = summary["seeds_tracked"]
+        out["tracks_per_seed"] = {"seeds": count, "of": len(mv), "holds": count >= math.ceil(0.8 * len(mv))}
     count = summary["seeds_rose_then_fell"]
     out["rose_then_fell_per_seed"] = {"seeds": count, "of": len(mv), "holds": count >= math.ceil(0.8 * len(mv))}
     return out
@@ -256,6 +277,12 @@ def _interval(s: dict, digits: int = 3) -> str:
     return f"{s['mean']:.{digits}f} [{s['lo']:.{digits}f}, {s['hi']:.{digits}f}]"
 
 
+def _apart(mv: dict) -> str:
+    if "tracks" not in mv:
+        return "—"
+    return "none (tracks)" if mv["tracks"] else ", ".join(map(str, mv["apart_steps"]))
+
+
 def _yes(claim: dict) -> str:
     return "yes" if claim["holds"] else "**no**"
 
@@ -276,16 +303,18 @@ def markdown(summary: dict, command: str, requested: Sequence[int], figure: str)
               "so its rise is biased upwards (by up to ~2 SE on a flat curve); "
               "the claims below compare every seed at one step instead.", "",
               "| seed | MV start | MV peak (step) | MV final | rise (SE) | rose then fell | collapse step "
-              "| GT at MV peak step | GT peak (step) | GT final |", "|" + "---|" * 10]
+              "| GT at MV peak step | MV − GT apart at (steps of the rise) | GT peak (step) | GT final |",
+              "|" + "---|" * 11]
     for s in seeds:
         mv, gt = summary["per_seed"][str(s)]["majority_vote"], summary["per_seed"][str(s)].get("ground_truth", {})
         lines.append(f"| {s} | {mv['start']:.3f} | {mv['peak']:.3f} ({mv['peak_step']}) | {mv['final']:.3f} | "
                      f"{mv['rise_se']:.1f} | {'yes' if mv['rose_then_fell'] else 'no'} | "
-                     f"{_fmt(mv['collapse_step'])} | {_fmt(mv.get('gt_at_peak_step'))} | "
+                     f"{_fmt(mv['collapse_step'])} | {_fmt(mv.get('gt_at_peak_step'))} | {_apart(mv)} | "
                      f"{_fmt(gt.get('peak'))} ({_fmt(gt.get('peak_step'))}) | {_fmt(gt.get('final'))} |")
     o = summary["over_seeds"]
     lines += ["", f"Rose by ≥ {RISE_SE:g} SE then fell: **{summary['seeds_rose_then_fell']} of {len(seeds)}** seeds; "
-              f"collapsed: {summary['seeds_collapsed']} of {len(seeds)}.", "",
+              f"collapsed: {summary['seeds_collapsed']} of {len(seeds)}; tracked ground truth through the rise: "
+              f"{summary['seeds_tracked']} of {len(seeds)}.", "",
               "| over seeds (mean [95% t-interval]) | value |", "|---|---|"]
     for name, stat in o.items():
         if "mean" in stat:
@@ -305,6 +334,10 @@ def markdown(summary: dict, command: str, requested: Sequence[int], figure: str)
         each = "; ".join(f"{t}: {_interval(gaps[str(t)])}" for t in r["steps"])
         lines.append(f"| MV tracks GT at every step of the rise (MV − GT contains 0 at each) | {each} | "
                      f"{_yes(r)}{'' if r['holds'] else ' (apart at ' + ', '.join(map(str, r['apart'])) + ')'} |")
+    if "tracks_per_seed" in c:
+        lines.append(f"| tracks GT on ≥ 80% of seeds (per seed: MV − GT within 1.96 √(SE_MV² + SE_GT²) at every "
+                     f"step of its rise) | {c['tracks_per_seed']['seeds']} of {len(seeds)} | "
+                     f"{_yes(c['tracks_per_seed'])} |")
     lines += [f"| every seed collapses | {c['collapse']['seeds']} of {len(seeds)} | {_yes(c['collapse'])} |",
               f"| rose ≥ {RISE_SE:g} SE then fell on ≥ 80% of seeds | {c['rose_then_fell_per_seed']['seeds']} of "
               f"{len(seeds)} | {_yes(c['rose_then_fell_per_seed'])} |"]
@@ -371,8 +404,8 @@ def main(argv: list[str] | None = None) -> int:
             write_outputs(summary, records_by_seed, args.out, command, requested)
     if not records_by_seed:
         raise SystemExit(f"--no-train: no seed of {args.seeds} has finished arms under {config.run_dir}/seeds")
-    say(json.dumps({k: summary[k] for k in ("seeds", "seeds_rose_then_fell", "seeds_collapsed", "per_seed",
-                                              "over_seeds", "claims")}, indent=1))
+    keys = ("seeds", "seeds_rose_then_fell", "seeds_collapsed", "seeds_tracked", "per_seed", "over_seeds", "claims")
+    say(json.dumps({k: summary[k] for k in keys}, indent=1))
     return 0
 
 
