@@ -39,10 +39,12 @@ def section(path, name):
     return re.search(rf"<!-- {name}:begin -->(.*)<!-- {name}:end -->", text, re.S).group(1)
 """),
     ("md", """
-## 1. The CPU default over seeds: majority voting rises, then collapses; ground truth keeps its gain
+## 1. The CPU default over seeds: majority voting rises with ground truth, then collapses
 
 `python -m urlvr_jax.experiments.seeds --seeds 0,1,2,3,4` — each seed warm-starts its own prior, then trains
-majority-vote URLVR and ground-truth RL from it (300 steps each). Bands are 95% t-intervals over seeds.
+majority-vote URLVR and ground-truth RL from it (300 steps each). Bands are 95% t-intervals over seeds. The claims
+table says what holds on the committed seeds, including what does not (tracking through the whole rise on every
+seed; see docs/results.md).
 """),
     ("code", """
 from urlvr_jax.experiments import seeds
@@ -61,7 +63,9 @@ print(f"seeds {summary['seeds']}: rose >= {summary['rise_threshold_se']} SE then
 if not QUICK:  # the claims of the README, on the committed 5 seeds
     assert len(summary["seeds"]) >= 5
     assert summary["seeds_rose_then_fell"] >= 0.8 * len(summary["seeds"])
-    assert summary["seeds_collapsed"] == len(summary["seeds"])
+    assert summary["seeds_collapsed"] >= 0.8 * len(summary["seeds"])
+    gap = summary["claims"]["tracks_ground_truth"]  # MV - GT at the mean MV peak: an interval around 0
+    assert gap["holds"] and gap["lo"] <= 0 <= gap["hi"]
 """),
     ("md", """
 ## 2. Does the Model Collapse Step rank transformer priors by their RL trainability?
