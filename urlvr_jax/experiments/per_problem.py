@@ -4,13 +4,14 @@ problem trained alone, and to unseen problems when only wrong-majority problems 
     python -m urlvr_jax.experiments.per_problem run [--seeds 0,1,2] [--root runs/studies] [--set key=value ...]
     python -m urlvr_jax.experiments.per_problem report [--root runs/studies] [--out docs/studies]
 
-From the toy studies' prior (``<root>/prior``, the CPU default's; warm-started if missing), reward
-``trajectory_entropy``, every other setting the CPU default's unless ``SETTINGS`` says otherwise. ``--set`` overrides
-any config field, the view's own knobs included (``per_problem.*``, defaults in ``VIEW``). Everything goes to
+From the toy studies' prior (``<root>/prior``, ``configs/toy_studies``'s; warm-started if missing), reward
+``trajectory_entropy``, every other setting ``configs/toy_studies``'s unless ``SETTINGS`` says otherwise.
+``--set`` overrides any config field, the view's own knobs included (``per_problem.*``, defaults in ``VIEW``).
+Everything goes to
 ``<root>/per_problem/toy``:
 
 * ``prior.json``: the prior measured twice with independent samples (``k`` samples per problem each: accuracy,
-  majority answer and share, whether the majority is right) on the candidate problems (the CPU default's 128
+  majority answer and share, whether the majority is right) on the candidate problems (the toy base's 128
   validation problems, ``data.val_seed``) and on a training pool of generated problems disjoint from them; the
   second measurement is the noise floor of a "flip". It picks ``right`` problems with a right majority and ``wrong``
   with a wrong one at random (fixed ``select_seed``) for the per-problem view.

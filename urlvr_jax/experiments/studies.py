@@ -27,7 +27,7 @@ Studies (paper digest sections 3, 5, 6):
 * ``sweep``: the 5 intrinsic methods x {temperature 0.6/0.8/1.0/1.2, mini-batch prompts 1/8/16/32/64,
   rollouts n 4/8/16/32, KL off / k3 0.005}; every other knob at the paper default (T 1.0, mini-batch 64 =
   on-policy, n 8, no KL), so a knob's default value is the same run in every knob (run once, ``<method>-default``);
-  toy: 300 steps, as the CPU default (at 150 no arm reached the collapse step).
+  toy: 300 steps, as the toy base (at 150 no arm reached the collapse step).
 * ``dataset_size``: majority vote on {32, 128, 512, 2048, 8192, 16384} prompts, global batch 32, a fixed 600
   steps (so 600 epochs at 32, ~1.2 at 16384); each seed on its own subset.
 * ``ttt``: test-time training, majority vote trained *and* validated on one test split (``test_split``) beside

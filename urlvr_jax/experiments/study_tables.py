@@ -121,17 +121,17 @@ def _countdown(scale: str) -> list[Run]:
 # Study-wide overrides per scale (applied before each run's own overrides).
 STUDY_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     "methods": {
-        "toy": {},  # the CPU default as it is: 300 steps, where majority vote collapses
+        "toy": {},  # the toy base as it is: 300 steps, where majority vote collapses
         "paper": {"train.steps": 1000},
     },
     "failure_modes": {
-        # room to grow or shrink: the prior answers in ~2.6 tokens (answer + EOS), the CPU default allows 4
+        # room to grow or shrink: the prior answers in ~2.6 tokens (answer + EOS), the toy base allows 4
         "toy": {"rollout.max_new_tokens": 16},
         "paper": {"train.steps": 1000},
     },
     "mixed": {"toy": {}, "paper": {"train.steps": 1000}},  # as ``methods``: its arms are the parts
     "sweep": {
-        # 300 steps, the CPU default's length (where its majority vote collapses): at 150 no arm crossed 1%
+        # 300 steps, the toy base's length (where its majority vote collapses): at 150 no arm crossed 1%
         "toy": {"algo.mini_batch_prompts": TOY_BATCH, "train.steps": 300},
         "paper": {"train.steps": 1000},  # ~4 epochs: where even the most stable setting collapses
     },
