@@ -87,16 +87,24 @@ def test_ttt_gains_hold_on_the_trained_problems_and_training_elsewhere_falls_on_
     assert train["fall"]["hi"] < 0 and train["over_seeds"]["val_final"]["mean"] < test["over_seeds"]["val_final"]["lo"]
 
 
-def test_failure_modes_token_certainty_maxes_length_probability_repeats_ground_truth_does_neither():
-    arms = _report("failure_modes_toy")
+def test_failure_modes_token_certainty_maxes_length_probability_mostly_repeats_ground_truth_does_neither():
+    arms = _report("failure_modes_toy", min_seeds=5)
     final = lambda name, key: [s[f"{key} final"] for s in arms[name]["per_seed"].values()]
     for name in ("token_entropy", "self_certainty"):
         assert min(final(name, "response length")) > 15.9, name  # the 16-token limit on every seed
     assert min(final("token_entropy", "repetition")) > 0.25
-    assert min(final("probability", "repetition")) > 0.2 and min(final("probability", "response length")) > 2.6
+    assert sum(x < 0.005 for x in final("self_certainty", "distinct answers")) == 3  # no answer on 3 of 5 seeds
+    probability = list(arms["probability"]["per_seed"].values())  # repeats on 4 of 5 seeds, shorter on the fifth
+    repeats = [s for s in probability if s["repetition final"] > 0.2]
+    assert len(repeats) == 4 and min(s["response length final"] for s in repeats) > 2.6
+    (short,) = [s for s in probability if s["repetition final"] <= 0.2]
+    assert short["repetition final"] == 0 and short["response length final"] < short["response length start"] - 0.4
     assert max(final("ground_truth", "repetition")) < 0.05
     assert max(abs(x - 2.6) for x in final("ground_truth", "response length")) < 0.2
     assert min(final("ground_truth", "distinct answers")) > 1.3
+    distinct = arms["ground_truth"]["over_seeds"]["distinct answers final"]
+    assert all(arm["over_seeds"]["distinct answers final"]["mean"] < distinct["lo"] for name, arm in arms.items()
+               if name != "ground_truth")
 
 
 def test_sweep_every_setting_collapses_or_nearly_and_falls():
