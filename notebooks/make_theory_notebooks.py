@@ -195,7 +195,7 @@ collapse** (aligned prompts win: accuracy rises to the aligned share and stays),
 **rise-then-fall**, where the fast, saturating sharpening gain comes first and the slow drift of the shared
 default-answer bias wins afterwards. The default setting ($\mu = 1.75$, $\kappa = 2$, pool 1024) lies in it.
 
-**The check.** A small grid here (the full map: `python -m urlvr_jax.theory.phase`, 151 s on a shared 2-core CPU;
+**The check.** A small grid here (the full map: `python -m urlvr_jax.theory.phase`, 214 s on a shared 2-core CPU;
 its figure is shown below): per cell, the share of seeds that rise then fall (`coupled.rise_then_fall`), the mean
 rise, the share of seeds whose majority-vote reward accuracy collapses (< 1%) and when, and the drift of $b_0$.
 """),
@@ -206,7 +206,7 @@ if QUICK:
     grid = dict(mus=(1.0, checks.RISE_FALL_MU, 3.0), kappas=(coupled.KAPPA,), pools=(coupled.POOL,), seeds=4)
 else:
     grid = dict(mus=(1.0, 1.5, checks.RISE_FALL_MU, 2.0, 2.5, 3.0), kappas=(1.5, 2.0, 2.5), pools=(coupled.POOL,),
-                seeds=4)
+                seeds=5)
 cfg = coupled.COUPLED_DEFAULT._replace(steps=300)
 result = phase.phase_diagram(**grid, config=cfg)
 print(phase.format_table(result))
@@ -223,7 +223,7 @@ phase.figure(result)
 plt.show()
 """),
     ("md", """
-The full map (`docs/theory_phase.png`, 4 seeds x 400 steps per cell; `docs/theory_phase.json` holds every cell):
+The full map (`docs/theory_phase.png`, 5 seeds x 400 steps per cell; `docs/theory_phase.json` holds every cell):
 """),
     ("code", """
 display(Image("../docs/theory_phase.png"))

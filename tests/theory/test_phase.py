@@ -1,6 +1,6 @@
 """The coupled toy explained: its phase diagram on a tiny grid, and why certainty rewards move the argmax.
 
-Thresholds come from the full run (docs/theory_phase.json, 4 seeds x 400 steps per cell) with margin.
+Thresholds come from the full run (docs/theory_phase.json, 5 seeds x 400 steps per cell) with margin.
 """
 
 import functools

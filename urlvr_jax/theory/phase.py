@@ -32,7 +32,7 @@ from urlvr_jax.theory.dynamics import GRPOConfig, batched_train, collapse_step, 
 from urlvr_jax.theory.toys import DEFAULT_ANSWER, answer_marginal, coupled_prior, init_params, log_policy
 
 FULL = {"mus": tuple(float(x) for x in np.arange(0.5, 4.01, 0.25)),
-        "kappas": tuple(float(x) for x in np.arange(1.0, 4.01, 0.25)), "pools": (64, 256, 1024), "seeds": 4}
+        "kappas": tuple(float(x) for x in np.arange(1.0, 4.01, 0.25)), "pools": (64, 256, 1024), "seeds": 5}
 QUICK = {"mus": (0.5, 1.0, 1.5, 1.75, 2.0, 2.5, 3.0), "kappas": (1.0, 2.0, 3.0), "pools": (256, 1024), "seeds": 2}
 DEFAULT = {"mu": RISE_FALL_MU, "kappa": KAPPA, "pool": POOL}
 REGIONS = {"rise-then-fall": "F", "no rise (collapse)": "n", "rise without collapse": "r", "mixed": "m"}
