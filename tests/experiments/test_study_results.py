@@ -116,7 +116,7 @@ def test_sweep_every_setting_collapses_or_nearly_and_falls():
 
 
 def test_mixed_rewards_track_their_parts_and_still_fall():
-    mixed, methods = _report("mixed_toy"), _report("methods_toy")
+    mixed, methods = _report("mixed_toy", min_seeds=5), _report("methods_toy", min_seeds=5)
     both = mixed["majority_vote+trajectory_entropy"]
     for part in ("majority_vote", "trajectory_entropy"):  # the mix's rise and fall step overlap each part's
         for key in ("rise", "fall_step"):
@@ -125,6 +125,7 @@ def test_mixed_rewards_track_their_parts_and_still_fall():
         assert arm["fall"]["hi"] < 0 and arm["over_seeds"]["val_final"]["mean"] < 0.05
     certain = mixed["majority_vote+self_certainty"]
     assert certain["fall_step"]["mean"] > methods["self_certainty"]["fall_step"]["hi"]  # the vote delays the failure
+    assert 0 < certain["rise"]["lo"] and certain["rise"]["mean"] < methods["majority_vote"]["rise"]["mean"]  # shrinks
 
 
 def test_sweep_more_updates_per_batch_collapse_sooner():
