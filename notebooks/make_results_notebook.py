@@ -70,7 +70,7 @@ if not QUICK:  # the claims of the README, on the committed 5 seeds
     ("md", """
 ## 2. Does the Model Collapse Step rank transformer priors by their RL trainability?
 
-`python -m urlvr_jax.experiments.prior_ranking run --seeds 0,1,2` then `... report`: 8 warm-started priors that
+`python -m urlvr_jax.experiments.prior_ranking run --seeds 0,1,2,3,4` then `... report`: 8 warm-started priors that
 differ in pre-training budget, data mixture, width/depth, a planted shared bias and base vs tuned; MCS under both
 protocols and GT-RL to its peak, 5 RL seeds each (hours of one core, so this section reads the committed results
 in both modes; [docs/prior_ranking.md](../docs/prior_ranking.md) has the findings). On these priors the MCS follows
