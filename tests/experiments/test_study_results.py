@@ -156,7 +156,7 @@ def test_sweep_other_knobs_shift_the_collapse_within_the_intervals_rollouts_orde
 
 
 def test_countdown_oracle_leads_and_the_prior_verifies_below_the_base_rate():
-    arms = _report("countdown_toy")
+    arms = _report("countdown_toy", min_seeds=5)
     peak = {name: arm["over_seeds"]["val_at_peak"]["mean"] for name, arm in arms.items()}
     assert peak["countdown"] == max(peak.values()) and peak["self_verify"] >= peak["trajectory_entropy"]
     for name in ("self_verify", "trajectory_entropy", "majority_vote"):  # every label-free arm falls
@@ -165,6 +165,9 @@ def test_countdown_oracle_leads_and_the_prior_verifies_below_the_base_rate():
     base_rate = 1 - verify["ground-truth reward start"]["mean"]  # accuracy of always answering "false"
     assert verify["reward accuracy start"]["hi"] < base_rate - 0.2
     assert verify["proxy reward start"]["lo"] > 3 * verify["ground-truth reward start"]["hi"]  # says true far too often
+    assert arms["majority_vote"]["collapsed"] == 5 and arms["countdown"]["fell"] == 4
+    accepted = sorted(s["proxy reward final"] for s in arms["self_verify"]["per_seed"].values())
+    assert max(accepted[:3]) < 0.05 and min(accepted[3:]) > 0.7  # 3 seeds reject (nearly) all, 2 accept most
 
 
 def test_sweep_self_certainty_falls_at_every_mini_batch_soonest_with_one_prompt():
