@@ -1,7 +1,7 @@
 """The committed study results (docs/studies/*.json, written by `studies report`) support what their pages say.
 
 Slow only because they are read as results, not rerun: `python -m pytest -m slow tests/experiments/test_study_results.py`.
-Each claim is checked on the intervals over seeds the page quotes (95% t-intervals, at least 3 seeds).
+Each claim is checked on the intervals over seeds the page quotes (95% t-intervals, at least 5 seeds: RL seeds 0-4).
 """
 
 from __future__ import annotations
@@ -17,20 +17,21 @@ pytestmark = pytest.mark.slow
 RISE_THEN_FALL = ("majority_vote", "self_consistency", "semantic_cluster", "srt_threshold", "srt_soft",
                   "trajectory_entropy", "probability")
 TOKEN_LEVEL = ("self_certainty", "token_entropy", "probability_disparity")
+MIN_SEEDS = 5  # every arm of every page
 
 
-def _report(name: str, min_seeds: int = 3) -> dict:
+def _report(name: str) -> dict:
     path = DOCS / f"{name}.json"
     if not path.exists():
         pytest.fail(f"{path} is missing: run `python -m urlvr_jax.experiments.studies report {name.rsplit('_', 1)[0]}`")
     report = json.loads(path.read_text())
     for arm, summary in report["arms"].items():
-        assert len(summary["seeds"]) >= min_seeds, f"{name}: {arm} has {len(summary['seeds'])} seeds"
+        assert len(summary["seeds"]) >= MIN_SEEDS, f"{name}: {arm} has {len(summary['seeds'])} seeds"
     return report["arms"]
 
 
 def test_methods_every_intrinsic_reward_ends_below_ground_truth_and_all_but_the_teacher_fall():
-    arms = _report("methods_toy", min_seeds=5)
+    arms = _report("methods_toy")
     intrinsic = RISE_THEN_FALL + TOKEN_LEVEL
     assert arms["ground_truth"]["over_seeds"]["val_final"]["lo"] > 0.4
     for name in intrinsic:
@@ -42,7 +43,7 @@ def test_methods_every_intrinsic_reward_ends_below_ground_truth_and_all_but_the_
 
 
 def test_methods_sequence_level_rewards_rise_token_level_ones_never_do():
-    arms = _report("methods_toy", min_seeds=5)
+    arms = _report("methods_toy")
     for name in RISE_THEN_FALL:
         assert arms[name]["rise"]["lo"] > 0, (name, arms[name]["rise"])
     for name in TOKEN_LEVEL:
@@ -51,7 +52,7 @@ def test_methods_sequence_level_rewards_rise_token_level_ones_never_do():
 
 
 def test_methods_same_prior_same_timing_other_prior_other_timing():
-    arms = _report("methods_toy", min_seeds=5)
+    arms = _report("methods_toy")
     intervals = [arms[name]["fall_step"] for name in RISE_THEN_FALL]
     assert max(i["lo"] for i in intervals) <= min(i["hi"] for i in intervals)  # every pair overlaps
     a, b = arms["majority_vote"], arms["majority_vote-prior=B"]
@@ -62,12 +63,12 @@ def test_methods_same_prior_same_timing_other_prior_other_timing():
 
 
 def test_methods_srt_soft_is_self_consistency():
-    arms = _report("methods_toy", min_seeds=5)
+    arms = _report("methods_toy")
     assert arms["srt_soft"]["per_seed"] == arms["self_consistency"]["per_seed"]
 
 
 def test_dataset_size_small_pools_never_collapse_yet_fall_on_held_out_problems():
-    arms = _report("dataset_size_toy", min_seeds=5)
+    arms = _report("dataset_size_toy")
     small, large = ("size=32", "size=128", "size=512"), ("size=8192", "size=16384")
     for name in small:
         assert arms[name]["collapsed"] == 0 and arms[name]["over_seeds"]["min_reward_accuracy"]["mean"] > 0.1, name
@@ -81,7 +82,7 @@ def test_dataset_size_small_pools_never_collapse_yet_fall_on_held_out_problems()
 
 
 def test_ttt_gains_hold_on_the_trained_problems_and_training_elsewhere_falls_on_them():
-    arms = _report("ttt_toy", min_seeds=5)
+    arms = _report("ttt_toy")
     test, train = arms["test_split"], arms["train_set"]
     assert test["rise"]["lo"] > 0.1 and test["collapsed"] == 0 and test["fell"] == 0
     assert test["over_seeds"]["val_final"]["lo"] > test["over_seeds"]["val_start"]["hi"]  # still above its start
@@ -90,7 +91,7 @@ def test_ttt_gains_hold_on_the_trained_problems_and_training_elsewhere_falls_on_
 
 
 def test_failure_modes_token_certainty_maxes_length_probability_mostly_repeats_ground_truth_does_neither():
-    arms = _report("failure_modes_toy", min_seeds=5)
+    arms = _report("failure_modes_toy")
     final = lambda name, key: [s[f"{key} final"] for s in arms[name]["per_seed"].values()]
     for name in ("token_entropy", "self_certainty"):
         assert min(final(name, "response length")) > 15.9, name  # the 16-token limit on every seed
@@ -110,7 +111,7 @@ def test_failure_modes_token_certainty_maxes_length_probability_mostly_repeats_g
 
 
 def test_sweep_every_setting_collapses_or_nearly_and_falls():
-    arms = {name: arm for name, arm in _report("sweep_toy", min_seeds=5).items() if name.startswith("majority_vote")}
+    arms = {name: arm for name, arm in _report("sweep_toy").items() if name.startswith("majority_vote")}
     assert sum(a["collapsed"] for a in arms.values()) == len(arms) * 5 - 2  # 58 of 60 runs
     assert arms["majority_vote-temperature=0.6"]["collapsed"] == arms["majority_vote-temperature=0.8"]["collapsed"] == 4
     for name, arm in arms.items():
@@ -119,7 +120,7 @@ def test_sweep_every_setting_collapses_or_nearly_and_falls():
 
 
 def test_mixed_rewards_track_their_parts_and_still_fall():
-    mixed, methods = _report("mixed_toy", min_seeds=5), _report("methods_toy", min_seeds=5)
+    mixed, methods = _report("mixed_toy"), _report("methods_toy")
     both = mixed["majority_vote+trajectory_entropy"]
     for part in ("majority_vote", "trajectory_entropy"):  # the mix's rise and fall step overlap each part's
         for key in ("rise", "fall_step"):
@@ -132,7 +133,7 @@ def test_mixed_rewards_track_their_parts_and_still_fall():
 
 
 def test_sweep_more_updates_per_batch_collapse_sooner():
-    arms = _report("sweep_toy", min_seeds=5)
+    arms = _report("sweep_toy")
     order = ["majority_vote-mini_batch=1", "majority_vote-mini_batch=8", "majority_vote-mini_batch=16",
              "majority_vote-mini_batch=32", "majority_vote-default"]  # 1, 4, 8, 16, 32 (on-policy) prompts per update
     means = [arms[name]["collapse_step"]["mean"] for name in order]
@@ -144,7 +145,7 @@ def test_sweep_more_updates_per_batch_collapse_sooner():
 
 
 def test_sweep_other_knobs_shift_the_collapse_within_the_intervals_rollouts_order_the_fall():
-    arms = _report("sweep_toy", min_seeds=5)
+    arms = _report("sweep_toy")
     default = arms["majority_vote-default"]["collapse_step"]
     for name in ("temperature=0.6", "temperature=0.8", "temperature=1.2", "rollouts=4", "rollouts=16", "rollouts=32",
                  "kl=0.005"):
@@ -156,7 +157,7 @@ def test_sweep_other_knobs_shift_the_collapse_within_the_intervals_rollouts_orde
 
 
 def test_countdown_oracle_leads_and_the_prior_verifies_below_the_base_rate():
-    arms = _report("countdown_toy", min_seeds=5)
+    arms = _report("countdown_toy")
     peak = {name: arm["over_seeds"]["val_at_peak"]["mean"] for name, arm in arms.items()}
     assert peak["countdown"] == max(peak.values()) and peak["self_verify"] >= peak["trajectory_entropy"]
     for name in ("self_verify", "trajectory_entropy", "majority_vote"):  # every label-free arm falls
@@ -171,7 +172,7 @@ def test_countdown_oracle_leads_and_the_prior_verifies_below_the_base_rate():
 
 
 def test_sweep_self_certainty_falls_at_every_mini_batch_soonest_with_one_prompt():
-    arms = {name: arm for name, arm in _report("sweep_toy", min_seeds=5).items() if name.startswith("self_certainty")}
+    arms = {name: arm for name, arm in _report("sweep_toy").items() if name.startswith("self_certainty")}
     assert len(arms) == 5
     for name, arm in arms.items():
         assert arm["fell"] == 5 and arm["over_seeds"]["val_final"]["mean"] < 0.05, name
