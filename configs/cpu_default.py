@@ -6,7 +6,7 @@ What makes the phenomenon appear (the theory module's coupled toy was the guide)
 * The prior (``urlvr_jax.experiments.warm_start``): supervision on every single-operation problem, with 25% of
   targets replaced by other problems' answers (soft, but correct-plurality priors: *aligned* prompts) and 8% by
   one shared default answer "10" (the shared attractor).
-* RL streams prompts from a larger space than was supervised: 20% are fresh two-operation problems on which
+* RL streams prompts from a larger space than was supervised: 30% are fresh two-operation problems on which
   the model is clueless (the right answer almost never sampled), so ground truth has nothing to reinforce there
   while the shared default answer tends to win their votes.
 * The learning rate warms up over the first 40% of the steps: while it is small, voting sharpens the aligned
@@ -20,9 +20,9 @@ Why (issue 21): with 70% of the single-operation problems supervised, 40% noise 
 *misaligned* (wrong majority, right answer with mass: ground truth can raise it) or clueless, only about half of
 the prompts were aligned, and ground truth pulled ahead of majority voting from the first steps (0.127 above it
 at the majority-vote peak, 5 seeds). Supervising every single-operation problem with less noise makes nearly
-all of them aligned; fewer two-operation prompts slow the default answer's spread through the aligned ones
-while the two rewards still agree there. ``python -m urlvr_jax.experiments.prior_kinds`` measures a prior's
-aligned / misaligned / clueless shares; ``docs/results.md`` has both settings' numbers.
+all of them aligned, so the two rewards agree on them while the clueless two-operation prompts still feed the
+fall. ``python -m urlvr_jax.experiments.prior_kinds`` measures a prior's aligned / misaligned / clueless shares;
+``docs/results.md`` has both settings' numbers and every variant tried.
 """
 
 import ml_collections
@@ -39,7 +39,7 @@ def get_config():
                    num_kv_heads=2, head_dim=16, max_position_embeddings=64)
     c.data.update(task="arithmetic", template="raw", chat_template="false", pool_size=0, val_size=128)
     c.data.task_options = dict(fmt="compact", digits=1, min_ops=1, max_ops=2, show_steps=False,
-                              ops_weights=(0.8, 0.2))
+                              ops_weights=(0.7, 0.3))
     c.rollout.update(prompts_per_step=32, n=8, max_new_tokens=4, max_prompt_len=8, temperature=1.0)
     c.reward.name = "majority_vote"
     c.algo.update(mini_batch_prompts=16, report_ref_kl=True)
