@@ -24,12 +24,15 @@ from urlvr_jax.utils.plots import plot_curves
 LABELS = {"majority_vote": "majority vote", "ground_truth": "ground truth"}
 
 
+def from_prior(prior_dir: str) -> list[str]:
+    """The overrides that load model and tokenizer from a warm-started prior's Hugging Face directory."""
+    return ["model.source=hf", f"model.path={prior_dir}", "tokenizer.kind=hf", f"tokenizer.path={prior_dir}"]
+
+
 def arm_config(config, arm: str, prior_dir: str, steps: int = 0):
     """The URLVR config of one arm, starting from the warm-started prior (``steps``: 0 keeps train.steps)."""
     return apply_overrides(config, [f"reward.name={arm}", f"run_dir={os.path.join(config.run_dir, arm)}",
-                                    "model.source=hf", f"model.path={prior_dir}", "tokenizer.kind=hf",
-                                    f"tokenizer.path={prior_dir}", f"name={arm}",
-                                    f"train.steps={steps or config.train.steps}"])
+                                    *from_prior(prior_dir), f"name={arm}", f"train.steps={steps or config.train.steps}"])
 
 
 def rise_then_fall(records: list[dict], key: str = "val/avg@k") -> dict:

@@ -60,13 +60,13 @@ def measure_prior(config, prior_dir: str, k: int, seed: int = 0) -> dict:
     import jax
 
     from urlvr_jax import evaluation
+    from urlvr_jax.experiments.cpu_default import from_prior
     from urlvr_jax.experiments.per_problem import measure
     from urlvr_jax.rl import setup
     from urlvr_jax.rl.data import validation_examples, validation_protocol
     from urlvr_jax.utils.config import apply_overrides
 
-    c = apply_overrides(config, ["model.source=hf", f"model.path={prior_dir}", "tokenizer.kind=hf",
-                                 f"tokenizer.path={prior_dir}"])
+    c = apply_overrides(config, from_prior(prior_dir))
     tokenizer = setup.build_tokenizer(c)
     cfg, params = setup.build_model(c, tokenizer, None, jax.random.key(seed))
     run = SimpleNamespace(config=c, tokenizer=tokenizer, val_protocol=validation_protocol(c.data),

@@ -101,9 +101,9 @@ def aggregate(records_by_seed: Mapping[int, Mapping[str, Records]], n_val: int, 
             m["gt_at_mean_peak"] = series(records_by_seed[s]["ground_truth"], VAL).get(top)
     rise_gap = {}  # MV - GT at every validation step of the rise (after the start, up to the mean peak)
     if with_gt:
+        vals = [{arm: series(records_by_seed[s][arm], VAL) for arm in ARMS} for s in seeds]
         for step in (t for t in mean_curve["steps"] if 0 < t <= top):
-            pairs = [(series(records_by_seed[s]["majority_vote"], VAL).get(step),
-                      series(records_by_seed[s]["ground_truth"], VAL).get(step)) for s in seeds]
+            pairs = [(v["majority_vote"].get(step), v["ground_truth"].get(step)) for v in vals]
             if all(None not in p for p in pairs):
                 rise_gap[str(step)] = t_interval([a - b for a, b in pairs])
     collapsed = [m["collapse_step"] for m in mv if m["collapse_step"] is not None]
@@ -121,10 +121,6 @@ def aggregate(records_by_seed: Mapping[int, Mapping[str, Records]], n_val: int, 
                "rise_gap": rise_gap}
     summary["claims"] = claims(summary)
     return summary
-
-
-def with_gt_per_seed(summary: dict) -> bool:
-    return all("tracks" in summary["per_seed"][str(s)]["majority_vote"] for s in summary["seeds"])
 
 
 def claims(summary: dict) -> dict:
@@ -152,7 +148,7 @@ def claims(summary: dict) -> dict:
     if steps:  # the same paired interval at every validation step of the rise: all must contain 0
         apart = [int(t) for t, g in steps.items() if g["lo"] is None or not g["lo"] <= 0 <= g["hi"]]
         out["tracks_during_rise"] = {"steps": [int(t) for t in steps], "apart": apart, "holds": not apart}
-    if with_gt_per_seed(summary):
+    if all("tracks" in m for m in mv):
         count = summary["seeds_tracked"]
         out["tracks_per_seed"] = {"seeds": count, "of": len(mv), "holds": count >= math.ceil(0.8 * len(mv))}
     count = summary["seeds_rose_then_fell"]
