@@ -1,0 +1,144 @@
+"""Where majority voting and ground-truth RL part during the rise: their accuracy gap split by the prior's kinds.
+
+    python -m urlvr_jax.experiments.gap_by_kind --seeds 0,1,2,3,4 [--steps 10,20,30,40,60] [--k 64]
+        [--out docs/gap_by_kind.json] [--config cpu_default] [key=value ...]
+
+For each seed of :mod:`urlvr_jax.experiments.seeds` (its prior must exist under ``<run_dir>/seeds/seed_<s>/prior``;
+the seeds command makes it), both arms are replayed from the prior with their own configs for ``max(steps)``
+steps, the same updates as the seeds' runs, and at each of ``steps`` every validation problem is sampled ``k``
+times. The problems are sorted by the *prior's* kind (:mod:`urlvr_jax.experiments.prior_kinds`: aligned,
+misaligned, clueless), and the gap in validation accuracy, MV − GT, is the sum over kinds of
+
+    share(kind) x (accuracy_MV(kind) − accuracy_GT(kind)),
+
+each term with a 95% t-interval over seeds. The theory (paper section 5: sharpening helps where confidence
+agrees with correctness) predicts no gap on the aligned problems, where both rewards push the same answer, and
+all of it on the misaligned ones (ground truth raises the right answer's mass, the vote a wrong majority) and
+clueless ones (ground truth cannot act, the vote sharpens a wrong answer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+
+import numpy as np
+
+from urlvr_jax.experiments.prior_kinds import KINDS, kind_of
+from urlvr_jax.experiments.stats import t_interval
+
+MEASURE_KEY = 6_000_000  # the measurements' sampling key (folded with the step); training keys are the run's
+
+
+def arm_run(config, arm: str, prior: str):
+    """One arm of one seed as the seeds command builds it (same config, same keys), not yet trained."""
+    from urlvr_jax.experiments.cpu_default import arm_config
+    from urlvr_jax.experiments.seeds import arm_steps
+    from urlvr_jax.rl.loop import URLVRRun
+
+    return URLVRRun(arm_config(config, arm, prior, arm_steps(config, arm)))
+
+
+def replay(config, arm: str, prior: str, steps: list[int], k: int, log=print) -> dict:
+    """``{step: per-problem measurements}`` of one arm replayed from ``prior`` (step 0: the prior itself)."""
+    import jax
+
+    from urlvr_jax.experiments.per_problem import measure
+
+    run, out = arm_run(config, arm, prior), {}
+    for step in range(0, max(steps) + 1):
+        if step:
+            run.rollout_step(step)  # the loop's step: rollout, reward, update (validation draws no training key)
+        if step in steps or step == 0:
+            out[step] = measure(run, run.state.params, run.val_examples, k, jax.random.key(MEASURE_KEY + step))
+            log(f"  {arm} step {step}: accuracy {np.mean([p['accuracy'] for p in out[step]]):.3f}")
+    return out
+
+
+def split(kinds: list[str], mv: list[dict], gt: list[dict]) -> dict:
+    """Per kind: share, both arms' mean accuracy, and the kind's term of the gap; plus the total."""
+    out = {}
+    for kind in KINDS:
+        idx = [i for i, k in enumerate(kinds) if k == kind]
+        acc = lambda arm: float(np.mean([arm[i]["accuracy"] for i in idx])) if idx else None
+        share = len(idx) / len(kinds)
+        out[kind] = dict(share=share, mv=acc(mv), gt=acc(gt),
+                         term=share * (acc(mv) - acc(gt)) if idx else 0.0)
+    out["all"] = dict(share=1.0, mv=float(np.mean([p["accuracy"] for p in mv])),
+                      gt=float(np.mean([p["accuracy"] for p in gt])))
+    out["all"]["term"] = out["all"]["mv"] - out["all"]["gt"]
+    return out
+
+
+def over_seeds(per_seed: dict) -> dict:
+    """{step: {kind: {field: t-interval over seeds}}}."""
+    steps = next(iter(per_seed.values()))
+    return {step: {kind: {f: t_interval([s[step][kind][f] for s in per_seed.values()])
+                          for f in ("share", "mv", "gt", "term")}
+                   for kind in (*KINDS, "all")} for step in steps}
+
+
+def table(summary: dict) -> str:
+    def cell(s, signed=False):
+        if s["mean"] is None:
+            return "—"
+        f = "{:+.3f}" if signed else "{:.3f}"
+        return f.format(s["mean"]) + ("" if s["lo"] is None else f" [{f.format(s['lo'])}, {f.format(s['hi'])}]")
+
+    lines = ["| step | problems (prior's kind) | share | MV accuracy | GT accuracy | share x (MV − GT) |",
+             "|---|---|---|---|---|---|"]
+    for step, kinds in summary.items():
+        for kind in (*KINDS, "all"):
+            s = kinds[kind]
+            lines.append(f"| {step} | {kind} | {s['share']['mean']:.2f} | {cell(s['mv'])} | {cell(s['gt'])} | "
+                         f"{cell(s['term'], signed=True)} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from urlvr_jax.experiments.seeds import parse_seeds, seed_config, seed_dir
+    from urlvr_jax.utils.config import parse_cli
+
+    p = argparse.ArgumentParser(prog="python -m urlvr_jax.experiments.gap_by_kind", description=__doc__.split("\n")[0])
+    p.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds (their priors must exist)")
+    p.add_argument("--steps", default="10,20,30,40,60", help="RL steps to measure at (default %(default)s)")
+    p.add_argument("--k", type=int, default=64, help="samples per validation problem (default %(default)s)")
+    p.add_argument("--out", default="", help="write per-seed and over-seed splits as JSON here")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, rest = p.parse_known_args(argv)
+    config, extra = parse_cli(rest, default_config="cpu_default")
+    if extra:
+        p.error(f"unknown flags {extra}; overrides are written key=value")
+    try:
+        steps = sorted({int(s) for s in args.steps.split(",") if s.strip()})
+    except ValueError:
+        steps = []
+    if not steps or steps[0] < 1:
+        p.error(f"--steps {args.steps!r}: expected positive comma-separated steps like 10,20,30,40,60")
+    per_seed = {}
+    for seed in parse_seeds(args.seeds):
+        one = seed_config(config, seed)
+        prior = os.path.join(seed_dir(config, seed), "prior")
+        if not os.path.isfile(os.path.join(prior, "config.json")):
+            raise SystemExit(f"seed {seed}: no prior at {prior}; make it with "
+                             f"python -m urlvr_jax.experiments.seeds --seeds {seed}")
+        print(f"--- seed {seed} ---")
+        mv = replay(one, "majority_vote", prior, steps, args.k)
+        gt = replay(one, "ground_truth", prior, steps, args.k)
+        kinds = [kind_of(problem) for problem in mv[0]]
+        per_seed[seed] = {step: split(kinds, mv[step], gt[step]) for step in steps}
+    summary = over_seeds(per_seed)
+    print(f"{len(per_seed)} seeds, {args.k} samples per problem; mean [95% t-interval over seeds]")
+    print(table(summary))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"command": shlex.join(["python", "-m", "urlvr_jax.experiments.gap_by_kind", *argv]),
+                       "k": args.k, "steps": steps, "per_seed": per_seed, "over_seeds": summary}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
