@@ -13,7 +13,7 @@ from urlvr_jax.experiments import gap_by_kind as G
 
 
 def measured(accuracies: list[float]) -> list[dict]:
-    return [{"accuracy": a} for a in accuracies]
+    return [{"accuracy": a, "majority_correct": a > 0.3} for a in accuracies]
 
 
 def test_the_kinds_terms_add_up_to_the_gap():
@@ -23,10 +23,12 @@ def test_the_kinds_terms_add_up_to_the_gap():
     assert out["misaligned"]["term"] == pytest.approx(0.25 * -0.4)
     assert out["all"]["term"] == pytest.approx(sum(out[k]["term"] for k in ("aligned", "misaligned", "clueless")))
     none = G.split(["aligned"] * 2, measured([0.5, 0.5]), measured([0.5, 0.5]))
-    assert none["clueless"] == {"share": 0.0, "mv": None, "gt": None, "term": 0.0}
+    assert none["clueless"] == {"share": 0.0, "mv": None, "gt": None, "term": 0.0, "mv_right_majority": None,
+                                "gt_right_majority": None}
+    assert out["misaligned"]["mv_right_majority"] == 0.0 and out["misaligned"]["gt_right_majority"] == 1.0
     over = G.over_seeds({0: {10: out}, 1: {10: out}})
     assert over[10]["all"]["term"]["mean"] == pytest.approx(out["all"]["term"])
-    assert "| 10 | misaligned | 0.25 |" in G.table(over)
+    assert "| 10 | misaligned | 0.25 |" in G.table(over) and "| 0.00 / 1.00 |" in G.table(over)
 
 
 TINY = ["data.val_size=8", "warm_start.steps=3", "warm_start.pool_size=20", "train.steps=3", "rollout.prompts_per_step=4",
@@ -87,14 +89,15 @@ def committed(name: str) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["cpu_default", "single_op_rl", "votes32"])
+@pytest.mark.parametrize("name", ["cpu_default", "single_op_rl", "votes32", "single_op_rl_votes32"])
 def test_committed_splits_follow_from_the_per_seed_numbers(name):
     saved = committed(name)
     assert len(saved["per_seed"]) == 5 and saved["k"] == 64 and saved["command"].startswith("python -m urlvr_jax")
     again = G.over_seeds({s: {int(t): v for t, v in steps.items()} for s, steps in saved["per_seed"].items()})
     for step, kinds in again.items():
         for kind, fields in kinds.items():
-            assert fields["term"]["mean"] == pytest.approx(saved["over_seeds"][str(step)][kind]["term"]["mean"])
+            for field, value in fields.items():
+                assert value == pytest.approx(saved["over_seeds"][str(step)][kind][field]), (step, kind, field)
         assert sum(kinds[k]["term"]["mean"] for k in ("aligned", "misaligned", "clueless")) == pytest.approx(
             kinds["all"]["term"]["mean"])
 
@@ -103,12 +106,27 @@ def test_committed_splits_follow_from_the_per_seed_numbers(name):
 def test_the_gap_at_the_peak_sits_on_the_aligned_problems():
     """What docs/results.md says of the CPU default at step 40 (its mean majority-vote peak): MV is below GT, the
     misaligned and clueless problems' terms are zero within their intervals, the aligned ones' is not and carries
-    nearly all of the gap; each diagnostic leaves most of it."""
-    at40 = committed("cpu_default")["over_seeds"]["40"]
+    nearly all of the gap, because the vote turns aligned problems into wrong-majority ones (paired over seeds, at
+    steps 40 and 60)."""
+    default = committed("cpu_default")["over_seeds"]
+    at40 = default["40"]
     assert at40["all"]["term"]["hi"] < 0 and at40["aligned"]["term"]["hi"] < 0
     for kind in ("misaligned", "clueless"):
         assert at40[kind]["term"]["lo"] < 0 < at40[kind]["term"]["hi"], kind
     assert at40["aligned"]["term"]["mean"] / at40["all"]["term"]["mean"] > 0.9
+    for step in ("40", "60"):
+        assert default[step]["aligned"]["right_majority_gap"]["hi"] < 0, step
+
+
+@pytest.mark.slow
+def test_each_source_of_wrong_votes_removed_narrows_the_gap_and_both_halve_it():
+    """The diagnostics' table: without clueless prompts in RL, or with 32 votes, the gap at step 40 narrows but stays
+    below 0; with both, it is about half and the aligned problems' term is zero within its interval."""
+    gap = {name: committed(name)["over_seeds"]["40"] for name in
+           ("cpu_default", "single_op_rl", "votes32", "single_op_rl_votes32")}
     for name in ("single_op_rl", "votes32"):
-        other = committed(name)["over_seeds"]["40"]
-        assert other["all"]["term"]["hi"] < 0 and other["aligned"]["term"]["hi"] < 0, name
+        assert gap["cpu_default"]["all"]["term"]["mean"] < gap[name]["all"]["term"]["mean"] < 0, name
+        assert gap[name]["all"]["term"]["hi"] < 0, name
+    both = gap["single_op_rl_votes32"]
+    assert both["all"]["term"]["mean"] > 0.6 * gap["cpu_default"]["all"]["term"]["mean"]
+    assert both["aligned"]["term"]["lo"] < 0 < both["aligned"]["term"]["hi"]

@@ -58,27 +58,35 @@ def replay(config, arm: str, prior: str, steps: list[int], k: int, log=print) ->
     return out
 
 
+FIELDS = ("share", "mv", "gt", "term", "mv_right_majority", "gt_right_majority")
+
+
 def split(kinds: list[str], mv: list[dict], gt: list[dict]) -> dict:
-    """Per kind: share, both arms' mean accuracy, and the kind's term of the gap; plus the total."""
+    """Per kind (and ``all``): share, both arms' mean accuracy and share of problems whose majority is right now,
+    and the kind's term of the gap."""
     out = {}
-    for kind in KINDS:
-        idx = [i for i, k in enumerate(kinds) if k == kind]
-        acc = lambda arm: float(np.mean([arm[i]["accuracy"] for i in idx])) if idx else None
+    for kind in (*KINDS, "all"):
+        idx = [i for i, k in enumerate(kinds) if kind in (k, "all")]
+        mean = lambda arm, field: float(np.mean([arm[i][field] for i in idx])) if idx else None
         share = len(idx) / len(kinds)
-        out[kind] = dict(share=share, mv=acc(mv), gt=acc(gt),
-                         term=share * (acc(mv) - acc(gt)) if idx else 0.0)
-    out["all"] = dict(share=1.0, mv=float(np.mean([p["accuracy"] for p in mv])),
-                      gt=float(np.mean([p["accuracy"] for p in gt])))
-    out["all"]["term"] = out["all"]["mv"] - out["all"]["gt"]
+        out[kind] = dict(share=share, mv=mean(mv, "accuracy"), gt=mean(gt, "accuracy"),
+                         term=share * (mean(mv, "accuracy") - mean(gt, "accuracy")) if idx else 0.0,
+                         mv_right_majority=mean(mv, "majority_correct"), gt_right_majority=mean(gt, "majority_correct"))
     return out
 
 
 def over_seeds(per_seed: dict) -> dict:
-    """{step: {kind: {field: t-interval over seeds}}}."""
-    steps = next(iter(per_seed.values()))
-    return {step: {kind: {f: t_interval([s[step][kind][f] for s in per_seed.values()])
-                          for f in ("share", "mv", "gt", "term")}
-                   for kind in (*KINDS, "all")} for step in steps}
+    """{step: {kind: {field: t-interval over seeds}}}, with the paired MV − GT difference of the right-majority
+    shares as ``right_majority_gap``."""
+    def fields(rows: list[dict]) -> dict:
+        out = {f: t_interval([r[f] for r in rows]) for f in FIELDS}
+        out["right_majority_gap"] = t_interval([None if r["mv_right_majority"] is None
+                                                else r["mv_right_majority"] - r["gt_right_majority"] for r in rows])
+        return out
+
+    first = next(iter(per_seed.values()))
+    return {step: {kind: fields([s[step][kind] for s in per_seed.values()]) for kind in (*KINDS, "all")}
+            for step in first}
 
 
 def table(summary: dict) -> str:
@@ -88,13 +96,17 @@ def table(summary: dict) -> str:
         f = "{:+.3f}" if signed else "{:.3f}"
         return f.format(s["mean"]) + ("" if s["lo"] is None else f" [{f.format(s['lo'])}, {f.format(s['hi'])}]")
 
-    lines = ["| step | problems (prior's kind) | share | MV accuracy | GT accuracy | share x (MV − GT) |",
-             "|---|---|---|---|---|---|"]
+    def majority(s):
+        both = [s.get(f"{arm}_right_majority", {}).get("mean") for arm in ("mv", "gt")]
+        return "—" if None in both else f"{both[0]:.2f} / {both[1]:.2f}"
+
+    lines = ["| step | problems (prior's kind) | share | MV accuracy | GT accuracy | share x (MV − GT) "
+             "| right majority: MV / GT |", "|---|---|---|---|---|---|---|"]
     for step, kinds in summary.items():
         for kind in (*KINDS, "all"):
             s = kinds[kind]
             lines.append(f"| {step} | {kind} | {s['share']['mean']:.2f} | {cell(s['mv'])} | {cell(s['gt'])} | "
-                         f"{cell(s['term'], signed=True)} |")
+                         f"{cell(s['term'], signed=True)} | {majority(s)} |")
     return "\n".join(lines)
 
 
