@@ -67,6 +67,31 @@ if not QUICK:  # the claims of the README, on the committed 5 seeds
     assert summary["claims"]["tracks_per_seed"]["holds"]  # >= 80% of seeds track ground truth through their rise
 """),
     ("md", """
+### Where majority voting parts from ground truth during the rise
+
+`python -m urlvr_jax.experiments.gap_by_kind --seeds 0,1,2,3,4` replays both arms of every seed from its prior and
+samples each validation problem 64 times at steps 10-60, sorted by the problem's kind in the prior (aligned: right
+majority; misaligned: wrong majority, right answer with mass; clueless). The gap is the sum of the kinds' terms; it
+sits on the problems that were aligned in the prior, which the vote turns into wrong-majority ones (last column).
+In quick mode it runs on the quick seeds' priors.
+"""),
+    ("code", """
+from urlvr_jax.experiments import gap_by_kind
+
+if QUICK:
+    gap_by_kind.main(["--seeds", "0,1", "--steps", "4", "--k", "4", "--out", f"{out}/gap_by_kind.json",
+                      f"run_dir={out}/runs", "train.steps=12", "data.val_size=16", "train.progress=false"])
+    gaps = json.load(open(f"{out}/gap_by_kind.json"))
+else:
+    gaps = json.load(open(os.path.join(DOCS, "gap_by_kind_cpu_default.json")))
+print(gaps["command"])
+display(Markdown(gap_by_kind.table({step: row for step, row in gaps["over_seeds"].items() if step in ("4", "20", "40", "60")})))
+if not QUICK:  # what docs/results.md says, on the committed 5 seeds
+    at40 = gaps["over_seeds"]["40"]
+    assert at40["aligned"]["term"]["hi"] < 0 and at40["aligned"]["right_majority_gap"]["hi"] < 0
+    assert at40["clueless"]["term"]["lo"] < 0 < at40["clueless"]["term"]["hi"]
+"""),
+    ("md", """
 ## 2. Does the Model Collapse Step rank transformer priors by their RL trainability?
 
 `python -m urlvr_jax.experiments.prior_ranking run --seeds 0,1,2,3,4` then `... report`: 8 warm-started priors that

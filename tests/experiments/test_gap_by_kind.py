@@ -28,7 +28,7 @@ def test_the_kinds_terms_add_up_to_the_gap():
     assert out["misaligned"]["mv_right_majority"] == 0.0 and out["misaligned"]["gt_right_majority"] == 1.0
     over = G.over_seeds({0: {10: out}, 1: {10: out}})
     assert over[10]["all"]["term"]["mean"] == pytest.approx(out["all"]["term"])
-    assert "| 10 | misaligned | 0.25 |" in G.table(over) and "| 0.00 / 1.00 |" in G.table(over)
+    assert "| 10 | misaligned | 0.25 |" in G.table(over) and "| 0.00 / 1.00 (-1.000 [-1.000, -1.000]) |" in G.table(over)
 
 
 TINY = ["data.val_size=8", "warm_start.steps=3", "warm_start.pool_size=20", "train.steps=3", "rollout.prompts_per_step=4",

@@ -97,11 +97,11 @@ def table(summary: dict) -> str:
         return f.format(s["mean"]) + ("" if s["lo"] is None else f" [{f.format(s['lo'])}, {f.format(s['hi'])}]")
 
     def majority(s):
-        both = [s.get(f"{arm}_right_majority", {}).get("mean") for arm in ("mv", "gt")]
-        return "—" if None in both else f"{both[0]:.2f} / {both[1]:.2f}"
+        both = [s[f"{arm}_right_majority"]["mean"] for arm in ("mv", "gt")]
+        return "—" if None in both else f"{both[0]:.2f} / {both[1]:.2f} ({cell(s['right_majority_gap'], signed=True)})"
 
     lines = ["| step | problems (prior's kind) | share | MV accuracy | GT accuracy | share x (MV − GT) "
-             "| right majority: MV / GT |", "|---|---|---|---|---|---|---|"]
+             "| right majority: MV / GT (MV − GT) |", "|---|---|---|---|---|---|---|"]
     for step, kinds in summary.items():
         for kind in (*KINDS, "all"):
             s = kinds[kind]
