@@ -14,7 +14,9 @@ misaligned, clueless), and the gap in validation accuracy, MV − GT, is the sum
 each term with a 95% t-interval over seeds. The theory (paper section 5: sharpening helps where confidence
 agrees with correctness) predicts no gap on the aligned problems, where both rewards push the same answer, and
 all of it on the misaligned ones (ground truth raises the right answer's mass, the vote a wrong majority) and
-clueless ones (ground truth cannot act, the vote sharpens a wrong answer).
+clueless ones (ground truth cannot act, the vote sharpens a wrong answer). Each arm's share of problems whose
+majority is right *now* shows whether training moves problems between kinds: on the CPU default the vote turns
+aligned problems into wrong-majority ones during the rise, and that is where the gap sits (docs/results.md).
 """
 
 from __future__ import annotations
