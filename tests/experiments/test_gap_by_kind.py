@@ -130,3 +130,14 @@ def test_each_source_of_wrong_votes_removed_narrows_the_gap_and_both_halve_it():
     both = gap["single_op_rl_votes32"]
     assert both["all"]["term"]["mean"] > 0.6 * gap["cpu_default"]["all"]["term"]["mean"]
     assert both["aligned"]["term"]["lo"] < 0 < both["aligned"]["term"]["hi"]
+
+
+@pytest.mark.slow
+def test_both_diagnostics_run_to_300_steps_track_per_seed_but_not_paired():
+    """The variants table's last row (docs/results.md): with both sources of wrong votes removed, the seeds command
+    shows a rise and per-seed tracking on every seed, 4 of 5 collapses, and a paired gap still below 0 at the peak."""
+    with open(os.path.join(DOCS, "variant_single_op_rl_votes32_seeds.json")) as f:
+        saved = json.load(f)
+    assert saved["seeds"] == [0, 1, 2, 3, 4] and "rollout.n_votes=32" in saved["command"]
+    assert saved["seeds_rose_then_fell"] == 5 and saved["seeds_tracked"] == 5 and saved["seeds_collapsed"] == 4
+    assert saved["mean_peak_step"] == 50 and saved["claims"]["tracks_ground_truth"]["hi"] < 0
