@@ -28,11 +28,12 @@ def test_the_kinds_terms_add_up_to_the_gap():
     assert out["misaligned"]["mv_right_majority"] == 0.0 and out["misaligned"]["gt_right_majority"] == 1.0
     over = G.over_seeds({0: {10: out}, 1: {10: out}})
     assert over[10]["all"]["term"]["mean"] == pytest.approx(out["all"]["term"])
-    assert "| 10 | misaligned | 0.25 |" in G.table(over) and "| 0.00 / 1.00 (-1.000 [-1.000, -1.000]) |" in G.table(over)
+    text = G.table(over)
+    assert "| 10 | misaligned | 0.25 |" in text and "| 0.00 / 1.00 (-1.000 [-1.000, -1.000]) |" in text
 
 
-TINY = ["data.val_size=8", "warm_start.steps=3", "warm_start.pool_size=20", "train.steps=3", "rollout.prompts_per_step=4",
-        "algo.mini_batch_prompts=2", "train.progress=false", "val.every=1"]
+TINY = ["data.val_size=8", "warm_start.steps=3", "warm_start.pool_size=20", "train.steps=3",
+        "rollout.prompts_per_step=4", "algo.mini_batch_prompts=2", "train.progress=false", "val.every=1"]
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def test_the_replay_makes_the_seeds_runs_updates(seed_prior):
     run = G.arm_run(one, "majority_vote", prior)
     for step in (1, 2, 3):
         run.rollout_step(step)
-    trained = train(G.arm_run(one, "majority_vote", prior).config).params
+    trained = train(run.config).params  # a fresh run of the same config, through the training loop
     same = jax.tree.map(lambda a, b: bool(np.array_equal(np.asarray(a), np.asarray(b))), run.state.params, trained)
     assert all(jax.tree.leaves(same))
 

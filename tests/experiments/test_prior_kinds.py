@@ -44,3 +44,9 @@ def test_cli_measures_a_warm_started_prior(tmp_path, capsys):
     counts = saved["priors"][prior]["all"]
     assert counts["n"] == 8 and sum(counts[k]["share"] for k in K.KINDS) == pytest.approx(1.0)
     assert "1 priors, 4 samples per problem" in capsys.readouterr().out
+
+
+def test_a_missing_prior_is_named(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        K.main(["--priors", str(tmp_path / "nowhere")])
+    assert f"--priors {tmp_path / 'nowhere'}: no prior there" in capsys.readouterr().err

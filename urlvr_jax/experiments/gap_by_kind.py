@@ -32,7 +32,7 @@ import numpy as np
 from urlvr_jax.experiments.prior_kinds import KINDS, kind_of
 from urlvr_jax.experiments.stats import t_interval
 
-MEASURE_KEY = 6_000_000  # the measurements' sampling key (folded with the step); training keys are the run's
+MEASURE_KEY = 6_000_000  # + step: the measurements' sampling key, one for both arms; training keys are the run's
 
 
 def arm_run(config, arm: str, prior: str):
@@ -45,7 +45,7 @@ def arm_run(config, arm: str, prior: str):
 
 
 def replay(config, arm: str, prior: str, steps: list[int], k: int, log=print) -> dict:
-    """``{step: per-problem measurements}`` of one arm replayed from ``prior`` (step 0: the prior itself)."""
+    """``{step: per-problem measurements}`` of one arm replayed from ``prior`` (step 0, if asked: the prior)."""
     import jax
 
     from urlvr_jax.experiments.per_problem import measure
@@ -54,7 +54,7 @@ def replay(config, arm: str, prior: str, steps: list[int], k: int, log=print) ->
     for step in range(0, max(steps) + 1):
         if step:
             run.rollout_step(step)  # the loop's step: rollout, reward, update (validation draws no training key)
-        if step in steps or step == 0:
+        if step in steps:
             out[step] = measure(run, run.state.params, run.val_examples, k, jax.random.key(MEASURE_KEY + step))
             log(f"  {arm} step {step}: accuracy {np.mean([p['accuracy'] for p in out[step]]):.3f}")
     return out
@@ -70,9 +70,8 @@ def split(kinds: list[str], mv: list[dict], gt: list[dict]) -> dict:
     for kind in (*KINDS, "all"):
         idx = [i for i, k in enumerate(kinds) if kind in (k, "all")]
         mean = lambda arm, field: float(np.mean([arm[i][field] for i in idx])) if idx else None
-        share = len(idx) / len(kinds)
-        out[kind] = dict(share=share, mv=mean(mv, "accuracy"), gt=mean(gt, "accuracy"),
-                         term=share * (mean(mv, "accuracy") - mean(gt, "accuracy")) if idx else 0.0,
+        share, acc_mv, acc_gt = len(idx) / len(kinds), mean(mv, "accuracy"), mean(gt, "accuracy")
+        out[kind] = dict(share=share, mv=acc_mv, gt=acc_gt, term=share * (acc_mv - acc_gt) if idx else 0.0,
                          mv_right_majority=mean(mv, "majority_correct"), gt_right_majority=mean(gt, "majority_correct"))
     return out
 
@@ -100,7 +99,9 @@ def table(summary: dict) -> str:
 
     def majority(s):
         both = [s[f"{arm}_right_majority"]["mean"] for arm in ("mv", "gt")]
-        return "—" if None in both else f"{both[0]:.2f} / {both[1]:.2f} ({cell(s['right_majority_gap'], signed=True)})"
+        if None in both:
+            return "—"
+        return f"{both[0]:.2f} / {both[1]:.2f} ({cell(s['right_majority_gap'], signed=True)})"
 
     lines = ["| step | problems (prior's kind) | share | MV accuracy | GT accuracy | share x (MV − GT) "
              "| right majority: MV / GT (MV − GT) |", "|---|---|---|---|---|---|---|"]
@@ -113,7 +114,7 @@ def table(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from urlvr_jax.experiments.seeds import parse_seeds, seed_config, seed_dir
+    from urlvr_jax.experiments.seeds import parse_seeds, seed_config
     from urlvr_jax.utils.config import parse_cli
 
     p = argparse.ArgumentParser(prog="python -m urlvr_jax.experiments.gap_by_kind", description=__doc__.split("\n")[0])
@@ -135,12 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     per_seed = {}
     for seed in parse_seeds(args.seeds):
         one = seed_config(config, seed)
-        prior = os.path.join(seed_dir(config, seed), "prior")
+        prior = os.path.join(one.run_dir, "prior")
         if not os.path.isfile(os.path.join(prior, "config.json")):
             raise SystemExit(f"seed {seed}: no prior at {prior}; make it with "
                              f"python -m urlvr_jax.experiments.seeds --seeds {seed}")
         print(f"--- seed {seed} ---")
-        mv = replay(one, "majority_vote", prior, steps, args.k)
+        mv = replay(one, "majority_vote", prior, [0, *steps], args.k)  # step 0: the prior, whose kinds sort them
         gt = replay(one, "ground_truth", prior, steps, args.k)
         kinds = [kind_of(problem) for problem in mv[0]]
         per_seed[seed] = {step: split(kinds, mv[step], gt[step]) for step in steps}
@@ -155,4 +156,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from urlvr_jax.utils.entry import run_main
+
+    run_main(main)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import sys
+import os
 from types import SimpleNamespace
 
 MASS = 0.05
@@ -102,7 +102,8 @@ def table(summary: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     from urlvr_jax.utils.config import parse_cli
 
-    p = argparse.ArgumentParser(prog="python -m urlvr_jax.experiments.prior_kinds", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m urlvr_jax.experiments.prior_kinds",
+                                description=__doc__.split("\n\n")[0])
     p.add_argument("--priors", nargs="+", required=True, help="Hugging Face directories of warm-started priors")
     p.add_argument("--k", type=int, default=64, help="samples per problem (default %(default)s)")
     p.add_argument("--out", default="", help="write the per-prior and over-prior tallies as JSON here")
@@ -110,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     config, extra = parse_cli(rest, default_config="cpu_default")
     if extra:
         p.error(f"unknown flags {extra}")
+    missing = [d for d in args.priors if not os.path.isfile(os.path.join(d, "config.json"))]
+    if missing:
+        p.error(f"--priors {' '.join(missing)}: no prior there (a Hugging Face directory with config.json, as the "
+                f"seeds command writes to <run_dir>/seeds/seed_<s>/prior)")
     results = {d: measure_prior(config, d, args.k) for d in args.priors}
     summary = over_priors(results)
     print(f"{len(results)} priors, {args.k} samples per problem; mean [95% t-interval over priors]")
@@ -121,4 +126,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from urlvr_jax.utils.entry import run_main
+
+    run_main(main)
