@@ -7,11 +7,11 @@ train step inside one accelerator's memory. Check a slice with the plan mode bef
 picks the rollout chunk (``rollout.max_rows_per_chunk``), ``model.attention_chunk`` and the micro-batch for the
 memory per device, and none of them changes the results beyond float rounding:
 
-    python -m urlvr_jax.experiments.plan --config paper_qwen3_1p7b --devices 8 mesh=data:2,fsdp:2,tensor:2 \
+    python -m urlvr_jax.plan --config paper_qwen3_1p7b --devices 8 mesh=data:2,fsdp:2,tensor:2 \
         --device-memory 80GB --suggest                                                  # 8 x 80 GB GPUs
-    python -m urlvr_jax.experiments.plan --config paper_qwen3_1p7b --devices 16 mesh=fsdp:8,tensor:2 \
+    python -m urlvr_jax.plan --config paper_qwen3_1p7b --devices 16 mesh=fsdp:8,tensor:2 \
         --device-memory 32GiB --suggest                                                 # TPU v4-32
-    python -m urlvr_jax.experiments.plan --config paper_qwen3_1p7b --devices 64 mesh=fsdp:16,tensor:4 \
+    python -m urlvr_jax.plan --config paper_qwen3_1p7b --devices 64 mesh=fsdp:16,tensor:4 \
         --device-memory 16GiB --suggest                                                 # TPU v5e-64
 
 and pass the overrides it prints (and the mesh) to ``urlvr_jax.train``. (On v5e-64, fsdp:32,tensor:2 compiles a

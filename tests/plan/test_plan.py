@@ -16,8 +16,8 @@ import pytest
 from urlvr_jax.rl import setup
 
 from urlvr_jax import sharding as shd
-from urlvr_jax.experiments import plan as planmod
-from urlvr_jax.experiments import plan_estimate
+from urlvr_jax.plan import build, cli, report
+from urlvr_jax.plan import estimate as plan_estimate
 from urlvr_jax.utils import distributed
 from urlvr_jax.utils.config import apply_overrides, load_config
 
@@ -32,7 +32,7 @@ OVERRIDES = ["mesh=fsdp:4,tensor:2", "rollout.prompts_per_step=8", "rollout.n=2"
 def qwen_plan():
     assert jax.device_count() == 8
     config = apply_overrides(load_config("paper_qwen3_1p7b"), OVERRIDES)
-    return planmod.make_plan(config, device_memory_gb=16.0)
+    return build.make_plan(config, device_memory_gb=16.0)
 
 
 def test_paper_config_matches_the_paper():
@@ -41,7 +41,7 @@ def test_paper_config_matches_the_paper():
     assert (r.prompts_per_step, r.n, r.temperature, r.max_new_tokens) == (64, 8, 1.0, 7168)
     assert (c.optim.lr, c.algo.kl_coef, c.val.temperature, c.val.top_p) == (1e-6, 0.0, 0.6, 0.95)
     assert c.data.dataset == "dapo17k"
-    cfg = planmod.model_config(c)
+    cfg = build.model_config(c)
     assert (cfg.family, cfg.num_layers, cfg.hidden_size, cfg.num_kv_heads, cfg.vocab_size) == ("qwen3", L, D, K, V)
     assert cfg.tie_embeddings and cfg.qk_norm and cfg.rope_theta == 1e6 and cfg.dtype == "bfloat16"
 
@@ -89,10 +89,10 @@ def test_estimates_beside_the_compiled_sizes(qwen_plan):
 def _train_step_temp(config) -> int:
     from urlvr_jax.rl.train_step import jit_train_step
 
-    cfg, mesh = planmod.model_config(config), shd.make_mesh(config.mesh)
+    cfg, mesh = build.model_config(config), shd.make_mesh(config.mesh)
     step_cfg, optimizer = setup.step_and_optimizer(config)
-    state, batch = planmod.train_inputs(config, cfg, mesh, optimizer)
-    return planmod.compile_program("train_step", jit_train_step(cfg, step_cfg, optimizer, mesh, state, batch),
+    state, batch = build.train_inputs(config, cfg, mesh, optimizer)
+    return build.compile_program("train_step", jit_train_step(cfg, step_cfg, optimizer, mesh, state, batch),
                                    state, batch).temp
 
 
@@ -122,14 +122,14 @@ def test_suggestions_fit_the_estimate():
     with twice the rows; the micro-batch keeps at least a row per data x fsdp device."""
     config = apply_overrides(load_config("paper_qwen3_1p7b"), ["mesh=data:2,fsdp:2,tensor:2", "rollout.batching=static"])
     for budget_gb, fits_all_at_once in ((32.0, False), (300.0, True)):
-        suggested = dict(o.split("=") for o in planmod.suggest(config, budget_gb))
+        suggested = dict(o.split("=") for o in cli.suggest(config, budget_gb))
         chunk, micro = int(suggested["rollout.max_rows_per_chunk"]), int(suggested["algo.micro_batch_rollouts"])
         assert (chunk == 0) == fits_all_at_once
         # 4 rows x 8 heads x 7424 x 8192 positions x 3 float32 buffers = 22 GiB of scores: chunk the queries
         assert suggested.get("model.attention_chunk") == ("1024" if budget_gb < 88 else None)
         assert 4 <= micro <= 16  # at most the config's own, at least a row per data x fsdp device
         if chunk:
-            shapes = plan_estimate.shapes_of(config, planmod.model_config(config), dict(data=2, fsdp=2, tensor=2),
+            shapes = plan_estimate.shapes_of(config, build.model_config(config), dict(data=2, fsdp=2, tensor=2),
                                              1_720_574_976, chunk)
             assert chunk % 4 == 0 and 64 * 8 % chunk == 0
             peak = lambda shapes: max(plan_estimate.estimate(shapes)[k] for k in ("prefill_peak", "decode_peak"))
@@ -142,11 +142,11 @@ def test_suggested_slots_fit_the_estimate():
     """With continuous batching (the paper config's default: 7,168 new tokens) --suggest turns rollout.slots, not the
     chunk: the most slots (a multiple of data x fsdp, at most the config's 512 / 8 = 64) whose estimate fits."""
     config = apply_overrides(load_config("paper_qwen3_1p7b"), ["mesh=data:2,fsdp:2,tensor:2"])
-    shapes = plan_estimate.shapes_of(config, planmod.model_config(config), dict(data=2, fsdp=2, tensor=2),
+    shapes = plan_estimate.shapes_of(config, build.model_config(config), dict(data=2, fsdp=2, tensor=2),
                                      1_720_574_976, 512, slots=64)
     peak = lambda shapes: max(plan_estimate.estimate(shapes)[k] for k in ("prefill_peak", "decode_peak"))
     for budget_gb in (16.0, 300.0):
-        suggested = dict(o.split("=") for o in planmod.suggest(config, budget_gb))
+        suggested = dict(o.split("=") for o in cli.suggest(config, budget_gb))
         assert "rollout.max_rows_per_chunk" not in suggested
         slots = int(suggested["rollout.slots"])
         assert slots % 4 == 0 and 4 <= slots <= 64
@@ -165,14 +165,14 @@ def test_continuous_plan_compiles_the_slots_program():
              "model.head_dim=16", "model.max_position_embeddings=1024", "mesh=data:2,fsdp:4",
              "rollout.prompts_per_step=8", "rollout.n=4", "rollout.max_prompt_len=64", "rollout.max_new_tokens=512", "rollout.slots=8",
              "algo.mini_batch_prompts=8", "val.k=4", "model.dtype=float32"]
-    plan = planmod.make_plan(apply_overrides(load_config("paper_qwen3_1p7b"), small))
+    plan = build.make_plan(apply_overrides(load_config("paper_qwen3_1p7b"), small))
     assert set(plan.programs) == {"train_step", "rollout"} and plan.shapes["slots"] == 8
     per_position = 2 * 2 * 2 * 16 * 4  # k and v, 2 layers, 2 kv-heads, head_dim 16, float32
     slot_cache = 8 // 8 * (64 + 512) * (per_position + 1)  # + key mask, slots over data x fsdp = 8
     prompt_cache = 8 // 8 * 64 * (per_position + 1)
     assert plan.kv_cache == slot_cache + prompt_cache + 2 * 4  # + the two write indices
     assert plan.programs["rollout"].temp >= plan.kv_cache - prompt_cache
-    text = planmod.format_plan(plan)
+    text = report.format_plan(plan)
     assert "over 8 continuous-batching slots" in text and "rollout temp" in text
 
 
@@ -180,22 +180,22 @@ def test_verdict(qwen_plan):
     assert qwen_plan.fits()
     assert not qwen_plan.fits(budget=2**30)
     assert qwen_plan.peak == max(qwen_plan.phases.values())
-    text = planmod.format_plan(qwen_plan, budget=2**30)
+    text = report.format_plan(qwen_plan, budget=2**30)
     assert "verdict: DOES NOT FIT" in text and "OVER" in text
-    assert "verdict: FITS" in planmod.format_plan(qwen_plan)
+    assert "verdict: FITS" in report.format_plan(qwen_plan)
     for name in ("parameters", "optimizer state", "KV cache", "train_step", "prefill", "decode", "estimate"):
         assert name in text
     assert "knob: train step: lower algo.micro_batch_rollouts" in text and "knob: sampling" in text
 
 
 def test_model_config_from_hf_json(tmp_path):
-    hf = dict(planmod.PRESETS["Qwen/Qwen3-1.7B-Base"], num_hidden_layers=2)
+    hf = dict(build.PRESETS["Qwen/Qwen3-1.7B-Base"], num_hidden_layers=2)
     (tmp_path / "config.json").write_text(json.dumps(hf))
     for path in (str(tmp_path), str(tmp_path / "config.json")):
-        assert planmod.hf_config_dict(path)["num_hidden_layers"] == 2
-    assert planmod.hf_config_dict("qwen3-1.7b-base")["hidden_size"] == D
+        assert build.hf_config_dict(path)["num_hidden_layers"] == 2
+    assert build.hf_config_dict("qwen3-1.7b-base")["hidden_size"] == D
     with pytest.raises(ValueError, match="not a preset"):
-        planmod.hf_config_dict(str(tmp_path / "missing"))
+        build.hf_config_dict(str(tmp_path / "missing"))
 
 
 def test_batching_errors():
@@ -207,19 +207,19 @@ def test_batching_errors():
 
 
 def test_cli_flags(monkeypatch):
-    assert planmod.parse_size("16GiB") == 16 and planmod.parse_size("80GB") == pytest.approx(80e9 / 2**30)
-    assert planmod.parse_size("32") == 32 and planmod.parse_size("512MiB") == 0.5
+    assert cli.parse_size("16GiB") == 16 and cli.parse_size("80GB") == pytest.approx(80e9 / 2**30)
+    assert cli.parse_size("32") == 32 and cli.parse_size("512MiB") == 0.5
     with pytest.raises(SystemExit, match="16GiB"):
-        planmod.parse_size("lots")
+        cli.parse_size("lots")
     args = ["--config", "x", "--devices", "4", "--device-memory-gb=80", "a=1"]
-    assert planmod._pop_flag(args, "--devices") == "4"
-    assert planmod._pop_flag(args, "--device-memory-gb") == "80"
-    assert planmod._pop_flag(args, "--nothing") is None and args == ["--config", "x", "a=1"]
+    assert cli._pop_flag(args, "--devices") == "4"
+    assert cli._pop_flag(args, "--device-memory-gb") == "80"
+    assert cli._pop_flag(args, "--nothing") is None and args == ["--config", "x", "a=1"]
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_foo=1")
-    planmod.set_fake_devices(4)
+    cli.set_fake_devices(4)
     assert "--xla_force_host_platform_device_count=4" in os.environ["XLA_FLAGS"]
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
-    planmod.set_fake_devices(4)  # already set: left alone (main then checks the device count)
+    cli.set_fake_devices(4)  # already set: left alone (main then checks the device count)
     assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=8"
 
 
