@@ -1,7 +1,6 @@
 """``python -m urlvr_jax.plan``: see :mod:`urlvr_jax.plan`."""
 
-import sys
-
 from urlvr_jax.plan.cli import main
+from urlvr_jax.utils.entry import run_main
 
-sys.exit(main())
+run_main(main)

@@ -3,6 +3,7 @@ programs lowered and compiled (AOT) on the config's mesh, and their per-device s
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -10,6 +11,8 @@ import os
 import time
 
 from urlvr_jax.plan import estimate as plan_estimate
+from urlvr_jax.plan import hlo_cost
+from urlvr_jax.plan.topology import Chip
 
 PRESETS: dict[str, dict] = {
     "Qwen/Qwen3-1.7B-Base": dict(
@@ -38,7 +41,7 @@ def model_config(config):
     from urlvr_jax.model.config import ModelConfig
 
     m = config.model
-    numerics = dict(dtype=m.dtype, param_dtype=m.param_dtype, attention_chunk=m.attention_chunk)
+    numerics = dict(dtype=m.dtype, param_dtype=m.param_dtype, attention_chunk=m.attention_chunk, attention=m.attention)
     if m.source == "hf":
         return ModelConfig.from_hf(hf_config_dict(m.path), **numerics)
     if m.source == "smollm2":
@@ -82,7 +85,9 @@ def device_bytes(tree) -> int:
 
 @dataclasses.dataclass
 class Program:
-    """One compiled program's per-device sizes (bytes) and XLA's cost analysis."""
+    """One compiled program's per-device sizes (bytes), XLA's cost analysis (loop bodies once) and the HLO walk's
+    cost (loop bodies times their trips, Pallas kernels counted: :mod:`urlvr_jax.plan.hlo_cost`); ``error``: the
+    compiler's refusal (RESOURCE_EXHAUSTED), the sizes then 0."""
 
     name: str
     argument: int
@@ -92,6 +97,9 @@ class Program:
     code: int
     flops: float | None
     compile_s: float
+    bytes_accessed: float | None = None
+    cost: hlo_cost.Cost | None = None
+    error: str | None = None
 
     @property
     def peak(self) -> int:
@@ -104,19 +112,43 @@ def _jit_of(program):
     return program if hasattr(program, "lower") else program.fn
 
 
-def compile_program(name: str, jitted, *args) -> Program:
+def _mesh_of(args):
+    """The mesh the first sharded argument lives on (None without one)."""
+    import jax
+
+    for leaf in jax.tree.leaves(args):
+        mesh = getattr(getattr(leaf, "sharding", None), "mesh", None)
+        if mesh is not None:
+            return mesh
+    return None
+
+
+def compile_program(name: str, jitted, *args, dynamic_trips: int = 1) -> Program:
+    """Lowers and compiles ``jitted`` for ``args`` (under their mesh) and measures it; ``dynamic_trips``: the steps
+    of its data-dependent loop (the decode loop's worst case) for the HLO walk."""
+    import jax
+
     t0 = time.perf_counter()
-    compiled = jitted.lower(*args).compile()
+    mesh = _mesh_of(args)
+    try:
+        with jax.set_mesh(mesh) if mesh is not None else contextlib.nullcontext():  # Pallas TPU lowerings read it
+            compiled = jitted.lower(*args).compile()
+    except jax.errors.JaxRuntimeError as err:
+        if "RESOURCE_EXHAUSTED" not in str(err):
+            raise
+        message = next((line for line in str(err).splitlines() if "RESOURCE_EXHAUSTED" in line), str(err))
+        return Program(name, 0, 0, 0, 0, 0, None, time.perf_counter() - t0, error=message.strip())
     elapsed = time.perf_counter() - t0
     mem = compiled.memory_analysis()
     try:
         cost = compiled.cost_analysis()
-        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-        flops = float(cost.get("flops")) if cost and cost.get("flops") is not None else None
+        cost = (cost[0] if isinstance(cost, (list, tuple)) else cost) or {}
     except Exception:  # noqa: BLE001 - not every backend implements cost analysis
-        flops = None
+        cost = {}
+    xla = lambda key: float(cost[key]) if cost.get(key) is not None else None  # noqa: E731
     return Program(name, mem.argument_size_in_bytes, mem.output_size_in_bytes, mem.alias_size_in_bytes,
-                   mem.temp_size_in_bytes, mem.generated_code_size_in_bytes, flops, elapsed)
+                   mem.temp_size_in_bytes, mem.generated_code_size_in_bytes, xla("flops"), elapsed,
+                   xla("bytes accessed"), hlo_cost.program_cost(compiled.as_text(), dynamic_trips))
 
 
 @dataclasses.dataclass
@@ -136,6 +168,9 @@ class Plan:
     budget: int
     estimate: dict[str, int]  # plan_estimate.estimate of the same shapes
     knob_shapes: object  # plan_estimate.Shapes, for the knobs to turn
+    runs: dict[str, int] = dataclasses.field(default_factory=dict)  # each program's runs per step
+    tokens: dict[str, int] = dataclasses.field(default_factory=dict)  # trained, generated, prefilled per step
+    chip: Chip | None = None  # the --topology's chip: its figures give the roofline
 
     @property
     def phases(self) -> dict[str, int]:
@@ -150,7 +185,8 @@ class Plan:
         return max(self.phases.values())
 
     def fits(self, budget: int | None = None) -> bool:
-        return self.peak <= (self.budget if budget is None else budget)
+        refused = any(p.error for p in self.programs.values())
+        return not refused and self.peak <= (self.budget if budget is None else budget)
 
 
 # ---------------------------------------------------------------------------------------------- building
@@ -192,12 +228,15 @@ def _continuous_program(config, cfg, sampling, mesh, params, samples: int, slots
 
     r = config.rollout
     prompts, length, rows = r.prompts_per_step, r.max_prompt_len, r.prompts_per_step * samples
-    sampler = ContinuousSampler(cfg, sampling, mesh, buckets=(length,), slots=slots)
+    sampler = ContinuousSampler(cfg, sampling, mesh, buckets=(length,), slots=slots,
+                                unroll_layers=config.train.unroll_layers)
     sds = lambda shape, dtype: jax.ShapeDtypeStruct(shape, dtype)
     args = (params, sds((prompts, length), jnp.int32), sds((prompts, length), bool), sds((rows,), jnp.uint32),
             jax.eval_shape(jax.random.key, 0), sds((rows,), jnp.int32))
-    program = compile_program(name, _jit_of(sampler._jitted_continuous(prompts, length, samples)), *args)
     used = sampler.num_slots(rows)
+    steps = -(-rows // used) * sampling.max_new_tokens  # the worst case: every row decodes to its limit
+    program = compile_program(name, _jit_of(sampler._jitted_continuous(prompts, length, samples)), *args,
+                              dynamic_trips=steps)
     caches = [jax.eval_shape(lambda: init_cache(cfg, n, size)) for n, size in
               ((used, length + sampling.max_new_tokens), (prompts, length))]
     kv = sum(device_bytes(with_shardings(c, shd.cache_shardings(c, mesh))) for c in caches)
@@ -205,9 +244,17 @@ def _continuous_program(config, cfg, sampling, mesh, params, samples: int, slots
     return program, used, kv, kv + used * cfg.vocab_size * 4 + buffers
 
 
-def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
-    """Compiles the run's programs abstractly on the current devices and measures them; the rollout's
-    programs are those of one chunk of ``rollout.max_rows_per_chunk`` rows (``Sampler.chunk_shape``)."""
+def make_plan(config, device_memory_gb: float = 16.0, devices=None, chip: Chip | None = None) -> Plan:
+    """Compiles the run's programs abstractly on ``devices`` (default: the current ones; compile-only devices of a
+    ``--topology``, whose ``chip`` gives the roofline) and measures them; the rollout's programs are those of one
+    chunk of ``rollout.max_rows_per_chunk`` rows (``Sampler.chunk_shape``)."""
+    from urlvr_jax import sharding as shd
+
+    mesh = shd.make_mesh(config.mesh or None, devices=devices)
+    return dataclasses.replace(_make_plan(config, mesh, device_memory_gb), chip=chip)
+
+
+def _make_plan(c, mesh, device_memory_gb: float) -> Plan:
     import jax
     import jax.numpy as jnp
 
@@ -220,8 +267,7 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
     from urlvr_jax.sampling.sampler import Sampler
     from urlvr_jax.sampling.strategies import SamplingConfig
 
-    c, r = config, config.rollout
-    mesh = shd.make_mesh(c.mesh or None)
+    r = c.rollout
     cfg = model_config(c)
     step_cfg, optimizer = setup.step_and_optimizer(c)
     key = jax.eval_shape(jax.random.key, 0)
@@ -231,6 +277,7 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
     sds = lambda shape, dtype: jax.ShapeDtypeStruct(shape, dtype)
     programs = {"train_step": compile_program(
         "train_step", jit_train_step(cfg, step_cfg, optimizer, mesh, state, batch), state, batch)}
+    runs = {"train_step": 1}  # runs per step (validation's programs: none, it runs every val.every steps)
 
     n_votes = r.n_votes or r.n
     slots = continuous_slots(c)
@@ -246,11 +293,13 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
             program, used, kv, decode_state = _continuous_program(c, cfg, sampling, mesh, state.params, samples, slots,
                                                                   prefix + "rollout")
             programs[prefix + "rollout"] = program
+            runs[prefix + "rollout"] = 0 if prefix else 1
             decode_states.append((kv, decode_state))
             if not prefix:
                 chunk_rows = used
             continue
-        sampler = Sampler(cfg, sampling, mesh, buckets=(prompt_len,), max_rows_per_chunk=r.max_rows_per_chunk)
+        sampler = Sampler(cfg, sampling, mesh, buckets=(prompt_len,), max_rows_per_chunk=r.max_rows_per_chunk,
+                          unroll_layers=c.train.unroll_layers)
         chunk_prompts, chunk_samples = sampler.chunk_shape(r.prompts_per_step, samples)
         prefill, decode = (_jit_of(f) for f in sampler._jitted(chunk_prompts, prompt_len, chunk_samples)[:2])
         prompts = (chunk_prompts, prompt_len)
@@ -262,7 +311,10 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
         programs[prefix + "prefill"] = compile_program(prefix + "prefill", prefill, *prefill_args)
         decoding = jax.eval_shape(prefill, *prefill_args)  # sharded like prefill's outputs
         decode_states.append((device_bytes(decoding.cache), device_bytes(decoding)))
-        programs[prefix + "decode"] = compile_program(prefix + "decode", decode, state.params, decoding)
+        programs[prefix + "decode"] = compile_program(prefix + "decode", decode, state.params, decoding,
+                                                      dynamic_trips=length)
+        chunks = r.prompts_per_step * samples // (chunk_prompts * chunk_samples)
+        runs[prefix + "prefill"] = runs[prefix + "decode"] = 0 if prefix else chunks
 
     needs_ref = bool(c.algo.kl_coef) or c.algo.report_ref_kl
     if setup.old_logprobs_source(c) == "recompute" or needs_ref:  # the loop's full-batch log-prob pass
@@ -271,6 +323,7 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
             prompt_group=setup.prompt_group(c)))
         programs["logprobs"] = compile_program("logprobs", logprobs, state.params, batch.prompt_tokens,
                                                batch.prompt_mask, batch.tokens, batch.mask)
+        runs["logprobs"] = 1
     copies = int(needs_ref) + int("co_rewarding_teacher" in str(c.reward.name))
     shapes = plan_estimate.shapes_of(c, cfg, dict(mesh.shape), num_params(cfg), chunk_rows, slots)
     return Plan(
@@ -284,5 +337,7 @@ def make_plan(config, device_memory_gb: float = 16.0) -> Plan:
         params=device_bytes(state.params), opt_state=device_bytes(state.opt_state),
         extra_params=copies * device_bytes(state.params),
         kv_cache=max(kv for kv, _ in decode_states), decode_state=max(d for _, d in decode_states), programs=programs,
-        budget=int(device_memory_gb * GiB), estimate=plan_estimate.estimate(shapes), knob_shapes=shapes)
+        budget=int(device_memory_gb * GiB), estimate=plan_estimate.estimate(shapes), knob_shapes=shapes, runs=runs,
+        tokens=dict(trained=rows * (prompt_len + new), generated=r.prompts_per_step * n_votes * new,
+                    prefilled=r.prompts_per_step * prompt_len))
 

@@ -1,4 +1,5 @@
-"""``python -m urlvr_jax.plan``'s flags (``--devices``, ``--device-memory``, ``--suggest``) and entry point."""
+"""``python -m urlvr_jax.plan``'s flags (``--devices``, ``--topology``, ``--device-memory``, ``--suggest``) and entry
+point."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from urlvr_jax.plan import estimate as plan_estimate
 from urlvr_jax.plan.build import GiB, make_plan, model_config
 from urlvr_jax.plan.report import format_plan
+from urlvr_jax.plan.topology import compile_devices
 
 def set_fake_devices(n: int) -> None:
     """Asks for ``n`` fake CPU devices; must run before jax creates its backends."""
@@ -43,7 +45,7 @@ def parse_size(text: str) -> float:
     return float(match.group(1)) * unit / GiB
 
 
-def suggest(config, budget_gb: float, attention_chunk: int = 1024) -> list[str]:
+def suggest(config, budget_gb: float, attention_chunk: int = 1024, devices=None) -> list[str]:
     """Overrides of ``rollout.max_rows_per_chunk`` (``rollout.slots`` with continuous batching) and
     ``algo.micro_batch_rollouts`` that the estimate fits in
     ``budget_gb`` GiB per device on the config's mesh (no compilation), and ``model.attention_chunk`` when the
@@ -53,7 +55,7 @@ def suggest(config, budget_gb: float, attention_chunk: int = 1024) -> list[str]:
     from urlvr_jax.model.hf_io import num_params
     from urlvr_jax.rl import setup
 
-    cfg, mesh = model_config(config), shd.make_mesh(config.mesh or None)
+    cfg, mesh = model_config(config), shd.make_mesh(config.mesh or None, devices=devices)
     r = config.rollout
     all_rows, slots = r.prompts_per_step * (r.n_votes or r.n), continuous_slots(config)
     shapes = plan_estimate.shapes_of(config, cfg, dict(mesh.shape), num_params(cfg), all_rows, slots)
@@ -77,27 +79,38 @@ def suggest(config, budget_gb: float, attention_chunk: int = 1024) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     devices = _pop_flag(args, "--devices")
+    topology = _pop_flag(args, "--topology")
     size = _pop_flag(args, "--device-memory")
-    budget_gb = parse_size(size) if size is not None else float(_pop_flag(args, "--device-memory-gb") or 16.0)
+    budget_gb = parse_size(size) if size is not None else _pop_flag(args, "--device-memory-gb")
     wants_suggestion = "--suggest" in args
     args = [a for a in args if a != "--suggest"]
+    if devices is not None and topology is not None:
+        raise SystemExit("give --devices N (fake CPU devices) or --topology NAME (a slice's compiler), not both")
     if devices is not None:
         set_fake_devices(int(devices))
+    if topology is not None:
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")  # compile-only devices; nothing runs
     import jax
 
     from urlvr_jax.utils.config import apply_overrides, parse_cli
 
     config, extra = parse_cli(args, default_config="paper_qwen3_1p7b")
     if extra:
-        raise SystemExit(f"unknown flags {extra}; plan flags are --devices N, --device-memory SIZE and --suggest")
+        raise SystemExit(f"unknown flags {extra}; plan flags are --devices N, --topology NAME, --device-memory SIZE "
+                         "and --suggest")
     if devices is not None and jax.device_count() != int(devices):
         raise SystemExit(f"--devices {devices}: jax already has {jax.device_count()} devices (XLA_FLAGS="
                          f"{os.environ.get('XLA_FLAGS', '')!r}); unset XLA_FLAGS or match it")
+    chip, target = None, None
+    if topology is not None:
+        target, chip = compile_devices(topology)
+    if budget_gb is None:  # the chip's HBM, else 16 GiB
+        budget_gb = chip.hbm_bytes / GiB if chip is not None else 16.0
+    budget_gb = float(budget_gb)
     if wants_suggestion:
-        overrides = suggest(config, budget_gb)
+        overrides = suggest(config, budget_gb, devices=target)
         print(f"suggested for {budget_gb:.1f} GiB per device: {' '.join(overrides)}\n")
         config = apply_overrides(config, overrides)
-    plan = make_plan(config, budget_gb)
+    plan = make_plan(config, budget_gb, devices=target, chip=chip)
     print(format_plan(plan))
     return 0 if plan.fits() else 1
-

@@ -6,6 +6,7 @@ import math
 
 from urlvr_jax.plan import estimate as plan_estimate
 from urlvr_jax.plan.build import GiB, Plan
+from urlvr_jax.plan.roofline import roofline
 
 def _size(n: float, unit: int) -> str:
     return f"{n / unit:9.3f} {'GiB' if unit == GiB else 'MiB'}"
@@ -49,16 +50,48 @@ def format_plan(plan: Plan, budget: int | None = None) -> str:
                      f"{fmt(p.code)} {flops} {p.compile_s:7.1f}s")
     lines += ["", "peak per phase (compiled program + resident state; estimate), "
                   f"budget {fmt(budget).strip()} per device"]
+    refused = {p.name: p.error for p in plan.programs.values() if p.error}
     for name, peak in plan.phases.items():
         guess = est.get({"train_step": "train_peak", "prefill": "prefill_peak", "decode": "decode_peak",
                          "rollout": "decode_peak"}.get(name, ""))
         guess = fmt(guess) if guess else f"{'':13s}"
+        if name in refused:
+            lines.append(f"  {name:12s} DOES NOT FIT: the compiler refused it: {refused[name]}")
+            continue
         lines.append(f"  {name:12s} {fmt(peak)}  {peak / budget:6.1%}  {'ok  ' if peak <= budget else 'OVER'} {guess}")
-    verdict = "FITS" if plan.fits(budget) else "DOES NOT FIT"
-    lines += ["", f"verdict: {verdict} (peak {fmt(plan.peak).strip()} of {fmt(budget).strip()} per device)"]
-    lines += [f"  knob: {k}" for k in plan_estimate.knobs(plan.knob_shapes, plan.phases, budget)]
-    lines += [
-              "note: XLA counts a loop body once in its FLOPs (layer scans, decode loop); temp sizes come from "
-              "the compiling backend and are estimates for another one."]
+    if refused:
+        verdict = f"DOES NOT FIT ({', '.join(refused)}: out of device memory in the compiler)"
+    else:
+        verdict = f"{'FITS' if plan.fits(budget) else 'DOES NOT FIT'} (peak {fmt(plan.peak).strip()} of " \
+                  f"{fmt(budget).strip()} per device)"
+    lines += ["", f"verdict: {verdict}"]
+    phases = {name: budget + 1 if name in refused else peak for name, peak in plan.phases.items()}
+    lines += [f"  knob: {k}" for k in plan_estimate.knobs(plan.knob_shapes, phases, budget)]
+    lines += roofline_lines(plan)
+    lines += ["note: XLA's cost analysis counts a loop body once (layer scans, decode loop; the roofline's walk "
+              "counts each trip); temp sizes come from the compiling backend and are estimates for another one."]
     return "\n".join(lines)
 
+
+def roofline_lines(plan: Plan) -> list[str]:
+    """The roofline section (:mod:`urlvr_jax.plan.roofline`), or nothing without a chip's figures."""
+    line = roofline(plan)
+    if line is None:
+        return []
+    chip = plan.chip
+    lines = ["", f"roofline on {chip.name} ({chip.peak_flops / 1e12:.0f} TFLOP/s bf16, "
+                 f"{chip.hbm_bandwidth / 1e9:.0f} GB/s HBM per chip; loops x trips, decode to the length limit)",
+             f"  {'program':12s} {'runs/step':>9s} {'GFLOP':>10s} {'kernels':>10s} {'HBM GB':>9s} {'time/run':>10s}  bound"]
+    for p in plan.programs.values():
+        t = line.phases[p.name]
+        lines.append(f"  {p.name:12s} {t.runs:9d} {p.cost.flops / 1e9:10.1f} {p.cost.kernel_flops / 1e9:10.1f} "
+                     f"{p.cost.bytes / 1e9:9.2f} {_seconds(t.seconds):>10s}  {t.bound}")
+    parts = " + ".join(f"{name} {_seconds(t.seconds * t.runs)}" for name, t in line.phases.items() if t.runs)
+    lines += [f"step time >= {_seconds(line.step_seconds)} ({parts}; validation not included)",
+              f"tokens/s per chip <= {line.generated_per_chip_s:,.0f} generated, {line.trained_per_chip_s:,.0f} "
+              f"trained; MFU <= {line.mfu_bound:.1%} (6N per trained + 2N per generated or prefilled token)"]
+    return lines
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.3f} s" if s >= 1 else f"{s * 1e3:.2f} ms"
