@@ -63,8 +63,9 @@ def max_abs_diff(a, b) -> float:
 
 
 def without_times(records: list[dict]) -> list[dict]:
-    """Metrics records without their wall-clock ``*_time`` entries."""
-    return [{k: v for k, v in r.items() if not k.endswith(TIME_SUFFIX)} for r in records]
+    """Metrics records without their wall-clock ``*_time`` entries and the ``goodput/*`` record each session ends with."""
+    return [{k: v for k, v in r.items() if not k.endswith(TIME_SUFFIX)} for r in records
+            if not any(k.startswith("goodput/") for k in r)]
 
 
 def cli_env(cache_dir: str | None = None) -> dict:

@@ -117,6 +117,7 @@ def test_corrupt_latest_falls_back_with_warning(tmp_path, damage):
     mgr = CheckpointManager(tmp_path, keep=5)
     for s, st in enumerate(states, start=1):
         mgr.save(s, st, {"position": s})
+    mgr.wait()  # (saves are asynchronous)
     newest = mgr.step_dir(3)
     assert _data_files(newest)
     if damage == "truncate":

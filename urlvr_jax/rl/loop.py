@@ -34,6 +34,8 @@ from urlvr_jax.sampling.sampler import Sampler
 from urlvr_jax.utils import multihost
 from urlvr_jax.utils.checkpoint import CheckpointManager
 from urlvr_jax.utils.config import save_config, validate_config
+from urlvr_jax.utils.goodput import Goodput, lost_steps
+from urlvr_jax.utils.preemption import Preempted, PreemptionWatch
 from urlvr_jax.utils.run_lock import hold as hold_run_dir
 from urlvr_jax.utils.run_storage import RunStorage
 from urlvr_jax.utils.metrics_log import MetricsLogger, read_metrics
@@ -72,6 +74,7 @@ class URLVRRun:
 
     def __init__(self, config):
         self.config = c = config
+        self.goodput = Goodput()  # the session's clock starts here: building the model counts as "other"
         validate_config(c)  # out-of-range values fail here, naming their key
         setup.set_matmul_precision(c)  # train.matmul_precision, before anything is compiled
         self.n, self.n_votes = c.rollout.n, c.rollout.n_votes or c.rollout.n
@@ -198,32 +201,37 @@ class URLVRRun:
 
     def train(self) -> RunResult:
         storage = RunStorage(self.config.run_dir)  # run_dir: a local or shared path, or a gs:// URL
-        with hold_run_dir(storage.local_dir):  # one run per run_dir (a second one is refused)
-            return self._train(storage)
+        # One run per run_dir (a second one is refused); SIGTERM / SIGINT stop it at a step boundary with a checkpoint.
+        with hold_run_dir(storage.local_dir), PreemptionWatch() as watch:
+            return self._train(storage, watch)
 
-    def _train(self, storage: RunStorage) -> RunResult:
-        c = self.config
+    def _train(self, storage: RunStorage, watch: PreemptionWatch) -> RunResult:
+        c, clock = self.config, self.goodput
         multihost.primary_only(storage.download)  # a URL run_dir's logs, so a resumed run continues them
         run_dir = storage.local_dir  # where process 0 writes config, metrics, TensorBoard, plots, export
         multihost.primary_only(lambda: save_config(c, os.path.join(run_dir, "config.json")))
         ckpt = CheckpointManager(storage.checkpoint_dir(), keep=c.train.keep_checkpoints,
                                  save_every=c.train.checkpoint_every)
         start, info = 0, {"collapse_step": None, "rollout_tokens": 0, "nonfinite_streak": 0}
-        restored = ckpt.restore_latest(self._checkpoint_state())
+        with clock.phase("restore"):
+            restored = ckpt.restore_latest(self._checkpoint_state())
         if restored is not None:
             state, data_state = restored
             self.state, self.teacher = state["train"], state.get("teacher")
             start = int(data_state["step"])
             info.update({k: data_state[k] for k in info if k in data_state})
+        lost = lost_steps(run_dir, start) if multihost.is_primary() else None  # logged after it by a killed run
+        clock.resumed(restored[1].get("goodput") if restored else None, lost)
         logger = multihost.primary_only(lambda: MetricsLogger(
             run_dir, progress_total=c.train.steps, progress_keys=PROGRESS_KEYS, resume_step=start if restored else -1,
             show_progress=c.train.progress))
-        metrics: dict = {}
+        metrics, step, preempted = {}, start, False
         try:
             if start == 0:
-                logger.log(0, self.validate(0), prefix="val")
+                logger.log(0, self._timed_validate(0), prefix="val")
             for step in range(start + 1, c.train.steps + 1):
-                metrics = self.rollout_step(step)
+                with clock.phase("step"):
+                    metrics = self.rollout_step(step)
                 info["rollout_tokens"] += int(metrics["generated_tokens"])
                 metrics["rollout_tokens"] = float(info["rollout_tokens"])
                 if info["collapse_step"] is None and metrics.get("reward_accuracy", 1.0) < c.train.collapse_threshold:
@@ -231,20 +239,36 @@ class URLVRRun:
                 logger.log(step, metrics, prefix="train")
                 self._check_finite(step, metrics, info)  # after logging, so a failing step's metrics are kept
                 if c.val.every and step % c.val.every == 0 or step == c.train.steps:
-                    logger.log(step, self.validate(step), prefix="val")
-                if ckpt.should_save(step, force=step == c.train.steps):
+                    logger.log(step, self._timed_validate(step), prefix="val")
+                preempted = watch.reached(step)  # the same step on every process
+                last = step == c.train.steps or preempted
+                if ckpt.should_save(step, force=last):
                     logger.flush()  # the logs up to this step are on disk before its checkpoint
-                if ckpt.save(step, self._checkpoint_state(), dict(info, step=step), force=step == c.train.steps):
+                with clock.phase("checkpoint"):  # (the write itself overlaps the next step)
+                    saved = ckpt.save(step, self._checkpoint_state(), dict(info, step=step, goodput=clock.totals()),
+                                      force=last)
+                if saved:
                     multihost.primary_only(storage.upload)
-                if c.train.stop_at_collapse and info["collapse_step"] is not None:
+                if preempted or c.train.stop_at_collapse and info["collapse_step"] is not None:
                     break
+            with clock.phase("checkpoint"):
+                ckpt.wait()
+            summary, line = clock.report()
+            logger.log(step, summary, prefix="goodput")
+            multihost.primary_only(lambda: print(line, flush=True))
         finally:
             logger.close()
             ckpt.close()
+        if preempted:
+            multihost.primary_only(storage.upload)
+            raise Preempted(step, ckpt.step_dir(step))
         self._finish(run_dir, info)
         multihost.primary_only(storage.upload)
-        return RunResult(c.run_dir, step if c.train.steps > start else start, info["collapse_step"],
-                         info["rollout_tokens"], metrics, self.state.params)
+        return RunResult(c.run_dir, step, info["collapse_step"], info["rollout_tokens"], metrics, self.state.params)
+
+    def _timed_validate(self, step: int) -> dict:
+        with self.goodput.phase("validation"):
+            return self.validate(step)
 
     def _checkpoint_state(self) -> dict:
         state = {"train": self.state}

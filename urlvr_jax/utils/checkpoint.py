@@ -9,8 +9,12 @@ Each checkpoint step directory holds two orbax items:
 ``save`` refuses a state with a non-finite float (a FloatingPointError naming the leaf), and ``restore`` checks
 every array against its recorded checksum: a flipped bit fails the restore like a truncated file does.
 
-Saving is synchronous (``save`` returns only when the step is committed on disk), so a process killed
-right after a step never leaves the latest checkpoint half-written. ``restore_latest`` walks the steps
+Saving is asynchronous (orbax's async checkpointing): ``save`` computes the checksums on the devices, copies the
+state to host memory (one host copy of this process's shards of the saved state, held until the write ends) and
+returns; the files are written while the next step runs. Orbax writes each step into a temporary directory and renames
+it only once every file is in place, so a process killed mid-write leaves the previous step the latest one. The next
+``save``, :meth:`CheckpointManager.wait` and ``close`` wait for the write in flight (and raise its error, if any).
+``restore_latest`` walks the steps
 newest-first and skips (with a warning) any step that fails to restore. A skipped step is never deleted:
 if training later has to write the same or an earlier step number, the skipped directory is moved to
 ``<directory>/_corrupt/`` first.
@@ -18,6 +22,7 @@ if training later has to write the same or an earlier step number, the skipped d
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -156,17 +161,20 @@ class CheckpointManager:
         self.keep = int(keep)
         self.save_every = int(save_every)
         self._failed: set[int] = set()
+        self._pending: int | None = None  # the step being written in the background
         options = ocp.CheckpointManagerOptions(
             max_to_keep=self.keep,
             save_interval_steps=1,
-            enable_async_checkpointing=False,
+            enable_async_checkpointing=True,
+            cleanup_tmp_directories=True,  # the half-written step of a killed run
             create=True,
         )
         self._mgr = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
 
     # ------------------------------------------------------------------ queries
     def all_steps(self) -> list[int]:
-        """All step numbers present on disk (restorable or not), ascending."""
+        """All step numbers present on disk (restorable or not), ascending (after the write in flight)."""
+        self.wait()
         return sorted(int(s) for s in self._mgr.all_steps())
 
     def latest_step(self) -> int | None:
@@ -183,14 +191,15 @@ class CheckpointManager:
         return force or step % self.save_every == 0
 
     def save(self, step: int, state: Any, data_state: dict, force: bool = False) -> bool:
-        """Write checkpoint ``step`` and wait until it is committed. Returns whether it was written.
+        """Start writing checkpoint ``step`` (the write goes on in the background). Returns whether it was started.
 
         ``state`` is any pytree of arrays / Python scalars (typically ``params``, ``opt_state``,
-        ``step`` and ``rng``); ``data_state`` must be JSON-serialisable.
+        ``step`` and ``rng``); ``data_state`` must be JSON-serialisable. The previous write is waited for first.
         """
         step = int(step)
         if not self.should_save(step, force):
             return False
+        self.wait()
         self._move_failed_aside(min_step=step)
         if any(s >= step for s in self.all_steps()):
             return False  # a healthy checkpoint at this step (or later) already exists
@@ -207,20 +216,33 @@ class CheckpointManager:
             json.dumps(meta, allow_nan=False)
         except (TypeError, ValueError) as err:
             raise TypeError(f"checkpoint data_state must be JSON-serialisable: {err}") from None
-        try:
+        self._pending = step
+        with self._storage_errors():
             self._mgr.save(
                 step,
                 args=ocp.args.Composite(state=ocp.args.StandardSave(saveable), meta=ocp.args.JsonSave(meta)),
                 force=True,
             )
+        return True
+
+    def wait(self) -> None:
+        """Wait until the write in flight (if any) is committed; raises its error."""
+        with self._storage_errors():
             self._mgr.wait_until_finished()
+        self._pending = None
+
+    @contextlib.contextmanager
+    def _storage_errors(self):
+        """Storage errors (OSError, or tensorstore's with the message only) as one OSError naming the step."""
+        try:
+            yield
         except Exception as err:  # noqa: BLE001 - storage errors reach us as OSError or as tensorstore's errors
             code = getattr(err, "errno", None) or (errno.ENOSPC if "No space left" in str(err) else None)
             if code is None:
                 raise
+            step, self._pending = self._pending, None
             raise OSError(code, f"cannot write checkpoint step {step} to {self.step_dir(step)}: "
                                 f"{os.strerror(code)} (the previous checkpoints are kept)") from err
-        return True
 
     def _move_failed_aside(self, min_step: int) -> None:
         """Move skipped (unrestorable) step dirs >= ``min_step`` to ``_corrupt/`` so they can be rewritten."""
@@ -242,6 +264,7 @@ class CheckpointManager:
     # ------------------------------------------------------------------ restore
     def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
         """Restore checkpoint ``step`` into the structure, dtypes and shardings of ``abstract_state``."""
+        self.wait()
         target = jax.tree.map(_abstract_leaf, abstract_state)
         restored = self._mgr.restore(
             int(step),
@@ -261,6 +284,7 @@ class CheckpointManager:
         Steps that raise while restoring (missing or truncated files, no commit marker, ...) are skipped
         with a ``warnings.warn`` naming the step, its directory and the error; nothing is deleted.
         """
+        self.wait()
         self._mgr.reload()
         steps = self.all_steps()
         if not steps:
@@ -284,7 +308,11 @@ class CheckpointManager:
         return None
 
     def close(self) -> None:
-        self._mgr.close()
+        """Wait for the write in flight, then release orbax's threads."""
+        try:
+            self.wait()
+        finally:
+            self._mgr.close()
 
     def __enter__(self) -> "CheckpointManager":
         return self

@@ -7,16 +7,30 @@ Every host of a TPU pod slice or a GPU cluster runs the same command; the launch
   on GPU clusters. On a TPU pod slice (and under SLURM or Open MPI, which JAX detects itself) they may be
   left unset: ``jax.distributed.initialize()`` finds the coordinator and the process ids on its own.
 * ``URLVR_LOCAL_DEVICE_IDS`` (optional, e.g. ``0,1,2,3``): the local devices this process drives.
+* ``URLVR_HEARTBEAT_TIMEOUT`` (seconds, default 100, JAX's default): after how long without heartbeats JAX's
+  coordination service declares a process dead and aborts every other one.
 
 Call :func:`maybe_initialize` first thing in a program's ``main``, before anything touches a device.
+
+**A dead host.** When a process dies (its host lost, OOM-killed, SIGKILLed), the others block in the next collective
+until JAX's coordination service aborts them, with a C++ stack trace that does not say what to do. :class:`PeerWatch`
+gets there first: every process bumps its own counter in the coordination service's key-value store every
+``timeout / 10`` seconds and reads everyone's; when a peer's counter has not moved for ``timeout`` (0.8 x the heartbeat
+timeout) or the store stops answering (process 0, which holds it, is gone), the process prints one ``error:`` line
+naming the process and how to resume, and exits with :data:`PEER_LOST_EXIT_CODE`.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import threading
+import time
 from typing import Mapping
 
 _TRUE = {"1", "true", "yes", "on"}
+PEER_LOST_EXIT_CODE = 69  # EX_UNAVAILABLE (sysexits.h): another process of the run is gone
+_WATCH: "PeerWatch | None" = None
 
 
 _CLUSTER_VARS = {"coordinator_address": "URLVR_COORDINATOR", "num_processes": "URLVR_NUM_PROCESSES",
@@ -46,6 +60,11 @@ def distributed_kwargs(env: Mapping[str, str] | None = None) -> dict | None:
                          "(or none of the three, to let JAX detect the cluster on TPU / SLURM / Open MPI)")
     if env.get("URLVR_LOCAL_DEVICE_IDS", "").strip():
         kwargs["local_device_ids"] = [int(i) for i in env["URLVR_LOCAL_DEVICE_IDS"].split(",") if i.strip()]
+    timeout = env.get("URLVR_HEARTBEAT_TIMEOUT", "").strip()
+    if timeout and (not timeout.isdigit() or int(timeout) < 2):
+        raise ValueError(f"URLVR_HEARTBEAT_TIMEOUT={timeout!r} must be a whole number of seconds >= 2")
+    if timeout:
+        kwargs["heartbeat_timeout_seconds"] = int(timeout)
     return kwargs
 
 
@@ -60,4 +79,59 @@ def maybe_initialize(env: Mapping[str, str] | None = None) -> bool:
     if jax.process_index() == 0:
         print(f"jax.distributed: {jax.process_count()} processes, {jax.device_count()} devices "
               f"({jax.local_device_count()} local)", flush=True)
+    from jax._src import distributed
+
+    global _WATCH
+    if distributed.global_state.client is not None:
+        _WATCH = PeerWatch(distributed.global_state, 0.8 * kwargs.get("heartbeat_timeout_seconds", 100))
+        _WATCH.start()
+        atexit.register(_WATCH.stop)
     return True
+
+
+def shutdown() -> None:
+    """Leave the pod together (every process calls it): stop the watch, then ``jax.distributed.shutdown()``."""
+    if _WATCH is not None:
+        import jax
+
+        _WATCH.stop()
+        jax.distributed.shutdown()
+
+
+class PeerWatch(threading.Thread):
+    """Ends this process with one line when another process of the run stops (see the module doc)."""
+
+    def __init__(self, state, timeout: float):  # state: jax's distributed.global_state, once initialised
+        super().__init__(name="urlvr-peer-watch", daemon=True)
+        self.client, self.me, self.count, self.timeout = state.client, state.process_id, state.num_processes, timeout
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        beat, seen, failing_since = 0, {}, None  # seen: process -> (its last counter, when it changed)
+        while not self._stop.wait(self.timeout / 10):
+            now, beat = time.monotonic(), beat + 1
+            try:
+                self.client.key_value_set(f"urlvr_alive/{self.me}", str(beat), allow_overwrite=True)
+                counters = dict(self.client.key_value_dir_get("urlvr_alive/"))
+                failing_since = None
+            except Exception as err:  # noqa: BLE001 - the coordination service is unreachable
+                failing_since = failing_since or now
+                if now - failing_since >= self.timeout and not self._stop.is_set():
+                    self._lost(f"process 0 (the coordinator, which this process lost {now - failing_since:.0f} s "
+                               f"ago: {str(err).splitlines()[0][:120]})")
+                continue
+            for p in range(self.count):
+                value = counters.get(f"urlvr_alive/{p}")
+                if p not in seen or seen[p][0] != value:
+                    seen[p] = (value, now)
+                elif now - seen[p][1] >= self.timeout and value is not None and not self._stop.is_set():
+                    self._lost(f"process {p} (silent for {now - seen[p][1]:.0f} s)")
+
+    def _lost(self, who: str) -> None:
+        os.write(2, (f"\nerror: lost {who} of this {self.count}-process run: its host died, was preempted or killed, "
+                     f"or it stopped with an error (see its log). The run cannot go on without it; the last checkpoint "
+                     f"in run_dir is kept: run the same command on every host to resume from it\n").encode())
+        os._exit(PEER_LOST_EXIT_CODE)

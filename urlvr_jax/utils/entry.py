@@ -3,7 +3,9 @@
 1. :func:`urlvr_jax.utils.huge_pages.use_huge_pages` restarts the interpreter once with glibc's huge-page tunable;
 2. :func:`urlvr_jax.utils.distributed.maybe_initialize` joins the pod when ``URLVR_DISTRIBUTED=1`` (every process of
    a multi-host run calls the same entry point; see launch/README.md), before anything touches a device;
-3. ``main()`` runs, and a user error ends it with one line.
+3. ``main()`` runs, and a user error ends it with one line; so does a preemption (SIGTERM / SIGINT), after the run saved
+   a checkpoint, with the exit code :data:`~urlvr_jax.utils.preemption.PREEMPTED_EXIT_CODE` (75) that the launchers
+   requeue on.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import os
 import sys
 from typing import Callable, NoReturn
 
-from urlvr_jax.utils.distributed import maybe_initialize
+from urlvr_jax.utils.distributed import maybe_initialize, shutdown
 from urlvr_jax.utils.huge_pages import use_huge_pages
+from urlvr_jax.utils.preemption import PREEMPTED_EXIT_CODE, Preempted
 
 
 def run_main(main: Callable[[], int | None]) -> NoReturn:
@@ -21,19 +24,27 @@ def run_main(main: Callable[[], int | None]) -> NoReturn:
 
     Errors the user can fix (a bad config value or path, a full disk, a busy run_dir, a diverged run: ValueError,
     OSError, FloatingPointError) print ``error: <message>`` as one line and exit 1; ``URLVR_DEBUG=1`` or ``--debug``
-    shows the traceback instead. The exit skips interpreter shutdown, so no background thread (TensorBoard's
+    shows the traceback instead. A preempted run (:class:`~urlvr_jax.utils.preemption.Preempted`) prints
+    ``preempted at step N: checkpoint saved to ...; run the same command to resume`` and exits 75. The exit skips
+    interpreter shutdown, so no background thread (TensorBoard's
     writer, orbax's) prints its own traceback after the message.
     """
     use_huge_pages()
     try:
         maybe_initialize()
         code = main()
+    except Preempted as stop:  # every process saved the same step; leave the pod together, then go
+        shutdown()
+        _exit(str(stop), PREEMPTED_EXIT_CODE)
     except (ValueError, OSError, FloatingPointError) as err:
         if os.environ.get("URLVR_DEBUG", "0") not in ("", "0") or "--debug" in sys.argv[1:]:
             raise
-        message = " ".join(str(err).split()) or type(err).__name__
-        print(f"error: {message}", file=sys.stderr)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(1)
+        _exit(f"error: {' '.join(str(err).split()) or type(err).__name__}", 1)
     sys.exit(code)
+
+
+def _exit(line: str, code: int) -> NoReturn:
+    print(line, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
