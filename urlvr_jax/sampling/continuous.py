@@ -21,7 +21,9 @@ heavy-tailed lengths most of its row-steps are padding. :class:`ContinuousSample
 * Tokens and per-token statistics go straight to [B * N, T] buffers in the original row order.
 * With a ``mesh``: params as the static sampler, slots and the slot cache over ('data', 'fsdp') (kv-heads over
   'tensor'), the [B * N, T] buffers replicated inside the loop (each step writes S entries) and batch-sharded on
-  output.
+  output. When the batch shards divide the prompts and the slots, each shard's slots take only its own prompts'
+  rows, refills and shrinks run per shard (``shard_map``: no cache moves between devices) and a shard halves its
+  slots once at most half of them are active and no row waits anywhere; otherwise the whole mesh is one shard.
 """
 
 from __future__ import annotations
@@ -60,14 +62,22 @@ class Prompts:
 
 
 @flax.struct.dataclass(frozen=True)
-class SlotState:
+class Slots:
+    """What the decode slots hold. With batch shards, shard i's slots only take rows of its own prompts (rows
+    [i * R_i, (i + 1) * R_i), R_i = R / shards), so a refill or a shrink moves no cache between devices."""
+
     cache: KVCache  # [L, S, ...] of length P + T (``index`` unused: each slot writes at its own position)
     logits: jax.Array  # [S, V] float32
     rows: jax.Array  # [S] int32: the row each slot decodes (R when none)
     steps: jax.Array  # [S] int32: tokens its row has generated so far
     positions: jax.Array  # [S] int32: RoPE position of its next token
     active: jax.Array  # [S] bool: the slot holds a row that has not stopped
-    next_row: jax.Array  # [] int32: the first row not yet given a slot
+    next_row: jax.Array  # [shards] int32: rows of its prompts each batch shard has given a slot so far
+
+
+@flax.struct.dataclass(frozen=True)
+class SlotState:
+    slots: Slots
     tokens: jax.Array  # [R, T] int32, rows in the original order
     stats: dict  # name -> [R, T] float32
     lengths: jax.Array  # [R] int32
@@ -129,13 +139,13 @@ def prefill_prompts(params: Params, prompt_tokens, prompt_mask, *, cfg: ModelCon
                    positions=prompt_mask.sum(axis=1).astype(jnp.int32))
 
 
-def _refill(s: SlotState, free, prompts: Prompts, num_samples: int) -> SlotState:
-    """Gives each ``free`` slot the next waiting row (in row order) while rows are left."""
-    total = s.tokens.shape[0]
+def _refill(s: Slots, free, prompts: Prompts, num_samples: int, shard=0) -> Slots:
+    """Gives each ``free`` slot the next waiting row (in row order) while rows are left. Runs on one batch shard's
+    slots and prompts (all of them without a mesh); ``shard`` is its index, its rows start at ``shard * R_i``."""
+    total = prompts.key_mask.shape[0] * num_samples  # the shard's rows
     new_row = s.next_row + jnp.cumsum(free.astype(jnp.int32)) - 1
     refill = free & (new_row < total)
-    rows = jnp.where(refill, new_row, s.rows)
-    prompt = jnp.minimum(rows, total - 1) // num_samples
+    prompt = jnp.where(refill, new_row, 0) // num_samples
 
     def copy_prompt(carry):
         """Copies the prompt cache of the first pending slot into its columns [0, P) (in place, that slot only)."""
@@ -159,13 +169,15 @@ def _refill(s: SlotState, free, prompts: Prompts, num_samples: int) -> SlotState
     return s.replace(
         cache=jax.lax.while_loop(lambda c: jnp.any(c[1]), copy_prompt, (s.cache, refill))[0],
         logits=jnp.where(refill[:, None], prompts.logits[prompt], s.logits),
-        rows=rows, steps=jnp.where(refill, 0, s.steps),
+        rows=jnp.where(refill, shard * total + new_row, s.rows), steps=jnp.where(refill, 0, s.steps),
         positions=jnp.where(refill, prompts.positions[prompt], s.positions),
         active=s.active | refill, next_row=s.next_row + jnp.sum(refill, dtype=jnp.int32))
 
 
-def _shrink(s: SlotState, size: int) -> SlotState:
-    """The first ``size`` slots with the active ones first (the caller knows at most ``size`` are active)."""
+def _shrink(s: Slots, size: int, shard=0) -> Slots:
+    """The first ``size`` slots with the active ones first (the caller knows at most ``size`` are active). Runs
+    on one batch shard's slots, as :func:`_refill`."""
+    del shard
     order = jnp.argsort(~s.active, stable=True)[:size]
     take = lambda x, axis=0: jnp.take(x, order, axis=axis)
     k, v = s.cache.k, s.cache.v
@@ -175,59 +187,99 @@ def _shrink(s: SlotState, size: int) -> SlotState:
 
 
 def _generate(params: Params, prompt_tokens, prompt_mask, sequence_ids, rng, limits, *, cfg: ModelConfig,
-              sampling: SamplingConfig, num_samples: int, slots: int, min_slots: int = 1, layout=None,
-              constrain=lambda s: s, replicate=lambda x: x):
+              sampling: SamplingConfig, num_samples: int, slots: int, shards: int = 1, layout=None,
+              local=lambda fn: fn, constrain=lambda s: s, replicate=lambda x: x, head=lambda w: w):
+    """The rollout of the module docstring. ``local(fn)`` runs a refill or a shrink on each of the ``shards`` batch
+    shards' slots and prompts (one shard without a mesh: ``fn`` itself); ``head`` places the LM head for decoding."""
     batch, length = prompt_tokens.shape
     total, new = batch * num_samples, sampling.max_new_tokens
+    # Layer weights in the compute dtype once (the layers cast them anyway: FSDP then gathers half the bytes per
+    # step); the LM head stays float32, placed once for every loop (each loop hoisted its own gathered copy).
+    params = {**params, "layers": jax.tree.map(lambda w: w.astype(cfg.compute_dtype), params["layers"]),
+              **{name: head(params[name]) for name in ("embed", "lm_head") if name in params}}
     prompts = prefill_prompts(params, prompt_tokens, prompt_mask, cfg=cfg)
     uniforms, limits = replicate(draw_uniforms(rng, sequence_ids, sampling)), replicate(limits)
     cache = init_cache(cfg, slots, length + new)
     if layout is not None:  # unrolled layers (see Sampler.unroll_layers): per-layer weights and caches
         params, cache = jax.lax.optimization_barrier((layout(params), cache.per_layer()))
-    state = SlotState(
-        cache=cache, logits=jnp.zeros((slots, prompts.logits.shape[1]), jnp.float32),
-        rows=jnp.full((slots,), total, jnp.int32), steps=jnp.zeros((slots,), jnp.int32),
-        positions=jnp.zeros((slots,), jnp.int32), active=jnp.zeros((slots,), bool), next_row=jnp.zeros((), jnp.int32),
-        tokens=jnp.full((total, new), sampling.pad_id, jnp.int32),
+    refill = local(functools.partial(_refill, num_samples=num_samples))
+    empty = Slots(cache=cache, logits=jnp.zeros((slots, prompts.logits.shape[1]), jnp.float32),
+                  rows=jnp.full((slots,), total, jnp.int32), steps=jnp.zeros((slots,), jnp.int32),
+                  positions=jnp.zeros((slots,), jnp.int32), active=jnp.zeros((slots,), bool),
+                  next_row=jnp.zeros((shards,), jnp.int32))
+    state = constrain(SlotState(
+        slots=refill(empty, jnp.ones((slots,), bool), prompts), tokens=jnp.full((total, new), sampling.pad_id, jnp.int32),
         stats={name: jnp.zeros((total, new), jnp.float32) for name in STAT_NAMES},
-        lengths=jnp.zeros((total,), jnp.int32), finished=jnp.zeros((total,), bool), row_steps=jnp.zeros((), jnp.int32))
-    state = constrain(_refill(state, jnp.ones((slots,), bool), prompts, num_samples))
+        lengths=jnp.zeros((total,), jnp.int32), finished=jnp.zeros((total,), bool), row_steps=jnp.zeros((), jnp.int32)))
 
     def body(s: SlotState) -> SlotState:
-        row = jnp.where(s.active, s.rows, total)  # inactive slots write nowhere (out of range: dropped)
-        t = jnp.minimum(s.steps, new - 1)
-        dist = scaled_softmax(s.logits, sampling.stats_temperature)
-        token = jnp.where(s.active, choose_tokens(dist, uniforms[jnp.minimum(row, total - 1), t], sampling),
+        d = s.slots
+        row = jnp.where(d.active, d.rows, total)  # inactive slots write nowhere (out of range: dropped)
+        t = jnp.minimum(d.steps, new - 1)
+        dist = scaled_softmax(d.logits, sampling.stats_temperature)
+        token = jnp.where(d.active, choose_tokens(dist, uniforms[jnp.minimum(row, total - 1), t], sampling),
                           sampling.pad_id)
         stats = token_stats(dist, token)
         write = lambda buf, value: buf.at[row, t].set(value.astype(buf.dtype), mode="drop")
-        stop = s.active & _is_stop(token, sampling.stop_token_ids)
-        ended = s.active & (stop | (s.steps + 1 >= limits[jnp.minimum(row, total - 1)]))
-        logits, cache = decode_step(params, token, s.positions, jnp.minimum(length + t, length + new - 1), s.cache,
+        stop = d.active & _is_stop(token, sampling.stop_token_ids)
+        ended = d.active & (stop | (d.steps + 1 >= limits[jnp.minimum(row, total - 1)]))
+        logits, cache = decode_step(params, token, d.positions, jnp.minimum(length + t, length + new - 1), d.cache,
                                     cfg=cfg)
-        s = s.replace(cache=cache, logits=logits, steps=s.steps + 1, positions=s.positions + 1,
-                      active=s.active & ~ended, tokens=write(s.tokens, token),
-                      stats={name: write(s.stats[name], stats[name]) for name in STAT_NAMES},
-                      lengths=s.lengths.at[row].set(s.steps + 1, mode="drop"),
-                      finished=s.finished.at[row].set(stop, mode="drop"), row_steps=s.row_steps + s.active.shape[0])
-        return constrain(_refill(s, ~s.active, prompts, num_samples))
+        d = d.replace(cache=cache, logits=logits, steps=d.steps + 1, positions=d.positions + 1,
+                      active=d.active & ~ended)
+        return constrain(SlotState(
+            slots=refill(d, ~d.active, prompts), tokens=write(s.tokens, token),
+            stats={name: write(s.stats[name], stats[name]) for name in STAT_NAMES},
+            lengths=s.lengths.at[row].set(d.steps, mode="drop"), finished=s.finished.at[row].set(stop, mode="drop"),
+            row_steps=s.row_steps + d.active.shape[0]))
 
-    size = slots
-    while True:  # one loop per slot count: slots, slots // 2, ... down to min_slots
+    waiting = lambda s: jnp.any(s.slots.next_row < total // shards)
+    busiest = lambda s: jnp.max(jnp.sum(s.slots.active.reshape(shards, -1), axis=1))  # active slots of a shard
+    size, least = slots // shards, max(slots // shards // 16, 1)  # slots per shard
+    while True:  # one loop per slot count: size, size // 2, ... down to least per shard
         half = size // 2
-        last = half < min_slots
-        cond = (lambda s: jnp.any(s.active)) if last else (lambda s, half=half: jnp.any(s.active) & (
-            (s.next_row < total) | (jnp.sum(s.active) > half)))
+        last = half < least
+        cond = (lambda s: jnp.any(s.slots.active)) if last else (
+            lambda s, half=half: jnp.any(s.slots.active) & (waiting(s) | (busiest(s) > half)))
         state = jax.lax.while_loop(cond, body, state)
         if last:
             break
-        state, size = constrain(_shrink(state, half)), half
+        state, size = constrain(state.replace(slots=local(functools.partial(_shrink, size=half))(state.slots))), half
     repeat = lambda x: jnp.repeat(x, num_samples, axis=0)
     mask = jnp.arange(new)[None, :] < state.lengths[:, None]
     rollout = Rollout(prompt_tokens=repeat(prompt_tokens), prompt_mask=repeat(prompt_mask), tokens=state.tokens,
                       mask=mask, lengths=state.lengths, finished=state.finished,
                       group_ids=jnp.arange(total, dtype=jnp.int32) // num_samples, **state.stats)
     return rollout, state.row_steps
+
+
+def _slot_shardings(tree, mesh):
+    """Shardings of slot and prompt arrays: the leading axis over the batch shards; the k and v of a cache
+    ([L, S, Hkv, ...], or one layer's [S, Hkv, ...]) over the batch shards and their kv heads over 'tensor'; the
+    logits' vocabulary over 'tensor', as the LM head computes them (replicated, XLA gathered the whole LM head once
+    per loop)."""
+    def sharding(path, x):
+        names = [getattr(key, "name", None) for key in path]
+        if not x.ndim:
+            return NamedSharding(mesh, PartitionSpec())
+        if "k" in names or "v" in names:
+            spec = PartitionSpec(*[None] * (x.ndim - 4), shd.BATCH, "tensor")
+        else:
+            spec = PartitionSpec(shd.BATCH, "tensor" if "logits" in names else None)
+        return NamedSharding(mesh, shd.fit_spec(spec, x.shape, mesh))
+    return jax.tree_util.tree_map_with_path(sharding, tree)
+
+
+def _on_batch_shards(fn, mesh):
+    """``fn`` (:func:`_refill`, :func:`_shrink`) run by each batch shard on its own slots and prompts under
+    ``shard_map``. Partitioned by GSPMD instead, a shrink's gather over the sharded slot axis put every shard's
+    gathered slots on every device (the paper config: 30x the rollout's estimated temporaries), and a refill
+    all-gathered the prompt cache for each copied slot."""
+    def run(*args):
+        specs = jax.tree.map(lambda x: x.spec, _slot_shardings(args, mesh))
+        shard = lambda *a: fn(*a, shard=jax.lax.axis_index(shd.BATCH))
+        return jax.shard_map(shard, mesh=mesh, in_specs=specs, out_specs=specs[0], check_vma=False)(*args)
+    return run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,8 +317,9 @@ class ContinuousSampler(Sampler):
         if self.unroll_layers:
             layout = out_major_params if self.decodes_out_major(slots) else unstack_layers
         shards = 1 if self.mesh is None else self.mesh.shape.get("data", 1) * self.mesh.shape.get("fsdp", 1)
+        local = shards > 1 and batch % shards == 0 and slots % shards == 0  # else one shard: GSPMD moves the slots
         fn = functools.partial(_generate, cfg=self.cfg, sampling=self.sampling, num_samples=num_samples,
-                               slots=slots, min_slots=max(slots // 16, min(shards, slots), 1), layout=layout)
+                               slots=slots, shards=shards if local else 1, layout=layout)
         if self.mesh is None:
             self._programs[key] = _Program(jax.jit(fn, compiler_options=compiler_options()))
             return self._programs[key]
@@ -275,17 +328,16 @@ class ContinuousSampler(Sampler):
         row = shd.batch_sharding(mesh, (rows,))
         replicated = NamedSharding(mesh, PartitionSpec())
 
-        def constrain(s: SlotState) -> SlotState:
-            slot = shd.tree_batch_shardings(s, mesh)
-            kv = shd.cache_shardings(jax.eval_shape(lambda c: c.stacked() if isinstance(c.k, tuple) else c, s.cache),
-                                     mesh)
-            if isinstance(s.cache.k, tuple):
-                kv = kv.replace(k=(NamedSharding(mesh, PartitionSpec(*kv.k.spec[1:])),) * len(s.cache.k),
-                                v=(NamedSharding(mesh, PartitionSpec(*kv.v.spec[1:])),) * len(s.cache.v))
-            per_row = dict(tokens=replicated, stats={n: replicated for n in STAT_NAMES}, lengths=replicated,
-                           finished=replicated)
-            return jax.lax.with_sharding_constraint(s, slot.replace(cache=kv, **per_row))
+        def constrain(s: SlotState) -> SlotState:  # the [R, T] buffers replicated: each step writes S entries
+            rest = jax.tree.map(lambda _: replicated, s.replace(slots=None))
+            return jax.lax.with_sharding_constraint(s, rest.replace(slots=_slot_shardings(s.slots, mesh)))
 
+        if local:
+            fn = functools.partial(fn, local=functools.partial(_on_batch_shards, mesh=mesh))
+        vocab = lambda w: NamedSharding(mesh, shd.fit_spec(  # embed [V, D] or lm_head [D, V]: vocab over 'tensor'
+            PartitionSpec("tensor") if w.shape[0] == self.cfg.vocab_size else PartitionSpec(None, "tensor"), w.shape,
+            mesh))
+        fn = functools.partial(fn, head=lambda w: jax.lax.with_sharding_constraint(w, vocab(w)))
         fn = functools.partial(fn, constrain=constrain,
                                replicate=lambda x: jax.lax.with_sharding_constraint(x, replicated))
         sds = jax.ShapeDtypeStruct
