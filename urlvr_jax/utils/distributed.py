@@ -17,19 +17,23 @@ until JAX's coordination service aborts them, with a C++ stack trace that does n
 gets there first: every process bumps its own counter in the coordination service's key-value store every
 ``timeout / 10`` seconds and reads everyone's; when a peer's counter has not moved for ``timeout`` (0.8 x the heartbeat
 timeout) or the store stops answering (process 0, which holds it, is gone), the process prints one ``error:`` line
-naming the process and how to resume, and exits with :data:`PEER_LOST_EXIT_CODE`.
+naming the process and how to resume, and exits with :data:`PEER_LOST_EXIT_CODE`. Where the collective itself fails
+first (gloo on CPU: "Connection reset by peer"), :func:`lost_peer_line` gives the entry point the same line.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import re
 import threading
 import time
 from typing import Mapping
 
 _TRUE = {"1", "true", "yes", "on"}
 PEER_LOST_EXIT_CODE = 69  # EX_UNAVAILABLE (sysexits.h): another process of the run is gone
+# How a collective's error reads when the process at the other end is gone.
+_PEER_GONE = re.compile(r"(?i)gloo|nccl|connection (reset|closed|refused)|unavailable|heartbeat|coordination service")
 _WATCH: "PeerWatch | None" = None
 
 
@@ -104,17 +108,28 @@ class PeerWatch(threading.Thread):
     def __init__(self, state, timeout: float):  # state: jax's distributed.global_state, once initialised
         super().__init__(name="urlvr-peer-watch", daemon=True)
         self.client, self.me, self.count, self.timeout = state.client, state.process_id, state.num_processes, timeout
-        self._stop = threading.Event()
+        self._stop, self._lock = threading.Event(), threading.Lock()  # (the lock: "done" is never overwritten)
 
     def stop(self) -> None:
-        self._stop.set()
+        """Stop watching, and tell the others this process is leaving on purpose (they stop watching it)."""
+        with self._lock:
+            if self._stop.is_set():
+                return
+            self._stop.set()
+            try:
+                self.client.key_value_set(f"urlvr_alive/{self.me}", "done", allow_overwrite=True)
+            except Exception:  # noqa: BLE001 - the coordinator is gone already: nobody is left to tell
+                pass
 
     def run(self) -> None:
         beat, seen, failing_since = 0, {}, None  # seen: process -> (its last counter, when it changed)
         while not self._stop.wait(self.timeout / 10):
             now, beat = time.monotonic(), beat + 1
             try:
-                self.client.key_value_set(f"urlvr_alive/{self.me}", str(beat), allow_overwrite=True)
+                with self._lock:
+                    if self._stop.is_set():
+                        return
+                    self.client.key_value_set(f"urlvr_alive/{self.me}", str(beat), allow_overwrite=True)
                 counters = dict(self.client.key_value_dir_get("urlvr_alive/"))
                 failing_since = None
             except Exception as err:  # noqa: BLE001 - the coordination service is unreachable
@@ -127,11 +142,25 @@ class PeerWatch(threading.Thread):
                 value = counters.get(f"urlvr_alive/{p}")
                 if p not in seen or seen[p][0] != value:
                     seen[p] = (value, now)
-                elif now - seen[p][1] >= self.timeout and value is not None and not self._stop.is_set():
+                elif now - seen[p][1] >= self.timeout and value not in (None, "done") and not self._stop.is_set():
                     self._lost(f"process {p} (silent for {now - seen[p][1]:.0f} s)")
 
     def _lost(self, who: str) -> None:
-        os.write(2, (f"\nerror: lost {who} of this {self.count}-process run: its host died, was preempted or killed, "
-                     f"or it stopped with an error (see its log). The run cannot go on without it; the last checkpoint "
-                     f"in run_dir is kept: run the same command on every host to resume from it\n").encode())
+        os.write(2, f"\n{_lost_line(who, self.count)}\n".encode())
         os._exit(PEER_LOST_EXIT_CODE)
+
+
+def _lost_line(who: str, count: int) -> str:
+    return (f"error: lost {who} of this {count}-process run: its host died, was preempted or killed, or it stopped "
+            f"with an error (see its log). The run cannot go on without it; the last checkpoint in run_dir is kept: "
+            f"run the same command on every host to resume from it")
+
+
+def lost_peer_line(err: BaseException) -> str | None:
+    """The one line for a cross-process collective that failed because a peer is gone; None for any other error."""
+    if _WATCH is None or type(err).__name__ not in ("JaxRuntimeError", "XlaRuntimeError"):
+        return None
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if not _PEER_GONE.search(first):
+        return None
+    return _lost_line(f"another process (a collective failed: {first[:160]})", _WATCH.count)

@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Callable, NoReturn
 
-from urlvr_jax.utils.distributed import maybe_initialize, shutdown
+from urlvr_jax.utils.distributed import PEER_LOST_EXIT_CODE, lost_peer_line, maybe_initialize, shutdown
 from urlvr_jax.utils.huge_pages import use_huge_pages
 from urlvr_jax.utils.preemption import PREEMPTED_EXIT_CODE, Preempted
 
@@ -40,6 +40,11 @@ def run_main(main: Callable[[], int | None]) -> NoReturn:
         if os.environ.get("URLVR_DEBUG", "0") not in ("", "0") or "--debug" in sys.argv[1:]:
             raise
         _exit(f"error: {' '.join(str(err).split()) or type(err).__name__}", 1)
+    except Exception as err:  # noqa: BLE001 - only a collective whose peer is gone is explained; the rest re-raise
+        line = lost_peer_line(err)
+        if line is None:
+            raise
+        _exit(line, PEER_LOST_EXIT_CODE)  # (no shutdown: its barrier would wait for the dead process, then abort)
     sys.exit(code)
 
 
