@@ -22,6 +22,7 @@ def get_config() -> ml_collections.ConfigDict:
         dtype="float32",  # compute dtype: float32 | bfloat16 (the LM head is always float32)
         param_dtype="float32",
         attention_chunk=0,  # > 0: attention over query chunks (memory O(chunk * length)) for long sequences
+        attention="auto",  # no-cache forwards: auto (by platform) | reference (CPU) | splash (TPU) | cudnn (GPU)
         # Shapes for source=init (vocab_size 0: the tokenizer's size).
         family="llama", vocab_size=0, hidden_size=64, intermediate_size=128, num_layers=2, num_heads=4,
         num_kv_heads=2, head_dim=16, rope_theta=10000.0, max_position_embeddings=512, tie_embeddings=True,

@@ -30,6 +30,7 @@ HF_ARCHITECTURES = {
 EXPORT_ARCHITECTURES = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
 SILU_NAMES = ("silu", "swish")  # transformers' ACT2FN maps both to SiLU
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+ATTENTIONS = ("auto", "reference", "splash", "cudnn")  # see urlvr_jax/model/attention_kernels.py
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +57,8 @@ class ModelConfig:
     param_dtype: str = "float32"
     # > 0: attention runs over query chunks of this many positions, so scores take O(chunk * keys) memory.
     attention_chunk: int = 0
+    # the forwards without cache: auto | reference | splash | cudnn (urlvr_jax/model/attention_kernels.py)
+    attention: str = "auto"
     bos_token_id: int | None = None
     eos_token_ids: tuple[int, ...] = ()
     pad_token_id: int = 0
@@ -69,6 +72,8 @@ class ModelConfig:
         for name in ("dtype", "param_dtype"):
             if getattr(self, name) not in DTYPES:
                 raise ValueError(f"ModelConfig.{name}={getattr(self, name)!r} is not one of {tuple(DTYPES)}")
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"ModelConfig.attention={self.attention!r} is not one of {ATTENTIONS}")
 
     @property
     def compute_dtype(self):

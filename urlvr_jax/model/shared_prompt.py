@@ -13,9 +13,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from urlvr_jax.model.attention_kernels import no_cache_mask
 from urlvr_jax.model.config import ModelConfig
-from urlvr_jax.model.transformer import (Params, attention, attention_inputs, causal_mask, layer_output,
-                                         positions_from_mask, rms_norm, rope_inv_freq, rope_tables, run_layers)
+from urlvr_jax.model.transformer import (Params, attention, attention_inputs, layer_output, positions_from_mask,
+                                         rms_norm, rope_inv_freq, rope_tables, run_layers)
 
 
 def forward_hidden_grouped(params: Params, prompt_tokens: jax.Array, prompt_mask: jax.Array, tokens: jax.Array,
@@ -40,9 +41,9 @@ def forward_hidden_grouped(params: Params, prompt_tokens: jax.Array, prompt_mask
     inv_freq = rope_inv_freq(cfg)
     rope_p = rope_tables(positions_from_mask(prompt_mask), inv_freq, cfg.compute_dtype, Lp)
     rope_c = rope_tables(completion_pos, inv_freq, cfg.compute_dtype, Lp + T)
-    mask_p = causal_mask(prompt_mask)  # [P, Lp, Lp]
-    mask_c = jnp.concatenate([jnp.broadcast_to(group(prompt_mask)[:, None, :], (B, T, Lp)),  # [B, T, Lp + T]
-                              causal_mask(mask)], axis=-1)
+    mask_p = no_cache_mask(prompt_mask, Lp, cfg)  # dense for the reference: [P, Lp, Lp]
+    # completions: their group's prompt keys, then their own causally ([B, T, Lp + T] for the reference)
+    mask_c = no_cache_mask(jnp.concatenate([group(prompt_mask), mask], axis=-1), T, cfg)
 
     def layer(carry, w):
         xp, xc = carry

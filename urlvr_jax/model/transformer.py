@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from urlvr_jax.model.attention import attend
+from urlvr_jax.model.attention_kernels import KeyMask, kernel_attention, no_cache_mask
 from urlvr_jax.model.config import ModelConfig
 
 Params = dict
@@ -159,12 +160,6 @@ def positions_from_mask(token_mask: jax.Array) -> jax.Array:
     return jnp.maximum(jnp.cumsum(token_mask.astype(jnp.int32), axis=-1) - 1, 0)
 
 
-def causal_mask(token_mask: jax.Array) -> jax.Array:
-    """[B, S, S] attention mask of a batch without cache: position s sees the real tokens at positions <= s."""
-    S = token_mask.shape[-1]
-    return jnp.tril(jnp.ones((S, S), bool))[None] & token_mask[:, None, :]
-
-
 def _attention_block(q, k, v, mask, cfg: ModelConfig):
     """q [B,S,H,Dh], k [B,Hkv,Dh,K], v [B,Hkv,K,Dh], mask [B,S,K] -> [B,S,H,Dh] (grouped-query attention)."""
     B, S, H, Dh = q.shape
@@ -176,7 +171,10 @@ def _attention_block(q, k, v, mask, cfg: ModelConfig):
 
 def attention(q, k, v, mask, cfg: ModelConfig):
     """:func:`attend` of q [B,S,H,Dh] and head-major k, v -> [B,S,H,Dh], over query chunks of
-    ``cfg.attention_chunk`` positions when that is set and smaller than S."""
+    ``cfg.attention_chunk`` positions when that is set and smaller than S; a kernel's for a :class:`KeyMask`
+    (see :mod:`urlvr_jax.model.attention_kernels`)."""
+    if isinstance(mask, KeyMask):
+        return kernel_attention(q, k, v, mask)
     S, chunk = q.shape[1], cfg.attention_chunk
     if not chunk or chunk >= S:
         return _attention_block(q, k, v, mask, cfg)
@@ -287,7 +285,7 @@ def forward_hidden(params: Params, tokens: jax.Array, positions: jax.Array | Non
     x = params["embed"].astype(cfg.compute_dtype)[tokens]
 
     if cache is None:
-        mask, key_mask = causal_mask(token_mask), None
+        mask, key_mask = no_cache_mask(token_mask, S, cfg), None
     else:
         key_mask = jax.lax.dynamic_update_slice(cache.key_mask, token_mask, (0, cache.index))
         slots = jnp.arange(cache.length)

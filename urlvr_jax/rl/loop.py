@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from urlvr_jax import evaluation, sharding as shd
+from urlvr_jax.model.attention_kernels import traced_under
 from urlvr_jax.rewards import metrics as rmetrics
 from urlvr_jax.rewards.batch import select_first_m
 from urlvr_jax.rewards.ensemble import ema_update, teacher_answers_from_texts
@@ -105,9 +106,9 @@ class URLVRRun:
         state = init_train_state(params, self.optimizer, jax.random.fold_in(self.rng, 2))
         self.state = multihost.place(state, state_shardings(state, self.mesh, self.cfg))  # as the step returns it
         self._step_fn = None
-        self._logprobs = jax.jit(lambda p, pt, pm, t, m: completion_logprobs(
+        self._logprobs = jax.jit(traced_under(lambda p, pt, pm, t, m: completion_logprobs(  # kernels: on the mesh
             p, pt, pm, t, m, cfg=self.cfg, temperature=c.rollout.temperature,
-            chunk_size=c.train.logprob_chunk or None, prompt_group=setup.prompt_group(c)))
+            chunk_size=c.train.logprob_chunk or None, prompt_group=setup.prompt_group(c)), self.mesh))
 
     # ------------------------------------------------------------------ one step
 

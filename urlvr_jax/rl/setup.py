@@ -63,7 +63,8 @@ def _model_path(config) -> str:
 def build_model(config, tokenizer, mesh, rng: jax.Array) -> tuple[ModelConfig, Params]:
     """(ModelConfig, params placed on ``mesh``) for ``config.model``."""
     m = config.model
-    numerics = dict(dtype=m.dtype, param_dtype=m.param_dtype, attention_chunk=m.attention_chunk)
+    numerics = dict(dtype=m.dtype, param_dtype=m.param_dtype, attention_chunk=m.attention_chunk,
+                    attention=m.attention)
     if m.source in ("hf", "smollm2"):
         path = _model_path(config)
         if not path:

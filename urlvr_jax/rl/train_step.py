@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import optax
 
 from urlvr_jax import sharding as shd
+from urlvr_jax.model.attention_kernels import traced_under
 from urlvr_jax.model.config import ModelConfig
 from urlvr_jax.model.transformer import Params, abstract_params, unstack_layers
 from urlvr_jax.rl.kl import kl_penalty
@@ -251,8 +252,10 @@ def jit_train_step(cfg: ModelConfig, step_cfg: StepConfig, optimizer: optax.Grad
                    mesh: jax.sharding.Mesh | None = None, state: TrainState | None = None,
                    batch: TrainBatch | None = None):
     """The jitted train step; with ``mesh`` (and example ``state``/``batch`` for their structure) it has
-    explicit in/out shardings. The state argument is donated."""
-    fn = functools.partial(train_step, cfg=cfg, step_cfg=step_cfg, optimizer=optimizer, mesh=mesh)
+    explicit in/out shardings and traces under it (the attention kernels shard over it). The state argument is
+    donated."""
+    fn = traced_under(functools.partial(train_step, cfg=cfg, step_cfg=step_cfg, optimizer=optimizer, mesh=mesh),
+                      mesh)
     if mesh is None:
         return jax.jit(fn, donate_argnums=(0,))
     s_sh = state_shardings(state, mesh, cfg)

@@ -25,6 +25,8 @@ from typing import Any, Sequence
 
 import ml_collections
 
+from urlvr_jax.model.config import ATTENTIONS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIGS_DIR = REPO_ROOT / "configs"
 
@@ -318,6 +320,9 @@ def validate_config(cfg: ml_collections.ConfigDict) -> None:
     n, votes = _lookup(cfg, "rollout.n"), _lookup(cfg, "rollout.n_votes")
     if votes is not _MISSING and n is not _MISSING and votes and votes < n:
         raise UserError(f"config rollout.n_votes={votes} must be 0 or >= rollout.n={n}")
+    attention = _lookup(cfg, "model.attention")
+    if attention is not _MISSING and attention not in ATTENTIONS:
+        raise UserError(f"config model.attention={attention!r} must be one of {', '.join(ATTENTIONS)}")
     batching, slots = _lookup(cfg, "rollout.batching"), _lookup(cfg, "rollout.slots")
     if batching is not _MISSING and batching not in ("auto", "static", "continuous"):
         raise UserError(f"config rollout.batching={batching!r} must be auto, static or continuous")
