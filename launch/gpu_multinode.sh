@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+#SBATCH --signal=B:TERM@120
+#SBATCH --requeue
+#SBATCH --open-mode=append
 # Multi-node GPU launch: one process per node driving all of its GPUs, every process running the same command.
 #
 # Under SLURM (the batch script starts one task per node with srun, each task runs this script again):
@@ -17,10 +20,16 @@
 #   DRY_RUN=1    print each worker's command instead of running it (by hand without NODE_RANK: every rank's)
 # Each process gets URLVR_DISTRIBUTED=1, URLVR_COORDINATOR=host:port, URLVR_NUM_PROCESSES and URLVR_PROCESS_ID,
 # which urlvr_jax.utils.distributed passes to jax.distributed.initialize(). Plan first (launch/README.md).
+#
+# Preemption (the #SBATCH lines above): SLURM sends SIGTERM to the batch script 120 s before the time limit; the script
+# forwards it to srun, which passes it to every task; each process finishes its step, saves a checkpoint and exits 75
+# (urlvr_jax.utils.preemption), and on 75 the script requeues the job (scontrol requeue): the same command resumes
+# from that checkpoint in the same run_dir. Exit 69: another process died (no requeue; see launch/README.md).
 set -euo pipefail
 
 ENTRYPOINT="${ENTRYPOINT:-urlvr_jax.train}"
 SLURM_BATCH_STEP=4294967294  # the step id Slurm gives the batch script itself
+PREEMPTED_EXIT_CODE=75       # urlvr_jax.utils.preemption: a checkpoint was saved on SIGTERM; requeue
 
 repo_dir() {
   if [[ -n "${REPO_DIR:-}" ]]; then echo "$REPO_DIR"; return; fi
@@ -57,7 +66,21 @@ if [[ -n "${SLURM_JOB_ID:-}" ]] && ! in_slurm_task; then
             "$REPO/launch/gpu_multinode.sh" "$@")
   echo "gpu_multinode.sh: job $SLURM_JOB_ID, $nodes node(s): $(printf '%q ' "${srun_cmd[@]}")" >&2
   export URLVR_SLURM_TASK=1 REPO_DIR="$REPO"
-  exec "${srun_cmd[@]}"
+  "${srun_cmd[@]}" &
+  srun_pid=$!
+  trap 'echo "gpu_multinode.sh: SIGTERM: passing it to every task (they checkpoint and stop)" >&2
+        kill -TERM "$srun_pid" 2>/dev/null || true' TERM
+  status=0
+  wait "$srun_pid" || status=$?
+  while kill -0 "$srun_pid" 2>/dev/null; do  # (the trap ended the first wait early)
+    status=0
+    wait "$srun_pid" || status=$?
+  done
+  if [[ "${DRY_RUN:-0}" != 1 && "$status" == "$PREEMPTED_EXIT_CODE" ]]; then
+    echo "gpu_multinode.sh: preempted with a checkpoint: requeueing job $SLURM_JOB_ID (same command, same run_dir)" >&2
+    scontrol requeue "$SLURM_JOB_ID"
+  fi
+  exit "$status"
 fi
 
 VENV="${VENV-$REPO/.venv}"

@@ -7,7 +7,8 @@
 #                                                start the run on every worker, detached (setsid nohup), one log each
 #   launch/tpu_pod.sh status                     is it running on each worker; the last line of each log
 #   launch/tpu_pod.sh tail                       follow worker $WORKER's log (default 0; WORKER=all: last lines of all)
-#   launch/tpu_pod.sh stop                       stop the run on every worker (SIGTERM to its process group)
+#   launch/tpu_pod.sh stop                       stop the run on every worker (SIGTERM to its process group): it
+#                                                saves a checkpoint of the step it reached and exits 75
 #
 # Environment:
 #   TPU_NAME, ZONE   the TPU VM (required); PROJECT optional (gcloud's default project otherwise)
@@ -22,12 +23,15 @@
 #                    under REPO_DIR)
 #   WORKER, TAIL_LINES  `tail`: which worker (default 0; all) and how many lines (default 20)
 #   ENTRYPOINT       the module to run (default: urlvr_jax.train)
+#   STOP_TIMEOUT     `stop`: seconds to wait for the checkpoint and the exit (default 300)
 #   DRY_RUN=1        print the gcloud commands instead of running them
 # Every worker runs the same command with URLVR_DISTRIBUTED=1; jax.distributed.initialize() finds the coordinator
 # and the process ids itself on Cloud TPU. Plan the config first (launch/README.md).
+# A preemptible / spot slice gets SIGTERM on preemption the way `stop` sends it: the run saves the step it reached.
+# Resume with the same `start` command and the same RUN_DIR (after `setup` and `stage` on a recreated slice).
 set -euo pipefail
 
-usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [[ $# -ge 1 ]] || usage
 action="$1"; shift
 
@@ -126,11 +130,14 @@ else s=stopped; fi; echo \"\$(hostname): \$s; \$(tail -n 1 $(q "$LOG_DIR")/\$(ho
     fi
     ;;
   stop)
-    # SIGTERM to the run's process group, then up to 30 s for it to exit (the TPU is free for the next start).
+    # SIGTERM to the run's process group: every process finishes its step, saves a checkpoint and exits 75 (the TPU is
+    # then free for the next start); up to STOP_TIMEOUT seconds for that, then the last line of the worker's log.
+    wait_s="${STOP_TIMEOUT:-300}"
     on_workers all "$in_repo; if [ -f $pid_file ] && kill -TERM -- -\$(cat $pid_file) 2>/dev/null; then \
-for i in \$(seq 30); do kill -0 -- -\$(cat $pid_file) 2>/dev/null || break; sleep 1; done; \
-if kill -0 -- -\$(cat $pid_file) 2>/dev/null; then echo \"\$(hostname): still running after 30 s: \
-kill -KILL -- -\$(cat $pid_file)\"; else echo \"\$(hostname): stopped pid \$(cat $pid_file)\"; fi; \
+for i in \$(seq $(q "$wait_s")); do kill -0 -- -\$(cat $pid_file) 2>/dev/null || break; sleep 1; done; \
+if kill -0 -- -\$(cat $pid_file) 2>/dev/null; then echo \"\$(hostname): still running after $(q "$wait_s") s: \
+kill -KILL -- -\$(cat $pid_file)\"; else echo \"\$(hostname): stopped pid \$(cat $pid_file): \
+\$(tail -n 1 $(q "$LOG_DIR")/\$(hostname).log 2>/dev/null)\"; fi; \
 else echo \"\$(hostname): not running\"; fi"
     ;;
   *)

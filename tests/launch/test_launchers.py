@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import stat
 import subprocess
 import sys
@@ -18,38 +19,62 @@ TPU = REPO / "launch" / "tpu_pod.sh"
 ARGS = ["--config", "tiny_gt", "mesh=data:2,fsdp:4", "run_dir=/shared/runs/a b"]
 NODES = ["gpu-a17", "gpu-a18", "gpu-a19"]
 
-# sbatch: copies the script to a spool directory (as slurmd does) and runs it as the batch step of a 3-node job.
+# sbatch: reads the script's #SBATCH directives (those before its first command, as sbatch does) into
+# $FAKE_ROOT/sbatch.json, copies the script to a spool directory (as slurmd does) and runs it as the batch step of a
+# 3-node job (its pid in $FAKE_ROOT/batch.pid).
 SBATCH = f"""
-import os, shutil, subprocess, sys
-spool = os.path.join(os.environ["FAKE_ROOT"], "spool")
+import json, os, shutil, subprocess, sys
+root = os.environ["FAKE_ROOT"]
+lines = open(sys.argv[1]).read().splitlines()[1:]
+header = lines[:next((i for i, line in enumerate(lines) if line.strip() and not line.startswith("#")), len(lines))]
+json.dump([line.split()[1] for line in header if line.startswith("#SBATCH ")], open(os.path.join(root, "sbatch.json"), "w"))
+spool = os.path.join(root, "spool")
 os.makedirs(spool, exist_ok=True)
 script = shutil.copy(sys.argv[1], os.path.join(spool, "slurm_script"))
 env = dict(os.environ, SLURM_JOB_ID="4242", SLURM_JOB_NUM_NODES="3", SLURM_NNODES="3", SLURM_NTASKS="24",
            SLURM_PROCID="0", SLURM_JOB_NODELIST="gpu-a[17-19]", SLURM_NODELIST="gpu-a[17-19]",
            SLURM_SUBMIT_DIR=os.getcwd())
-sys.exit(subprocess.call(["bash", script, *sys.argv[2:]], env=env, cwd=spool))
+batch = subprocess.Popen(["bash", script, *sys.argv[2:]], env=env, cwd=spool)
+open(os.path.join(root, "batch.pid"), "w").write(str(batch.pid))
+sys.exit(batch.wait())
 """
-# srun: starts --ntasks copies of the command, one per node, as Slurm sets a step's task variables.
+# srun: starts --ntasks copies of the command at once, one per node, as Slurm sets a step's task variables; passes
+# SIGTERM on to every task (as srun does) and exits with the largest task exit code.
 SRUN = """
-import os, subprocess, sys
+import os, signal, subprocess, sys
 ntasks = int(next(a.split("=")[1] for a in sys.argv if a.startswith("--ntasks=")))
 first = next(i for i, a in enumerate(sys.argv) if i and not a.startswith("--"))
 command = sys.argv[first:]
-codes = [subprocess.call(command, env=dict(os.environ, SLURM_STEP_ID="0", SLURM_PROCID=str(i), SLURM_NTASKS=str(ntasks),
-                                           SLURM_NODEID=str(i), SLURM_STEP_NODELIST=os.environ["SLURM_JOB_NODELIST"]))
+tasks = [subprocess.Popen(command, env=dict(os.environ, SLURM_STEP_ID="0", SLURM_PROCID=str(i),
+                                            SLURM_NTASKS=str(ntasks), SLURM_NODEID=str(i),
+                                            SLURM_STEP_NODELIST=os.environ["SLURM_JOB_NODELIST"]))
          for i in range(ntasks)]
-sys.exit(max(codes))
+signal.signal(signal.SIGTERM, lambda *_: [t.send_signal(signal.SIGTERM) for t in tasks])
+sys.exit(max(t.wait() for t in tasks))
 """
 SCONTROL = f"""
 import sys
+if sys.argv[1] == "requeue":
+    assert sys.argv[2:] == ["4242"], sys.argv
+    sys.exit(0)
 assert sys.argv[1:] == ["show", "hostnames", "gpu-a[17-19]"], sys.argv
 print("\\n".join({NODES!r}))
 """
-# python: records its environment, arguments and working directory (one JSON file per process id).
+# python: records its environment, arguments and working directory (one JSON file per process id); with
+# FAKE_TRAIN=preempt it then runs until SIGTERM and exits 75 as a preempted run does, FAKE_TRAIN=<code> exits <code>.
 PYTHON = """
-import json, os, sys
+import json, os, signal, sys, time
 out = os.path.join(os.environ["FAKE_ROOT"], "python-" + os.environ.get("URLVR_PROCESS_ID", str(os.getpid())) + ".json")
 json.dump({"argv": sys.argv[1:], "cwd": os.getcwd(), "env": {k: v for k, v in os.environ.items()}}, open(out, "w"))
+if os.environ.get("FAKE_TRAIN") == "preempt":
+    def preempted(*_):
+        print("preempted at step 7: checkpoint saved to /ckpt/7; run the same command to resume", flush=True)
+        sys.exit(75)
+    signal.signal(signal.SIGTERM, preempted)
+    time.sleep(60)
+    sys.exit(3)
+elif os.environ.get("FAKE_TRAIN"):
+    sys.exit(int(os.environ["FAKE_TRAIN"]))
 """
 # gcloud: `compute tpus tpu-vm ssh NAME ... --worker=all --command C` runs C here once per fake worker, with a
 # `hostname` that names the worker; `scp` just records itself.
@@ -123,10 +148,43 @@ def test_sbatch_starts_one_task_per_node_with_its_process_id(tmp_path):
     assert not (tmp_path / "python-3.json").exists()
 
 
+def test_sbatch_asks_for_sigterm_before_the_time_limit_and_requeues_on_75(tmp_path):
+    write_fakes(tmp_path, sbatch=SBATCH, srun=SRUN, scontrol=SCONTROL, python=PYTHON)
+    result = launch(["sbatch", str(GPU), *ARGS], tmp_path, check=False, VENV="", FAKE_TRAIN="75")
+    assert result.returncode == 75, result.stderr
+    assert {"--signal=B:TERM@120", "--requeue"} <= set(json.loads((tmp_path / "sbatch.json").read_text()))
+    assert ["requeue", "4242"] in calls(tmp_path, "scontrol")
+    assert "requeueing job 4242" in result.stderr
+    write_fakes(tmp_path / "failed", sbatch=SBATCH, srun=SRUN, scontrol=SCONTROL, python=PYTHON)
+    failed = launch(["sbatch", str(GPU), *ARGS], tmp_path / "failed", check=False, VENV="", FAKE_TRAIN="1")
+    assert failed.returncode == 1 and ["requeue", "4242"] not in calls(tmp_path / "failed", "scontrol")
+
+
+def test_sigterm_to_the_batch_script_reaches_every_task_then_requeues(tmp_path):
+    """SLURM's --signal=B:TERM goes to the batch script alone: it passes it to srun, srun to every task."""
+    write_fakes(tmp_path, sbatch=SBATCH, srun=SRUN, scontrol=SCONTROL, python=PYTHON)
+    cluster = ("SLURM_", "URLVR_", "MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "NNODES", "DRY_RUN", "VENV", "REPO_DIR")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(cluster)}
+    env.update(FAKE_ROOT=str(tmp_path), PATH=f"{tmp_path / 'bin'}{os.pathsep}{env['PATH']}", VENV="", FAKE_TRAIN="preempt")
+    proc = subprocess.Popen(["sbatch", str(GPU), *ARGS], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 30
+        while len(list(tmp_path.glob("python-*.json"))) < 3 and time.time() < deadline:
+            time.sleep(0.1)
+        os.kill(int((tmp_path / "batch.pid").read_text()), signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 75, err
+    assert out.count("preempted at step 7") == 3, out  # every task stopped on the signal, none ran out its sleep
+    assert "passing it to every task" in err and ["requeue", "4242"] in calls(tmp_path, "scontrol")
+
+
 def test_sbatch_dry_run_prints_every_workers_command(tmp_path):
     write_fakes(tmp_path, sbatch=SBATCH, srun=SRUN, scontrol=SCONTROL, python=PYTHON)
     out = launch(["sbatch", str(GPU), *ARGS], tmp_path, DRY_RUN="1", VENV="", MASTER_PORT="29500").stdout
-    lines = out.strip().splitlines()
+    lines = sorted(out.strip().splitlines(), key=lambda line: worker_env(line)[0]["URLVR_PROCESS_ID"])  # (tasks run at once)
     assert len(lines) == 3
     for rank, line in enumerate(lines):
         env, args = worker_env(line)
@@ -216,3 +274,19 @@ def test_tpu_start_status_stop_on_fake_workers(tmp_path):
     assert stop.count(": stopped pid") == 2, stop
     status = launch(["bash", str(TPU), "status"], tmp_path, **env).stdout
     assert status.count(": stopped") == 2, status
+
+
+def test_tpu_stop_lets_every_worker_checkpoint_and_shows_its_last_line(tmp_path):
+    """`stop` sends SIGTERM as a spot preemption does: each worker's run saves its step and exits 75, and `stop`
+    prints the run's last line (the `preempted at step N ...` one) for each worker."""
+    write_fakes(tmp_path, gcloud=GCLOUD, hostname=HOSTNAME)
+    for w in range(2):
+        write_program(tmp_path / f"worker{w}" / ".venv" / "bin" / "python", PYTHON)
+    env = dict(TPU_ENV, REPO_DIR=".", LOG_DIR="logs", FAKE_TRAIN="preempt")
+    launch(["bash", str(TPU), "start", *ARGS[:3]], tmp_path, **env)
+    deadline = time.time() + 30
+    while len(list(tmp_path.glob("python-*.json"))) < 2 and time.time() < deadline:
+        time.sleep(0.1)
+    stop = launch(["bash", str(TPU), "stop"], tmp_path, **env).stdout
+    line = "preempted at step 7: checkpoint saved to /ckpt/7; run the same command to resume"
+    assert [l.split(": ", 2)[2] for l in stop.strip().splitlines() if ": stopped pid" in l] == [line, line], stop
