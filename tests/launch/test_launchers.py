@@ -27,7 +27,8 @@ import json, os, shutil, subprocess, sys
 root = os.environ["FAKE_ROOT"]
 lines = open(sys.argv[1]).read().splitlines()[1:]
 header = lines[:next((i for i, line in enumerate(lines) if line.strip() and not line.startswith("#")), len(lines))]
-json.dump([line.split()[1] for line in header if line.startswith("#SBATCH ")], open(os.path.join(root, "sbatch.json"), "w"))
+directives = [line.split()[1] for line in header if line.startswith("#SBATCH ")]
+json.dump(directives, open(os.path.join(root, "sbatch.json"), "w"))
 spool = os.path.join(root, "spool")
 os.makedirs(spool, exist_ok=True)
 script = shutil.copy(sys.argv[1], os.path.join(spool, "slurm_script"))
@@ -107,12 +108,16 @@ def write_fakes(root: Path, **programs: str) -> None:
         write_program(root / "bin" / name, body)
 
 
-def launch(command: list[str], root: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess:
-    """Runs a launcher from the repository root with root/bin first on PATH and no cluster variables inherited."""
+def launch_env(root: Path, **env: str) -> dict:
+    """This environment with root/bin first on PATH, FAKE_ROOT=root and no cluster variables."""
     cluster = ("SLURM_", "URLVR_", "MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "NNODES", "DRY_RUN", "VENV", "REPO_DIR")
     base = {k: v for k, v in os.environ.items() if not k.startswith(cluster)}
-    env = dict(base, FAKE_ROOT=str(root), PATH=f"{root / 'bin'}{os.pathsep}{base['PATH']}", **env)
-    result = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    return dict(base, FAKE_ROOT=str(root), PATH=f"{root / 'bin'}{os.pathsep}{base['PATH']}", **env)
+
+
+def launch(command: list[str], root: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    """Runs a launcher from the repository root with root/bin first on PATH and no cluster variables inherited."""
+    result = subprocess.run(command, env=launch_env(root, **env), cwd=REPO, capture_output=True, text=True, timeout=60)
     assert not check or result.returncode == 0, result.stderr
     return result
 
@@ -163,9 +168,7 @@ def test_sbatch_asks_for_sigterm_before_the_time_limit_and_requeues_on_75(tmp_pa
 def test_sigterm_to_the_batch_script_reaches_every_task_then_requeues(tmp_path):
     """SLURM's --signal=B:TERM goes to the batch script alone: it passes it to srun, srun to every task."""
     write_fakes(tmp_path, sbatch=SBATCH, srun=SRUN, scontrol=SCONTROL, python=PYTHON)
-    cluster = ("SLURM_", "URLVR_", "MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "NNODES", "DRY_RUN", "VENV", "REPO_DIR")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(cluster)}
-    env.update(FAKE_ROOT=str(tmp_path), PATH=f"{tmp_path / 'bin'}{os.pathsep}{env['PATH']}", VENV="", FAKE_TRAIN="preempt")
+    env = launch_env(tmp_path, VENV="", FAKE_TRAIN="preempt")
     proc = subprocess.Popen(["sbatch", str(GPU), *ARGS], env=env, cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -184,7 +187,8 @@ def test_sigterm_to_the_batch_script_reaches_every_task_then_requeues(tmp_path):
 def test_sbatch_dry_run_prints_every_workers_command(tmp_path):
     write_fakes(tmp_path, sbatch=SBATCH, srun=SRUN, scontrol=SCONTROL, python=PYTHON)
     out = launch(["sbatch", str(GPU), *ARGS], tmp_path, DRY_RUN="1", VENV="", MASTER_PORT="29500").stdout
-    lines = sorted(out.strip().splitlines(), key=lambda line: worker_env(line)[0]["URLVR_PROCESS_ID"])  # (tasks run at once)
+    # (the tasks run at once: their lines come in any order)
+    lines = sorted(out.strip().splitlines(), key=lambda line: worker_env(line)[0]["URLVR_PROCESS_ID"])
     assert len(lines) == 3
     for rank, line in enumerate(lines):
         env, args = worker_env(line)

@@ -17,7 +17,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from loop_fixtures import NAN_REWARD_CONFIG, REPO, cli_env, run_cli, train_cmd
+from fault_fixtures import checkpoint_steps
+from loop_fixtures import NAN_REWARD_CONFIG, REPO, run_cli, train_cmd
 
 from urlvr_jax.utils import run_lock
 from urlvr_jax.utils.metrics_log import read_metrics, read_tensorboard
@@ -50,18 +51,6 @@ ocp.CheckpointManager.save = _save_until_the_disk_is_full
 def get_config():
     return load_config("tiny_gt")
 '''
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    out = cli_env(str(tmp_path_factory.mktemp("jax_cache")))
-    out["XLA_FLAGS"] = "--xla_backend_optimization_level=0"
-    return out
-
-
-def _checkpoints(run_dir) -> list[int]:
-    folder = os.path.join(run_dir, "checkpoints")
-    return sorted(int(d) for d in os.listdir(folder) if d.isdigit()) if os.path.isdir(folder) else []
 
 
 def _saved_params(run_dir, step: int) -> list[np.ndarray]:
@@ -114,7 +103,7 @@ def test_bad_updates_are_rolled_back_and_never_saved(tmp_path, env, fault):
     train = [r for r in read_metrics(run_dir) if "train/loss" in r]
     assert [r["step"] for r in train] == [1, 2, 3]
     assert all(r["train/rolled_back_updates"] == 1.0 for r in train)
-    assert _checkpoints(run_dir) == [1, 2]  # step 3 stopped the run before its checkpoint
+    assert checkpoint_steps(run_dir) == [1, 2]  # step 3 stopped the run before its checkpoint
     first, second = _saved_params(run_dir, 1), _saved_params(run_dir, 2)
     assert all(np.isfinite(x).all() for x in first)
     assert np.sqrt(sum(float(np.square(x.astype(np.float64)).sum()) for x in first)) < 1e6
@@ -126,7 +115,7 @@ def test_bit_flipped_checkpoint_is_moved_aside_and_the_previous_one_resumes(tmp_
     run_dir = str(tmp_path / "run")
     result = run_cli(train_cmd("tiny_gt", *FAST, "train.steps=3", f"run_dir={run_dir}"), env)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert _checkpoints(run_dir) == [1, 2, 3]
+    assert checkpoint_steps(run_dir) == [1, 2, 3]
     step_dir = os.path.join(run_dir, "checkpoints", "3", "state")
     files = [os.path.join(r, f) for r, _, fs in os.walk(step_dir) for f in fs if os.sep + "d" in r]
     target = max(files, key=os.path.getsize)
@@ -143,7 +132,7 @@ def test_bit_flipped_checkpoint_is_moved_aside_and_the_previous_one_resumes(tmp_
     assert "skipping checkpoint step 3" in result.stderr and "checksum mismatch" in result.stderr, result.stderr
     assert "moved unrestorable checkpoint step 3" in result.stderr
     assert len(os.listdir(os.path.join(run_dir, "checkpoints", "_corrupt"))) == 1
-    assert _checkpoints(run_dir) == [2, 3, 4]
+    assert checkpoint_steps(run_dir) == [2, 3, 4]
     assert _train_steps(run_dir) == [1, 2, 3, 4]  # step 3 was redone from checkpoint 2, logged once
 
 
@@ -160,7 +149,7 @@ def test_killed_before_the_first_checkpoint_restarts_clean(tmp_path, env):
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
-    assert _checkpoints(run_dir) == []
+    assert checkpoint_steps(run_dir) == []
     assert json.load(open(os.path.join(run_dir, run_lock.LOCK_FILE)))["pid"] == proc.pid  # left behind
 
     result = run_cli(cmd, env)
@@ -168,7 +157,8 @@ def test_killed_before_the_first_checkpoint_restarts_clean(tmp_path, env):
     assert "taking over the stale lock" in result.stderr and f"pid {proc.pid}" in result.stderr
     assert not os.path.exists(os.path.join(run_dir, run_lock.LOCK_FILE))  # released at the end
     records = read_metrics(run_dir)
-    assert [r["step"] for r in records] == [0, 1, 2, 2]  # val 0, train 1, train 2, val 2: step 0 once
+    assert [r["step"] for r in records] == [0, 1, 2, 2, 2]  # val 0, train 1, train 2, val 2, goodput: step 0 once
+    assert records[-1]["goodput/recomputed_steps"] == 1  # the killed run's step 1, logged and done again
     events = read_tensorboard(os.path.join(run_dir, "tb"))
     assert len(events) == len(set((tag, step) for tag, step, _ in events)), "a step twice in TensorBoard"
     assert {step for _, step, _ in events} == {0, 1, 2}
@@ -196,7 +186,7 @@ def test_disk_full_names_the_path_and_keeps_the_last_checkpoint(tmp_path, env):
     assert last == (f"error: [Errno {errno.ENOSPC}] cannot write checkpoint step 3 to {run_dir}/checkpoints/3: "
                     f"No space left on device (the previous checkpoints are kept)"), last
     assert len(result.stderr.strip().splitlines()) <= 3, result.stderr  # no tracebacks from writer threads
-    assert _checkpoints(run_dir) == [1, 2]
+    assert checkpoint_steps(run_dir) == [1, 2]
     resumed = run_cli(train_cmd("tiny_gt", *FAST, "train.steps=4", f"run_dir={run_dir}"), env)
     assert resumed.returncode == 0 and "skipping" not in resumed.stderr, resumed.stderr[-3000:]
     assert _train_steps(run_dir) == [1, 2, 3, 4]

@@ -15,8 +15,8 @@ import subprocess
 import time
 
 import numpy as np
-import pytest
-from loop_fixtures import REPO, cli_env, run_cli, train_cmd, without_times
+from fault_fixtures import checkpoint_steps
+from loop_fixtures import REPO, run_cli, train_cmd, without_times
 from safetensors.numpy import load_file
 
 from urlvr_jax.utils.metrics_log import read_metrics
@@ -58,18 +58,6 @@ def get_config():
 '''
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    out = cli_env(str(tmp_path_factory.mktemp("jax_cache")))
-    out["XLA_FLAGS"] = "--xla_backend_optimization_level=0"
-    return out
-
-
-def _checkpoints(run_dir) -> list[int]:
-    folder = os.path.join(run_dir, "checkpoints")
-    return sorted(int(d) for d in os.listdir(folder) if d.isdigit()) if os.path.isdir(folder) else []
-
-
 def _records(run_dir) -> list[str]:
     return [json.dumps(r, sort_keys=True) for r in without_times(read_metrics(run_dir))]
 
@@ -109,7 +97,7 @@ def test_sigterm_saves_the_step_reached_exits_75_and_resumes_bit_for_bit(tmp_pat
     finally:
         proc.kill()
     assert proc.returncode == PREEMPTED_EXIT_CODE, err[-3000:]
-    (step,) = _checkpoints(stopped)
+    (step,) = checkpoint_steps(stopped)
     assert 1 <= step < STEPS, f"stopped at {step}: the signal came too late to test resuming"
     assert err.strip().splitlines()[-1] == (f"preempted at step {step}: checkpoint saved to {stopped}/checkpoints/"
                                             f"{step}; run the same command to resume"), err[-3000:]
@@ -126,10 +114,9 @@ def test_sigterm_saves_the_step_reached_exits_75_and_resumes_bit_for_bit(tmp_pat
     assert last["goodput/recomputed_steps"] == 0 and last["goodput/wall_time"] > first["goodput/wall_time"]
     assert last["goodput/step_time"] > first["goodput/step_time"], "the totals add up across sessions"
     assert GOODPUT_LINE.findall(result.stdout) == [("2", "0")]
-    resumed, reference = load_file(f"{stopped}/hf/model.safetensors"), load_file(f"{full}/hf/model.safetensors")
+    resumed, reference = (load_file(os.path.join(d, "hf", "model.safetensors")) for d in (stopped, full))
     assert resumed.keys() == reference.keys()
-    for name, value in reference.items():
-        np.testing.assert_array_equal(resumed[name], value, err_msg=f"{name} (stopped at step {step})")
+    assert all(np.array_equal(resumed[k], v) for k, v in reference.items()), f"params differ (stopped at step {step})"
 
 
 def test_sigkill_during_an_async_checkpoint_write_restores_the_previous_one(tmp_path, env):
@@ -150,14 +137,14 @@ def test_sigkill_during_an_async_checkpoint_write_restores_the_previous_one(tmp_
         finally:
             proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
-    assert _checkpoints(run_dir) == [1, 2]
+    assert checkpoint_steps(run_dir) == [1, 2]
     leftovers = [d for d in os.listdir(os.path.join(run_dir, "checkpoints")) if d.startswith("3.")]
     assert leftovers, "the half-done write of step 3 left its temporary directory"
 
     result = run_cli(train_cmd("tiny_gt", *every_step, f"run_dir={run_dir}"), env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "skipping" not in result.stderr, result.stderr[-3000:]  # step 2 restored at the first try
-    assert _checkpoints(run_dir) == [3, 4, 5]  # keep_checkpoints=3
+    assert checkpoint_steps(run_dir) == [3, 4, 5]  # keep_checkpoints=3
     assert not [d for d in os.listdir(os.path.join(run_dir, "checkpoints")) if d.startswith("3.")]
     assert [r["step"] for r in read_metrics(run_dir) if "train/loss" in r] == [1, 2, 3, 4, 5]
     (record,) = _goodput(run_dir)  # the killed session logged none; steps 3 and 4 were logged, then redone
