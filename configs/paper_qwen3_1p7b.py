@@ -3,19 +3,21 @@
 From the paper: 64 prompts x 8 rollouts per step, lr 1e-6, rollout temperature 1.0, max response 7168
 tokens, validation at temperature 0.6 / top-p 0.95, no KL term. Our choices (not from the paper) are
 marked "ours": prompt budget, validation set, micro-batching, remat and the logprob chunk, which keep the
-train step inside one accelerator's memory. Check a slice with the plan mode before paying for it; ``--suggest``
-picks the rollout chunk (``rollout.max_rows_per_chunk``), ``model.attention_chunk`` and the micro-batch for the
-memory per device, and none of them changes the results beyond float rounding:
+train step inside one accelerator's memory.
 
-    python -m urlvr_jax.plan --config paper_qwen3_1p7b --devices 8 mesh=data:2,fsdp:2,tensor:2 \
-        --device-memory 80GB --suggest                                                  # 8 x 80 GB GPUs
-    python -m urlvr_jax.plan --config paper_qwen3_1p7b --devices 16 mesh=fsdp:8,tensor:2 \
-        --device-memory 32GiB --suggest                                                 # TPU v4-32
-    python -m urlvr_jax.plan --config paper_qwen3_1p7b --devices 64 mesh=fsdp:16,tensor:4 \
-        --device-memory 16GiB --suggest                                                 # TPU v5e-64
+Presets name a target's mesh: ``--config paper_qwen3_1p7b:8x80gb`` (``data:2,fsdp:2,tensor:2``, 8 x 80 GB GPUs)
+and ``--config paper_qwen3_1p7b:v5e-64`` (``fsdp:16,tensor:4``); no preset puts every device on fsdp. Plan mode
+said, for the config as committed:
 
-and pass the overrides it prints (and the mesh) to ``urlvr_jax.train``. (On v5e-64, fsdp:32,tensor:2 compiles a
-24 GiB train step on CPU against 8.7 GiB with tensor:4.)
+    python -m urlvr_jax.plan --config paper_qwen3_1p7b:8x80gb --devices 8 --device-memory 80GB
+        # CPU compiler: train step peak 45.8 GiB, rollout 30.2 GiB of 74.5: FITS
+    python -m urlvr_jax.plan --config paper_qwen3_1p7b:v5e-64 --topology v5e:8x8
+        # TPU compiler: see docs/tpu_decode.md and launch/README.md
+
+(The rollout compiled 86.7 GiB of CPU temporaries and 15.2 GiB on v5e before its refills and shrinks ran per batch
+shard: docs/tpu_decode.md.) ``--suggest`` picks ``rollout.slots``, ``model.attention_chunk`` and the micro-batch
+for other memory sizes; none of them changes the results beyond float rounding. On v5e-64, fsdp:32,tensor:2
+compiled a 24 GiB train step on CPU against 8.7 GiB with tensor:4.
 
 ``model.path`` names a preset that the plan mode knows without weights; for training set it to a local
 Hugging Face directory holding the downloaded weights: ``model.path=/data/Qwen3-1.7B-Base``.
@@ -24,11 +26,17 @@ Hugging Face directory holding the downloaded weights: ``model.path=/data/Qwen3-
 from urlvr_jax.config_base import get_config as base
 
 
-def get_config():
+MESHES = {"": "", "8x80gb": "data:2,fsdp:2,tensor:2", "v5e-64": "fsdp:16,tensor:4"}  # preset -> mesh
+
+
+def get_config(preset: str = ""):
+    if preset not in MESHES:
+        raise ValueError(f"config paper_qwen3_1p7b:{preset}: unknown preset; presets are "
+                         f"{', '.join(repr(p) for p in MESHES)}")
     c = base()
     c.name = "paper_qwen3_1p7b"
     c.run_dir = "runs/paper_qwen3_1p7b"
-    c.mesh = ""  # every device on fsdp; e.g. "data:2,fsdp:-1" or "fsdp:-1,tensor:2" on larger slices
+    c.mesh = MESHES[preset]  # "": every device on fsdp
     c.model.update(source="hf", path="Qwen/Qwen3-1.7B-Base", dtype="bfloat16",
                    param_dtype="float32")  # float32 master weights: bf16 would round away 1e-6 updates
     c.tokenizer.update(kind="hf", path="")  # the tokenizer of model.path

@@ -13,7 +13,9 @@ bytes, L layers:
   uniform and 4 statistics, 4 bytes each); the decode step's temporaries: one layer's keys and values (the layer
   scan's slice of the stacked cache), ~3 float32 copies of the [B_d, V] logits and the LM head gathered over fsdp
   (``V / tensor * D`` in the param and the compute dtype); the prefill's temporaries: the cache before it is
-  repeated for the samples, and one layer's activations and attention scores over the prompts;
+  repeated for the samples, and one layer's activations and attention scores over the prompts; the continuous
+  program's temporaries (``rollout_temp``): its decode state plus the larger of the decode step's and the prefill's
+  (all prompts at once) working sets;
 * train step temporaries, per micro-batch of R rows (R_d = R / (data x fsdp) per device): the gradient, its
   accumulator, and the optimizer's clipped gradient and update (4 x parameters); with remat the L layer inputs
   ``L * R_d * S' * D * b`` (S' = prompt / g + T when each prompt runs once for its g rows on a device) plus one
@@ -118,9 +120,14 @@ def estimate(s: Shapes) -> dict[str, int]:
         decode_state = kv + rows * s.vocab * 4 + s.prompts * s.samples * s.new_tokens * STATS_PER_TOKEN * 4
     lm_head = _shard(s.vocab, s.tensor) * s.hidden * (s.param_bytes + s.act_bytes)
     decode_temp = kv // s.layers + 3 * rows * s.vocab * 4 + lm_head
-    prompts = _shard(max(1, s.chunk_rows // s.samples), s.batch_shards)
-    prefill_temp = kv // min(s.samples, s.chunk_rows) + prompts * s.prompt_len * (
+    # one layer's activations and attention scores over the prompts prefilled at once (all of them with slots)
+    prompts = _shard(s.prompts if s.slots else max(1, s.chunk_rows // s.samples), s.batch_shards)
+    prefill_temp = prompts * s.prompt_len * (
         (4 * s.hidden + 3 * _shard(s.ffn, s.tensor)) * s.act_bytes + 3 * _shard(s.heads, s.tensor) * s.prompt_len * 4)
+    if not s.slots:  # + the cache before it is repeated for the samples
+        prefill_temp += kv // min(s.samples, s.chunk_rows)
+    # the continuous program holds its decode state as temporaries: it prefills, then decodes, in one program
+    rollout_temp = decode_state + max(decode_temp, prefill_temp) if s.slots else 0
     micro = _shard(s.micro_rows, s.batch_shards)
     tokens = s.prompt_len // s.prompt_group + s.new_tokens  # positions run per row
     layer = micro * tokens * (4 * s.hidden + 3 * _shard(s.ffn, s.tensor)) * s.act_bytes + attention_bytes(s)
@@ -132,8 +139,8 @@ def estimate(s: Shapes) -> dict[str, int]:
     resident = params + opt_state + extra
     return dict(params=params, opt_state=opt_state, extra_params=extra, kv_cache=kv, kv_per_row=kv_per_row,
                 decode_state=decode_state, decode_temp=decode_temp, prefill_temp=prefill_temp, train_temp=train_temp,
-                decode_peak=resident + decode_state + decode_temp, prefill_peak=resident + decode_state + prefill_temp,
-                train_peak=resident + train_temp)
+                rollout_temp=rollout_temp, decode_peak=resident + (rollout_temp or decode_state + decode_temp),
+                prefill_peak=resident + decode_state + prefill_temp, train_peak=resident + train_temp)
 
 
 def attention_bytes(s: Shapes) -> int:
