@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -185,7 +186,10 @@ def test_disk_full_names_the_path_and_keeps_the_last_checkpoint(tmp_path, env):
     last = _one_error_line(result)
     assert last == (f"error: [Errno {errno.ENOSPC}] cannot write checkpoint step 3 to {run_dir}/checkpoints/3: "
                     f"No space left on device (the previous checkpoints are kept)"), last
-    assert len(result.stderr.strip().splitlines()) <= 3, result.stderr  # no tracebacks from writer threads
+    # no tracebacks from writer threads (the absl lines an installed CUDA plugin logs at start-up aside)
+    lines = [line for line in result.stderr.strip().splitlines()
+             if not re.match(r"WARNING: All log messages before absl|[IWE]\d{4} ", line)]
+    assert len(lines) <= 3, result.stderr
     assert checkpoint_steps(run_dir) == [1, 2]
     resumed = run_cli(train_cmd("tiny_gt", *FAST, "train.steps=4", f"run_dir={run_dir}"), env)
     assert resumed.returncode == 0 and "skipping" not in resumed.stderr, resumed.stderr[-3000:]
