@@ -100,6 +100,7 @@ class Program:
     bytes_accessed: float | None = None
     cost: hlo_cost.Cost | None = None
     error: str | None = None
+    hlo: str = dataclasses.field(default="", repr=False)  # the compiled module's text
 
     @property
     def peak(self) -> int:
@@ -133,11 +134,13 @@ def compile_program(name: str, jitted, *args, dynamic_trips: int = 1) -> Program
     try:
         with jax.set_mesh(mesh) if mesh is not None else contextlib.nullcontext():  # Pallas TPU lowerings read it
             compiled = jitted.lower(*args).compile()
-    except jax.errors.JaxRuntimeError as err:
-        if "RESOURCE_EXHAUSTED" not in str(err):
+    except Exception as err:  # noqa: BLE001 - the compiler's refusals, reported per phase
+        mosaic = type(err).__name__ == "MosaicError"  # a Pallas kernel the TPU compiler cannot build
+        if not mosaic and not (isinstance(err, jax.errors.JaxRuntimeError) and "RESOURCE_EXHAUSTED" in str(err)):
             raise
-        message = next((line for line in str(err).splitlines() if "RESOURCE_EXHAUSTED" in line), str(err))
-        return Program(name, 0, 0, 0, 0, 0, None, time.perf_counter() - t0, error=message.strip())
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        message = next((line for line in lines if "RESOURCE_EXHAUSTED" in line), lines[0] if lines else repr(err))
+        return Program(name, 0, 0, 0, 0, 0, None, time.perf_counter() - t0, error=message)
     elapsed = time.perf_counter() - t0
     mem = compiled.memory_analysis()
     try:
@@ -146,9 +149,10 @@ def compile_program(name: str, jitted, *args, dynamic_trips: int = 1) -> Program
     except Exception:  # noqa: BLE001 - not every backend implements cost analysis
         cost = {}
     xla = lambda key: float(cost[key]) if cost.get(key) is not None else None  # noqa: E731
+    hlo = compiled.as_text()
     return Program(name, mem.argument_size_in_bytes, mem.output_size_in_bytes, mem.alias_size_in_bytes,
                    mem.temp_size_in_bytes, mem.generated_code_size_in_bytes, xla("flops"), elapsed,
-                   xla("bytes accessed"), hlo_cost.program_cost(compiled.as_text(), dynamic_trips))
+                   xla("bytes accessed"), hlo_cost.program_cost(hlo, dynamic_trips), hlo=hlo)
 
 
 @dataclasses.dataclass
@@ -244,17 +248,23 @@ def _continuous_program(config, cfg, sampling, mesh, params, samples: int, slots
     return program, used, kv, kv + used * cfg.vocab_size * 4 + buffers
 
 
-def make_plan(config, device_memory_gb: float = 16.0, devices=None, chip: Chip | None = None) -> Plan:
+def make_plan(config, device_memory_gb: float = 16.0, devices=None, chip: Chip | None = None,
+              train_step_only: bool = False) -> Plan:
     """Compiles the run's programs abstractly on ``devices`` (default: the current ones; compile-only devices of a
     ``--topology``, whose ``chip`` gives the roofline) and measures them; the rollout's programs are those of one
-    chunk of ``rollout.max_rows_per_chunk`` rows (``Sampler.chunk_shape``)."""
+    chunk of ``rollout.max_rows_per_chunk`` rows (``Sampler.chunk_shape``). ``train_step_only``: the train step
+    alone (a quick look at the largest phase)."""
+    import jax
+
     from urlvr_jax import sharding as shd
 
     mesh = shd.make_mesh(config.mesh or None, devices=devices)
-    return dataclasses.replace(_make_plan(config, mesh, device_memory_gb), chip=chip)
+    with jax.default_matmul_precision(str(config.train.matmul_precision)):  # as the loop compiles them
+        plan = _make_plan(config, mesh, device_memory_gb, train_step_only)
+    return dataclasses.replace(plan, chip=chip)
 
 
-def _make_plan(c, mesh, device_memory_gb: float) -> Plan:
+def _make_plan(c, mesh, device_memory_gb: float, train_step_only: bool) -> Plan:
     import jax
     import jax.numpy as jnp
 
@@ -283,8 +293,9 @@ def _make_plan(c, mesh, device_memory_gb: float) -> Plan:
     slots = continuous_slots(c)
     rollout = (n_votes, new, r.temperature, r.top_k, r.top_p)
     val = (c.val.k, c.val.max_new_tokens or new, c.val.temperature, 0, c.val.top_p)
-    decode_states = []
-    for prefix, (samples, length, temperature, top_k, top_p) in (("", rollout), ("val_", val)):
+    decode_states, chunk_rows = [(0, 0)], r.prompts_per_step * n_votes
+    for prefix, (samples, length, temperature, top_k, top_p) in (("", rollout), ("val_", val))[:0 if train_step_only
+                                                                                                 else 2]:
         if prefix and samples * length <= n_votes * new:
             continue  # validation fits in the rollout's programs' footprint
         sampling = SamplingConfig(max_new_tokens=length, temperature=temperature, top_k=top_k, top_p=top_p,
@@ -317,7 +328,7 @@ def _make_plan(c, mesh, device_memory_gb: float) -> Plan:
         runs[prefix + "prefill"] = runs[prefix + "decode"] = 0 if prefix else chunks
 
     needs_ref = bool(c.algo.kl_coef) or c.algo.report_ref_kl
-    if setup.old_logprobs_source(c) == "recompute" or needs_ref:  # the loop's full-batch log-prob pass
+    if (setup.old_logprobs_source(c) == "recompute" or needs_ref) and not train_step_only:  # the full-batch pass
         logprobs = jax.jit(lambda p, pt, pm, t, m: completion_logprobs(
             p, pt, pm, t, m, cfg=cfg, temperature=r.temperature, chunk_size=c.train.logprob_chunk or None,
             prompt_group=setup.prompt_group(c)))

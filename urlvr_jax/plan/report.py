@@ -35,8 +35,8 @@ def format_plan(plan: Plan, budget: int | None = None) -> str:
         f"  reference/teacher      {fmt(plan.extra_params)}  {fmt(est['extra_params'])}",
         f"  KV cache (one chunk)   {fmt(plan.kv_cache)}  {fmt(est['kv_cache'])}",
         f"  decode state (all)     {fmt(plan.decode_state)}  {fmt(est['decode_state'])}",
-        *([f"  rollout temp           {fmt(plan.programs['rollout'].temp)}  {fmt(est['decode_temp'])}"]
-          if "rollout" in plan.programs else
+        *([f"  rollout temp           {fmt(plan.programs['rollout'].temp)}  {fmt(est['rollout_temp'])}"]
+          if "rollout" in plan.programs else [] if "prefill" not in plan.programs else
           [f"  prefill temp           {fmt(plan.programs['prefill'].temp)}  {fmt(est['prefill_temp'])}",
            f"  decode temp            {fmt(plan.programs['decode'].temp)}  {fmt(est['decode_temp'])}"]),
         f"  train step temp        {fmt(plan.programs['train_step'].temp)}  {fmt(est['train_temp'])}",
@@ -56,11 +56,16 @@ def format_plan(plan: Plan, budget: int | None = None) -> str:
                          "rollout": "decode_peak"}.get(name, ""))
         guess = fmt(guess) if guess else f"{'':13s}"
         if name in refused:
-            lines.append(f"  {name:12s} DOES NOT FIT: the compiler refused it: {refused[name]}")
+            fit = "DOES NOT FIT" if "RESOURCE_EXHAUSTED" in refused[name] else "DOES NOT COMPILE"
+            lines.append(f"  {name:12s} {fit}: the compiler refused it: {refused[name]}")
             continue
         lines.append(f"  {name:12s} {fmt(peak)}  {peak / budget:6.1%}  {'ok  ' if peak <= budget else 'OVER'} {guess}")
     if refused:
-        verdict = f"DOES NOT FIT ({', '.join(refused)}: out of device memory in the compiler)"
+        oom = [name for name, error in refused.items() if "RESOURCE_EXHAUSTED" in error]
+        failed = [name for name in refused if name not in oom]
+        verdict = "DOES NOT FIT (" + "; ".join(
+            ([f"{', '.join(oom)}: out of device memory in the compiler"] if oom else [])
+            + ([f"{', '.join(failed)}: the compiler cannot build it"] if failed else [])) + ")"
     else:
         verdict = f"{'FITS' if plan.fits(budget) else 'DOES NOT FIT'} (peak {fmt(plan.peak).strip()} of " \
                   f"{fmt(budget).strip()} per device)"

@@ -4,7 +4,8 @@
 chip grid) come from libtpu (``pip install -r requirements-tpu.txt``) through
 ``jax.experimental.topologies.get_topology_desc``: TPU devices that the TPU compiler compiles for on a machine
 without a TPU (plan mode never runs a program on them). GPU names (``h100:8``, ``h100:2x8``, ``h200:8``) come from
-:mod:`urlvr_jax.plan.gpu`.
+:mod:`urlvr_jax.plan.gpu`. The chip's figures are per device: libtpu's v4 topologies have a device per TensorCore
+(``v4:2x2x1``: 8 devices of half a chip each).
 """
 
 from __future__ import annotations
@@ -54,7 +55,16 @@ def compile_devices(topology: str) -> tuple[list, Chip]:
     except jax.errors.JaxRuntimeError as err:
         raise ValueError(f"--topology {topology}: libtpu cannot make it ({str(err).splitlines()[0]}); give "
                          f"<chip>:<grid> with chip one of {', '.join(TPU_CHIPS)}, e.g. v5e:2x2, v4:2x2x1") from None
-    return list(devices), TPU_CHIPS[generation]
+    return list(devices), per_device(TPU_CHIPS[generation], 1 + max(d.core_on_chip for d in devices))
+
+
+def per_device(chip: Chip, cores: int) -> Chip:
+    """The share of ``chip`` one device has when each of its ``cores`` TensorCores is a device (libtpu's v4
+    topologies: 2 devices a chip, where a v4 VM runs one megacore device a chip)."""
+    if cores == 1:
+        return chip
+    return Chip(f"{chip.name} TensorCore (1/{cores} chip)", chip.peak_flops / cores, chip.hbm_bandwidth / cores,
+                chip.hbm_bytes // cores)
 
 
 def _gpu_devices(topology: str) -> tuple[list, Chip]:
