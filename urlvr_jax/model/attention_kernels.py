@@ -25,6 +25,7 @@ Decoding (forwards with a KV cache) keeps :func:`attend`.
 from __future__ import annotations
 
 import functools
+import importlib.util
 
 import flax.struct
 import jax
@@ -87,21 +88,21 @@ def kernel_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: KeyMask) ->
     """Grouped-query attention of q [B, S, H, Dh] over head-major k [B, Hkv, Dh, K], v [B, Hkv, K, Dh] with
     ``mask.kernel`` -> [B, S, H, Dh] in q's dtype."""
     segments = mask.key_mask.astype(jnp.int32)
-    if mask.kernel == "cudnn":
-        return _dot_product(q, k, v, segments)
-    if mask.kernel != "splash":
+    if mask.kernel not in ("splash", "cudnn"):
         raise ValueError(f"KeyMask.kernel={mask.kernel!r} is not splash or cudnn")
+    attend_shard = (_dot_product if mask.kernel == "cudnn" else
+                    functools.partial(_splash, interpret=context_platform() != "tpu"))
     mesh = jax.sharding.get_abstract_mesh()
-    interpret = context_platform() != "tpu"
     if mesh.empty or mesh.size == 1:
-        return _splash(q, k, v, segments, interpret)
-    # a pallas_call is not partitioned by XLA: run it per shard, batch over ('data', 'fsdp'), kv-heads over
-    # 'tensor' (axes that do not divide a dimension replicate it, as shd.fit_spec decides)
+        return attend_shard(q, k, v, segments)
+    # a pallas_call is not partitioned by XLA, and cuDNN's partitioner wants q, k and v sharded alike: run either
+    # per shard, batch over ('data', 'fsdp'), kv-heads over 'tensor' (axes that do not divide a dimension
+    # replicate it, as shd.fit_spec decides)
     B, Hkv = k.shape[:2]
     batch = shd.fit_spec(P(tuple(a for a in shd.BATCH if a in mesh.axis_names)), (B,), mesh)[0]
     heads = shd.fit_spec(P("tensor" if "tensor" in mesh.axis_names else None), (Hkv,), mesh)[0]
     q_spec, kv_spec = P(batch, None, heads, None), P(batch, heads, None, None)
-    run = jax.shard_map(functools.partial(_splash, interpret=interpret), mesh=mesh, check_vma=False,
+    run = jax.shard_map(attend_shard, mesh=mesh, check_vma=False,
                         in_specs=(q_spec, kv_spec, kv_spec, P(batch, None)), out_specs=q_spec)
     return run(q, k, v, segments)
 
@@ -114,10 +115,21 @@ def _visible(segments: jax.Array, queries: int) -> jax.Array:
 
 def _dot_product(q, k, v, segments):
     """``jax.nn.dot_product_attention`` in its [B, T, N, H] layout: cuDNN on a GPU for 16-bit inputs."""
-    cudnn = context_platform() in GPU_PLATFORMS and q.dtype in (jnp.bfloat16, jnp.float16)
+    cudnn = context_platform() in GPU_PLATFORMS and q.dtype in (jnp.bfloat16, jnp.float16) and cudnn_available()
     out = jax.nn.dot_product_attention(q, k.transpose(0, 3, 1, 2).astype(q.dtype), v.transpose(0, 2, 1, 3).astype(
         q.dtype), mask=_visible(segments, q.shape[1])[:, None], implementation="cudnn" if cudnn else "xla")
     return out.astype(q.dtype)
+
+
+def cudnn_available() -> bool:
+    """cuDNN can be linked: a GPU backend is up (jax's CUDA plugin loads cuDNN to start), or the pip package that
+    ships it is installed (what compiling for compile-only GPU devices needs; without it the XLA implementation)."""
+    if jax.default_backend() in GPU_PLATFORMS:
+        return True
+    try:
+        return importlib.util.find_spec("nvidia.cudnn") is not None
+    except ModuleNotFoundError:  # no nvidia namespace package at all
+        return False
 
 
 def _round_up(n: int) -> int:
