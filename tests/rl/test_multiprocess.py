@@ -140,7 +140,9 @@ def test_two_processes_sigtermed_stop_at_one_step_and_resume_equal_one_process(t
     assert step < STEPS, f"stopped at {step}: the signal came too late to test resuming"
     line = f"preempted at step {step}: checkpoint saved to {two}/checkpoints/{step}; run the same command to resume"
     assert [log.strip().splitlines()[-1] for log in logs] == [line, line]
-    assert took < 60, f"{took:.0f} s from SIGTERM to exit"  # measured: ~10 s (one step, the save, the shutdown)
+    # one or two steps (the sync point is the step after the latest any process reached; tiny_gt steps take 0.1-0.3 s
+    # here), one save (20 saves took 3.3 s in all) and the shutdown: 60 s leaves room for a loaded 2-core machine
+    assert took < 60, f"{took:.0f} s from SIGTERM to exit"
 
     _wait(_launch(two, 2, 4, cache, "train.checkpoint_every=100"), two)
     _assert_equal_metrics(one, two)
@@ -163,7 +165,8 @@ def test_a_dead_process_is_named_by_the_survivor(tmp_path, xla_cache):
     # (gloo's all-gather fails at once with "Connection reset by peer"; the peer watch covers collectives that hang)
     assert last.startswith("error: lost ") and "run the same command on every host to resume" in last, last
     assert "Terminating process" not in log  # JAX's own abort never came
-    assert took < 30, f"{took:.0f} s from the kill to the survivor's exit"  # measured: ~9 s
+    # the next collective fails at once (gloo) or the watch fires within 8.8 s; JAX's own abort would come at 10 s
+    assert took < 30, f"{took:.0f} s from the kill to the survivor's exit"
 
 
 @pytest.mark.slow
