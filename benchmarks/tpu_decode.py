@@ -6,9 +6,10 @@ Qwen3-1.7B-Base shapes (bf16 compute, float32 master weights, the plan preset) a
 (prompt 1024 + 7168 new tokens = 8192 positions). Three parts, all from ``compiled.cost_analysis()`` (per chip)
 and ``memory_analysis()``:
 
-1. the whole step, :func:`urlvr_jax.sampling.continuous.decode_step`, on the config's mesh with the sampler's
-   head-major cache (keys [L, S, Hkv, Dh, K], values [L, S, Hkv, K, Dh]), layers scanned: XLA counts the scan
-   body once, so its bytes and FLOPs are multiplied by the layers (``x L``) next to the rest;
+1. the whole step, :func:`urlvr_jax.sampling.continuous.decode_step`, on the config's mesh with each
+   ``model.kv_layout``: head-major (keys [L, S, Hkv, Dh, K], values [L, S, Hkv, K, Dh]) and sequence-major
+   (both [L, S, K, Hkv, Dh]), layers scanned: XLA counts the scan body once, so its bytes and FLOPs are
+   multiplied by the layers (``x L``) next to the rest;
 2. one layer's attention and cache write on one chip's share (S / batch shards slots, Hkv / tensor heads) for the
    head-major cache and a sequence-major one ([S, K, Hkv, Dh]), each with its cache donated (written in place);
 3. the same head-major layer reading only the live positions (a cache of ``--live`` positions instead of
@@ -20,6 +21,7 @@ and ``memory_analysis()``:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -56,7 +58,7 @@ def whole_step(cfg, mesh, slots: int, length: int):
                                                params["layers"])}  # as the sampler casts them
     params = with_shardings(params, shd.param_shardings(params, mesh))
     cache = jax.eval_shape(lambda: init_cache(cfg, slots, length))
-    cache = with_shardings(cache, _slot_shardings(cache, mesh))
+    cache = with_shardings(cache, _slot_shardings(cache, mesh, cache.layout))
     vec = lambda dtype: jax.ShapeDtypeStruct((slots,), dtype, sharding=shd.batch_sharding(mesh, (slots,)))
     step = jax.jit(lambda p, tok, pos, at, c: decode_step(p, tok, pos, at, c, cfg=cfg), donate_argnums=4)
     return figures(step.lower(params, vec(jnp.int32), vec(jnp.int32), vec(jnp.int32), cache).compile())
@@ -111,9 +113,10 @@ def main() -> None:
     print(f"{chip.name} ({args.topology}, mesh {args.mesh}, {chip.hbm_bandwidth / 1e9:.0f} GB/s HBM); Qwen3-1.7B "
           f"L={args.layers}, {args.slots} slots x {args.length} positions: per chip {local['slots']} slots, "
           f"{local['kv_heads']} kv heads, KV cache {cache_mb:,.0f} MB")
-    mb, mflop, temp = whole_step(cfg, mesh, args.slots, args.length)
-    print(f"1. whole decode step (scan body counted once): {mb:,.0f} MB accessed, {mflop:,.0f} MFLOP, temp "
-          f"{temp:,.0f} MB")
+    for kv_layout in ("head_major", "sequence_major"):  # model.kv_layout
+        mb, mflop, temp = whole_step(dataclasses.replace(cfg, kv_layout=kv_layout), mesh, args.slots, args.length)
+        print(f"1. whole decode step, {kv_layout} cache (scan body counted once): {mb:,.0f} MB accessed, "
+              f"{mflop:,.0f} MFLOP, temp {temp:,.0f} MB")
     device = devices[0]
     rows = []
     for layout, length, write in [(layout, args.length, write) for layout in ("head-major", "sequence-major")

@@ -23,6 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
         param_dtype="float32",
         attention_chunk=0,  # > 0: attention over query chunks (memory O(chunk * length)) for long sequences
         attention="auto",  # no-cache forwards: auto (by platform) | reference (CPU) | splash (TPU) | cudnn (GPU)
+        kv_layout="auto",  # KV cache: auto (head_major on CPU, sequence_major on TPU/GPU) | head_major | sequence_major
         # Shapes for source=init (vocab_size 0: the tokenizer's size).
         family="llama", vocab_size=0, hidden_size=64, intermediate_size=128, num_layers=2, num_heads=4,
         num_kv_heads=2, head_dim=16, rope_theta=10000.0, max_position_embeddings=512, tie_embeddings=True,

@@ -117,10 +117,13 @@ def tree_batch_shardings(tree, mesh: Mesh, batch_axis: int = 0):
 
 
 def cache_shardings(cache, mesh: Mesh):
-    """KV cache: batch over ('data','fsdp'), kv-heads over 'tensor'; mask by batch; index replicated."""
-    kv = NamedSharding(mesh, fit_spec(P(None, BATCH, "tensor", None, None), cache.k.shape, mesh))
-    return type(cache)(k=kv, v=kv, key_mask=batch_sharding(mesh, cache.key_mask.shape),
-                       index=NamedSharding(mesh, P()))
+    """KV cache: batch over ('data','fsdp'), kv-heads (``cache.heads_axis``) over 'tensor'; mask by batch; index
+    replicated."""
+    spec = [None, BATCH, None, None, None]
+    spec[cache.heads_axis] = "tensor"
+    kv = NamedSharding(mesh, fit_spec(P(*spec), cache.k.shape, mesh))
+    return cache.replace(k=kv, v=kv, key_mask=batch_sharding(mesh, cache.key_mask.shape),
+                         index=NamedSharding(mesh, P()))
 
 
 def describe(params, mesh: Mesh, rules=PARAM_RULES) -> list[str]:

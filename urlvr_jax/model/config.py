@@ -31,6 +31,7 @@ EXPORT_ARCHITECTURES = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"
 SILU_NAMES = ("silu", "swish")  # transformers' ACT2FN maps both to SiLU
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 ATTENTIONS = ("auto", "reference", "splash", "cudnn")  # see urlvr_jax/model/attention_kernels.py
+KV_LAYOUTS = ("auto", "head_major", "sequence_major")  # see urlvr_jax/model/transformer.py KVCache
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +60,8 @@ class ModelConfig:
     attention_chunk: int = 0
     # the forwards without cache: auto | reference | splash | cudnn (urlvr_jax/model/attention_kernels.py)
     attention: str = "auto"
+    # the KV cache's layout: auto (head_major on CPU, else sequence_major) | head_major | sequence_major
+    kv_layout: str = "auto"
     bos_token_id: int | None = None
     eos_token_ids: tuple[int, ...] = ()
     pad_token_id: int = 0
@@ -74,6 +77,8 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name}={getattr(self, name)!r} is not one of {tuple(DTYPES)}")
         if self.attention not in ATTENTIONS:
             raise ValueError(f"ModelConfig.attention={self.attention!r} is not one of {ATTENTIONS}")
+        if self.kv_layout not in KV_LAYOUTS:
+            raise ValueError(f"ModelConfig.kv_layout={self.kv_layout!r} is not one of {KV_LAYOUTS}")
 
     @property
     def compute_dtype(self):

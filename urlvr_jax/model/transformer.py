@@ -9,8 +9,9 @@ Params tree (L layers stacked on the leading axis so the layers run under one ``
     layers/q_norm, k_norm [L, Dh]                                     (qk_norm, Qwen3)
     layers/gate, up [L, D, F]    layers/down [L, F, D]
 
-The KV cache (:class:`KVCache`) is preallocated: ``k`` [L, B, Hkv, Dh, S], ``v`` [L, B, Hkv, S, Dh], a per-slot
-validity mask [B, S] and one write index shared by the batch. Prompts are left-padded, so every row writes decode
+The KV cache (:class:`KVCache`) is preallocated: ``k`` [L, B, Hkv, Dh, S], ``v`` [L, B, Hkv, S, Dh] (head-major,
+CPU) or both [L, B, S, Hkv, Dh] (sequence-major, TPU/GPU: ``model.kv_layout``), a per-slot validity mask [B, S] and
+one write index shared by the batch. Prompts are left-padded, so every row writes decode
 step t into the same slot; padded slots are masked out of attention. Positions (for RoPE) are per row.
 """
 
@@ -26,42 +27,9 @@ import numpy as np
 from urlvr_jax.model.attention import attend
 from urlvr_jax.model.attention_kernels import KeyMask, kernel_attention, no_cache_mask
 from urlvr_jax.model.config import ModelConfig
+from urlvr_jax.model.kv_cache import KVCache, init_cache, write  # noqa: F401  (init_cache: the cache's home here)
 
 Params = dict
-
-
-@flax.struct.dataclass(frozen=True)
-class KVCache:
-    # Head-major: attention reads a layer's cache in place, batch dims (b, h) leading (a sequence-major
-    # [L, B, S, Hkv, Dh] cache cost two full-cache transposes per layer and decode step on CPU). Keys are stored
-    # transposed, slots minor, so both attention dots are plain [M, K] x [K, N] matmuls per (b, h): XLA:CPU ran
-    # the decode-step score dot ~2x slower with slot-major keys (it packs a transposed operand per call).
-    k: jax.Array  # [L, B, Hkv, Dh, S]
-    v: jax.Array  # [L, B, Hkv, S, Dh]
-    key_mask: jax.Array  # [B, S] bool: slot holds a real token
-    index: jax.Array  # [] int32: next slot to write
-
-    @property
-    def length(self) -> int:
-        return self.key_mask.shape[-1]
-
-    def per_layer(self) -> "KVCache":
-        """k and v as tuples of per-layer arrays (k [B, Hkv, Dh, S], v [B, Hkv, S, Dh]): with unstacked params,
-        forward then writes and reads each layer's cache in place (a stacked cache costs a copy of the layer's
-        slice per read)."""
-        return self.replace(k=tuple(self.k), v=tuple(self.v))
-
-    def stacked(self) -> "KVCache":
-        """The inverse of :meth:`per_layer`."""
-        return self.replace(k=jnp.stack(self.k), v=jnp.stack(self.v))
-
-
-def init_cache(cfg: ModelConfig, batch: int, length: int, dtype=None) -> KVCache:
-    shape = (cfg.num_layers, batch, cfg.num_kv_heads, length, cfg.head_dim)
-    key_shape = shape[:3] + (cfg.head_dim, length)
-    dtype = dtype or cfg.compute_dtype
-    return KVCache(k=jnp.zeros(key_shape, dtype), v=jnp.zeros(shape, dtype),
-                   key_mask=jnp.zeros((batch, length), bool), index=jnp.zeros((), jnp.int32))
 
 
 def param_shapes(cfg: ModelConfig) -> dict:
@@ -297,15 +265,10 @@ def forward_hidden(params: Params, tokens: jax.Array, positions: jax.Array | Non
         q, k, v = attention_inputs(x, w, rope, cfg)
         if cache is None:
             keys, values = k, v
-        elif isinstance(ks, tuple):  # per-layer cache (KVCache.per_layer), unrolled layers: i is a Python int
-            write = lambda buf, new, at: buf[:i] + (jax.lax.dynamic_update_slice(
-                buf[i], new.astype(buf[i].dtype), at),) + buf[i + 1:]
-            ks, vs = write(ks, k, (0, 0, 0, cache.index)), write(vs, v, (0, 0, cache.index, 0))
-            keys, values = ks[i].astype(x.dtype), vs[i].astype(x.dtype)
         else:
-            ks = jax.lax.dynamic_update_slice(ks, k[None].astype(ks.dtype), (i, 0, 0, 0, cache.index))
-            vs = jax.lax.dynamic_update_slice(vs, v[None].astype(vs.dtype), (i, 0, 0, cache.index, 0))
-            keys, values = ks[i].astype(x.dtype), vs[i].astype(x.dtype)
+            (k, v), (k_axis, v_axis) = cache.stored(k, v), cache.position_axes
+            ks, vs = write(ks, k, cache.index, k_axis, i), write(vs, v, cache.index, v_axis, i)
+            keys, values = cache.attended(ks[i], vs[i], x.dtype)
         return layer_output(x, attention(q, keys, values, mask, cfg), w, cfg), ks, vs, i + 1
 
     ks, vs = (cache.k, cache.v) if cache is not None else (None, None)
@@ -316,7 +279,7 @@ def forward_hidden(params: Params, tokens: jax.Array, positions: jax.Array | Non
     x, ks, vs, _ = run_layers(layer, (x, ks, vs, first), params["layers"], remat)
     x = rms_norm(x, params["final_norm"], cfg.rms_norm_eps)
     if cache is not None:
-        cache = KVCache(k=ks, v=vs, key_mask=key_mask, index=cache.index + S)
+        cache = cache.replace(k=ks, v=vs, key_mask=key_mask, index=cache.index + S)
     return x, cache
 
 

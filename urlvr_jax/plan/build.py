@@ -41,7 +41,8 @@ def model_config(config):
     from urlvr_jax.model.config import ModelConfig
 
     m = config.model
-    numerics = dict(dtype=m.dtype, param_dtype=m.param_dtype, attention_chunk=m.attention_chunk, attention=m.attention)
+    numerics = dict(dtype=m.dtype, param_dtype=m.param_dtype, attention_chunk=m.attention_chunk, attention=m.attention,
+                    kv_layout=m.kv_layout)
     if m.source == "hf":
         return ModelConfig.from_hf(hf_config_dict(m.path), **numerics)
     if m.source == "smollm2":

@@ -64,7 +64,7 @@ def build_model(config, tokenizer, mesh, rng: jax.Array) -> tuple[ModelConfig, P
     """(ModelConfig, params placed on ``mesh``) for ``config.model``."""
     m = config.model
     numerics = dict(dtype=m.dtype, param_dtype=m.param_dtype, attention_chunk=m.attention_chunk,
-                    attention=m.attention)
+                    attention=m.attention, kv_layout=m.kv_layout)
     if m.source in ("hf", "smollm2"):
         path = _model_path(config)
         if not path:

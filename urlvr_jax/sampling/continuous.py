@@ -39,6 +39,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from urlvr_jax import sharding as shd
 from urlvr_jax.model.config import ModelConfig
+from urlvr_jax.model.kv_cache import kv_heads_axis
 from urlvr_jax.model.transformer import (KVCache, Params, abstract_params, attention, attention_inputs,
                                         forward_hidden, init_cache, layer_output, logits_from_hidden,
                                         out_major_params, rms_norm, rope_inv_freq, rope_tables, run_layers,
@@ -54,8 +55,8 @@ from urlvr_jax.utils.xla_options import compiler_options
 class Prompts:
     """The prefilled prompts: what a slot copies when it takes a row of that prompt."""
 
-    k: jax.Array  # [L, B, Hkv, Dh, P]
-    v: jax.Array  # [L, B, Hkv, P, Dh]
+    k: jax.Array  # [L, B, ...] of P positions, in the slot cache's layout (KVCache)
+    v: jax.Array
     key_mask: jax.Array  # [B, P]
     logits: jax.Array  # [B, V] float32: the distribution of the first new token
     positions: jax.Array  # [B] int32: RoPE position of the first new token (the prompt length)
@@ -116,12 +117,13 @@ def decode_step(params: Params, token, positions, write_at, cache: KVCache, *, c
     def layer(carry, w):
         x, ks, vs, i = carry
         q, k, v = attention_inputs(x, w, rope, cfg)
+        (k, v), (k_axis, v_axis) = cache.stored(k, v), cache.position_axes
         if isinstance(ks, tuple):  # per-layer cache, unrolled layers: i is a Python int
-            ks = ks[:i] + (_write_rows(ks[i], k, write_at, -1),) + ks[i + 1:]
-            vs = vs[:i] + (_write_rows(vs[i], v, write_at, -2),) + vs[i + 1:]
+            ks = ks[:i] + (_write_rows(ks[i], k, write_at, k_axis),) + ks[i + 1:]
+            vs = vs[:i] + (_write_rows(vs[i], v, write_at, v_axis),) + vs[i + 1:]
         else:
-            ks, vs = _write_rows(ks, k, write_at, -1, layer=i), _write_rows(vs, v, write_at, -2, layer=i)
-        keys, values = ks[i].astype(x.dtype), vs[i].astype(x.dtype)
+            ks, vs = _write_rows(ks, k, write_at, k_axis, layer=i), _write_rows(vs, v, write_at, v_axis, layer=i)
+        keys, values = cache.attended(ks[i], vs[i], x.dtype)
         return layer_output(x, attention(q, keys, values, mask, cfg), w, cfg), ks, vs, i + 1
 
     unrolled = isinstance(params["layers"], (list, tuple))
@@ -253,9 +255,9 @@ def _generate(params: Params, prompt_tokens, prompt_mask, sequence_ids, rng, lim
     return rollout, state.row_steps
 
 
-def _slot_shardings(tree, mesh):
-    """Shardings of slot and prompt arrays: the leading axis over the batch shards; the k and v of a cache
-    ([L, S, Hkv, ...], or one layer's [S, Hkv, ...]) over the batch shards and their kv heads over 'tensor'; the
+def _slot_shardings(tree, mesh, layout: str):
+    """Shardings of slot and prompt arrays: the leading axis over the batch shards; the k and v of a cache in
+    ``layout`` ([L, S, ...], or one layer's [S, ...]) over the batch shards and their kv heads over 'tensor'; the
     logits' vocabulary over 'tensor', as the LM head computes them (replicated, XLA gathered the whole LM head once
     per loop)."""
     def sharding(path, x):
@@ -263,20 +265,22 @@ def _slot_shardings(tree, mesh):
         if not x.ndim:
             return NamedSharding(mesh, PartitionSpec())
         if "k" in names or "v" in names:
-            spec = PartitionSpec(*[None] * (x.ndim - 4), shd.BATCH, "tensor")
+            spec = [None] * x.ndim
+            spec[x.ndim - 4], spec[x.ndim + kv_heads_axis(layout)] = shd.BATCH, "tensor"
+            spec = PartitionSpec(*spec)
         else:
             spec = PartitionSpec(shd.BATCH, "tensor" if "logits" in names else None)
         return NamedSharding(mesh, shd.fit_spec(spec, x.shape, mesh))
     return jax.tree_util.tree_map_with_path(sharding, tree)
 
 
-def _on_batch_shards(fn, mesh):
+def _on_batch_shards(fn, mesh, layout: str):
     """``fn`` (:func:`_refill`, :func:`_shrink`) run by each batch shard on its own slots and prompts under
     ``shard_map``. Partitioned by GSPMD instead, a shrink's gather over the sharded slot axis put every shard's
     gathered slots on every device (the paper config: 30x the rollout's estimated temporaries), and a refill
     all-gathered the prompt cache for each copied slot."""
     def run(*args):
-        specs = jax.tree.map(lambda x: x.spec, _slot_shardings(args, mesh))
+        specs = jax.tree.map(lambda x: x.spec, _slot_shardings(args, mesh, layout))
         shard = lambda *a: fn(*a, shard=jax.lax.axis_index(shd.BATCH))
         return jax.shard_map(shard, mesh=mesh, in_specs=specs, out_specs=specs[0], check_vma=False)(*args)
     return run
@@ -318,22 +322,22 @@ class ContinuousSampler(Sampler):
             layout = out_major_params if self.decodes_out_major(slots) else unstack_layers
         shards = 1 if self.mesh is None else self.mesh.shape.get("data", 1) * self.mesh.shape.get("fsdp", 1)
         local = shards > 1 and batch % shards == 0 and slots % shards == 0  # else one shard: GSPMD moves the slots
-        fn = functools.partial(_generate, cfg=self.cfg, sampling=self.sampling, num_samples=num_samples,
+        fn = functools.partial(_generate, cfg=self.model_cfg, sampling=self.sampling, num_samples=num_samples,
                                slots=slots, shards=shards if local else 1, layout=layout)
         if self.mesh is None:
             self._programs[key] = _Program(jax.jit(fn, compiler_options=compiler_options()))
             return self._programs[key]
-        mesh, rows = self.mesh, batch * num_samples
+        mesh, rows, layout = self.mesh, batch * num_samples, self.model_cfg.kv_layout
         prompt = shd.batch_sharding(mesh, (batch, bucket))
         row = shd.batch_sharding(mesh, (rows,))
         replicated = NamedSharding(mesh, PartitionSpec())
 
         def constrain(s: SlotState) -> SlotState:  # the [R, T] buffers replicated: each step writes S entries
             rest = jax.tree.map(lambda _: replicated, s.replace(slots=None))
-            return jax.lax.with_sharding_constraint(s, rest.replace(slots=_slot_shardings(s.slots, mesh)))
+            return jax.lax.with_sharding_constraint(s, rest.replace(slots=_slot_shardings(s.slots, mesh, layout)))
 
         if local:
-            fn = functools.partial(fn, local=functools.partial(_on_batch_shards, mesh=mesh))
+            fn = functools.partial(fn, local=functools.partial(_on_batch_shards, mesh=mesh, layout=layout))
         vocab = lambda w: NamedSharding(mesh, shd.fit_spec(  # embed [V, D] or lm_head [D, V]: vocab over 'tensor'
             PartitionSpec("tensor") if w.shape[0] == self.cfg.vocab_size else PartitionSpec(None, "tensor"), w.shape,
             mesh))

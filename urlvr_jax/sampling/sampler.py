@@ -29,6 +29,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from urlvr_jax import sharding as shd
 from urlvr_jax.model.config import ModelConfig
+from urlvr_jax.model.kv_cache import resolve_kv_layout
 from urlvr_jax.model.transformer import (KVCache, Params, abstract_params, forward, forward_hidden, init_cache,
                                         logits_from_hidden, out_major_params,
                                         unstack_layers)
@@ -82,8 +83,8 @@ def _prefill(params: Params, prompt_tokens, prompt_mask, sequence_ids, rng, limi
     hidden, cache = forward_hidden(params, prompt_tokens, token_mask=prompt_mask, cfg=cfg, cache=cache)
     logits = logits_from_hidden(params, hidden[:, -1])  # the LM head on the last position only
     repeat = lambda x: jnp.repeat(x, num_samples, axis=0)
-    cache = KVCache(k=jnp.repeat(cache.k, num_samples, axis=1), v=jnp.repeat(cache.v, num_samples, axis=1),
-                    key_mask=repeat(cache.key_mask), index=cache.index)
+    cache = cache.replace(k=jnp.repeat(cache.k, num_samples, axis=1), v=jnp.repeat(cache.v, num_samples, axis=1),
+                          key_mask=repeat(cache.key_mask))
     rows = batch * num_samples
     shape = (rows, sampling.max_new_tokens)
     return DecodeState(
@@ -203,6 +204,13 @@ class Sampler:
     max_rows_per_chunk: int = 0
 
     @functools.cached_property
+    def model_cfg(self) -> ModelConfig:
+        """``cfg`` with its ``kv_layout`` resolved for the mesh's devices (the default backend's without a mesh):
+        plan mode's compile-only TPU devices get the TPU layout on a CPU host."""
+        platform = jax.default_backend() if self.mesh is None else self.mesh.devices.flat[0].platform
+        return dataclasses.replace(self.cfg, kv_layout=resolve_kv_layout(self.cfg.kv_layout, platform))
+
+    @functools.cached_property
     def _programs(self) -> dict:
         return {}
 
@@ -214,7 +222,7 @@ class Sampler:
         """(prefill, decode, to_rollout) for one input shape, jitted with shardings when there is a mesh."""
         key = (batch, bucket, num_samples)
         if key not in self._programs:
-            kwargs = dict(cfg=self.cfg, sampling=self.sampling)
+            kwargs = dict(cfg=self.model_cfg, sampling=self.sampling)
             prefill = functools.partial(_prefill, num_samples=num_samples, **kwargs)
             decode = functools.partial(_decode, unroll_layers=self.unroll_layers,
                                        out_major=self.decodes_out_major(batch * num_samples), **kwargs)

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import ml_collections
 
-from urlvr_jax.model.config import ATTENTIONS
+from urlvr_jax.model.config import ATTENTIONS, KV_LAYOUTS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIGS_DIR = REPO_ROOT / "configs"
@@ -323,6 +323,9 @@ def validate_config(cfg: ml_collections.ConfigDict) -> None:
     attention = _lookup(cfg, "model.attention")
     if attention is not _MISSING and attention not in ATTENTIONS:
         raise UserError(f"config model.attention={attention!r} must be one of {', '.join(ATTENTIONS)}")
+    kv_layout = _lookup(cfg, "model.kv_layout")
+    if kv_layout is not _MISSING and kv_layout not in KV_LAYOUTS:
+        raise UserError(f"config model.kv_layout={kv_layout!r} must be one of {', '.join(KV_LAYOUTS)}")
     batching, slots = _lookup(cfg, "rollout.batching"), _lookup(cfg, "rollout.slots")
     if batching is not _MISSING and batching not in ("auto", "static", "continuous"):
         raise UserError(f"config rollout.batching={batching!r} must be auto, static or continuous")
