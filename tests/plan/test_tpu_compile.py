@@ -1,7 +1,7 @@
 """The tiny config's programs compiled by the TPU compiler (libtpu, requirements-tpu.txt) for compile-only TPU
 devices, through plan mode's own code: what a step runs compiles for v5e:2x2 (in process, continuous batching) and
-v4:2x2x1 (through the CLI, the static sampler); dense attention's S x S scores do not fit a budget that splash attention fits; the
-bf16 train step keeps its log-softmax and master weights in float32.
+v4:2x2x1 (through the CLI, the static sampler); dense attention's S x S scores do not fit a budget that splash
+attention fits; the bf16 train step keeps its log-softmax and master weights in float32.
 
 Cost (2-core machine, shared): see the figures by each test. The sequences are 512 long (tiny's own batch) so that the
 scores (64 rows x 4 heads x 512 x 512) stand out of everything else.
@@ -62,6 +62,25 @@ def test_hlo_walk_counts_loops_by_their_trips(v5e_plan):
         assert 0.75 * program.flops <= once.flops <= program.flops, program.name
     rollout = v5e_plan.programs["rollout"]
     assert rollout.cost.flops > 400 * rollout.flops
+
+
+def test_a_scan_of_16_matmuls_counts_16():
+    """XLA's cost analysis counts the scan's body once; the walk counts it 16 times, and the stacked weights are read
+    a layer's slice per trip, not whole (2 x 512 x 512 bf16 = 0.5 MiB a layer)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    mesh = Mesh(np.array(topology.compile_devices("v5e:2x2")[0]), ("x",))
+    w = jax.ShapeDtypeStruct((16, 512, 512), jnp.bfloat16, sharding=NamedSharding(mesh, PartitionSpec()))
+    x = jax.ShapeDtypeStruct((1024, 512), jnp.bfloat16, sharding=NamedSharding(mesh, PartitionSpec("x")))
+    layers = jax.jit(lambda w, x: jax.lax.scan(lambda h, wl: (jnp.tanh(h @ wl), None), x, w)[0])
+    program = build.compile_program("scan", layers, w, x)
+    one_layer = 2 * 256 * 512 * 512  # 256 rows a device
+    assert program.flops == pytest.approx(one_layer, rel=0.01)
+    assert program.cost.flops == 16 * one_layer
+    assert program.cost.bytes < 64 * 2**20  # measured 21.3 MiB; the whole 8 MiB stack read per trip: over 128 MiB
 
 
 def test_roofline_of_the_step(v5e_plan):

@@ -4,14 +4,16 @@ XLA's ``cost_analysis()`` counts a while loop's body once: the layer scan's one 
 the micro-batch scan's one micro-batch (checked on the TPU compiler: a scan of 16 matmuls reports the FLOPs of one).
 This walks the compiled, SPMD-partitioned module (per device) instead, with XLA's own accounting per instruction
 (a fusion reads its operands and writes its output once; a parameter only sliced in a fusion reads the slice; a
-dynamic-update-slice writes its update in place), and multiplies each while body by its trip count: the bound of a
-counter loop (``i < N``, a scan) read from its condition, and ``dynamic_trips`` for a loop that stops on a data
-condition (the decode loops: the caller passes the steps of the worst case, every row to its limit).
+dynamic-update-slice or scatter writes its update in place; arrays padded to their TPU tiles), and multiplies each
+while body by its trip count: the bound of a counter loop (``i < N``, a scan) read from its condition, and
+``dynamic_trips`` for a loop that stops on a data condition (the decode loops: the caller passes the steps of the
+worst case, every row to its limit).
 
 Pallas kernels are custom calls XLA counts as free; splash attention's are counted from their operand shapes
-(``q [B, H, Sq, Dh]``, ``k [B, K, Sk, Dh]``): ``4 B H Sq Sk Dh`` times the causal share of the score matrix
-(``1 - Sq / 2 Sk``: a half when queries and keys are the same positions) for the forward kernel, 1.5 times that for
-the dq kernel and 2 for the dkv kernel (recomputed scores and probabilities; 2.5 for a fused backward kernel).
+(``q [B, H, Sq, Dh]``, ``k [B, K, Sk, Dh]``; ``[H, S, Dh]`` for one row): ``4 B H Sq Sk Dh`` times the causal share
+of the score matrix (``1 - Sq / 2 Sk``: a half when queries and keys are the same positions) for the forward kernel,
+1.5 times that for the dq kernel and 2 for the dkv kernel (recomputed scores and probabilities; 2.5 for a fused
+backward kernel).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ _FREE = {"parameter", "constant", "get-tuple-element", "tuple", "bitcast", "afte
          "opt-barrier", "copy-done", "all-gather-done", "all-reduce-done", "collective-permute-done", "async-done"}
 _NO_ACCESS = ("AllocateBuffer", "AsyncCollectiveDone")  # custom calls that reserve memory / wait, not read it
 _SLICING = {"dynamic-slice", "slice", "gather"}
+_IN_PLACE = {"dynamic-update-slice": 1, "scatter": 2}  # ops that update operand 0 in place: their update operand
 _SPLASH_SHARE = {"fwd": 1.0, "dq": 1.5, "dkv": 2.0}
 
 
@@ -178,7 +181,8 @@ class _Module:
         if op == "fusion":
             fused = _attr(instr.attrs, "calls")[0]
             return Cost(self.fused_flops(fused), 0.0, self.fusion_bytes(fused, instr, operand_types))
-        return Cost(_op_flops(instr, operand_types), _kernel_flops(instr, operand_types), _io_bytes(instr, operand_types))
+        return Cost(_op_flops(instr, operand_types), _kernel_flops(instr, operand_types),
+                    _io_bytes(instr, operand_types))
 
     @functools.cache
     def fused_flops(self, comp: str) -> float:
@@ -205,7 +209,7 @@ class _Module:
         for use in self.users(comp).get(name, []):
             if use.op in _SLICING and use.operands[0] == name:
                 read += _nbytes(use.type)
-            elif use.op == "dynamic-update-slice" and use.operands[0] == name:
+            elif use.op in _IN_PLACE and use.operands[0] == name:
                 continue  # the buffer updated in place: only the update is written
             elif use.op == "bitcast":
                 read += self.read_bytes(comp, use.name, full)
@@ -229,9 +233,9 @@ class _Module:
                    for k, t in enumerate(operand_types))
         instrs, types = self.comps[fused], self.types[fused]
         root = instrs[-1]
-        updates = [i for i in instrs if i.op == "dynamic-update-slice"]
-        if root.op == "dynamic-update-slice" or (updates and root.op == "tuple"):
-            written = sum(_nbytes(types.get(u.operands[1], "")) for u in updates)
+        updates = [i for i in instrs if i.op in _IN_PLACE]
+        if root.op in _IN_PLACE or (updates and root.op == "tuple"):
+            written = sum(_nbytes(types.get(u.operands[_IN_PLACE[u.op]], "")) for u in updates)
             others = [n for n in root.operands if types.get(n) and n not in {u.name for u in updates}]
             written += sum(_nbytes(types[n]) for n in others) if root.op == "tuple" else 0.0
             return read + written
@@ -247,11 +251,13 @@ def _kernel_flops(instr: _Instr, operand_types: list[str]) -> float:
     kind = re.search(r"splash_\w*?_(fwd|dq|dkv)", instr.name)
     if instr.op != "custom-call" or not kind:
         return 0.0
-    tensors = [shape for t in operand_types for d, shape in _arrays(t) if d.startswith(("f", "bf")) and len(shape) == 4]
+    tensors = [shape if len(shape) == 4 else (1, *shape) for t in operand_types for d, shape in _arrays(t)
+               if d.startswith(("f", "bf")) and len(shape) in (3, 4)]  # [B, H, S, Dh], or [H, S, Dh] of one row
     if len(tensors) < 2:
         return 0.0
     (b, h, sq, dh), (_, _, sk, _) = tensors[:2]
-    share = 2.5 if kind.group(1) == "dkv" and '\\"use_fused_bwd_kernel\\": true' in instr.attrs else _SPLASH_SHARE[kind.group(1)]
+    fused = kind.group(1) == "dkv" and '\\"use_fused_bwd_kernel\\": true' in instr.attrs
+    share = 2.5 if fused else _SPLASH_SHARE[kind.group(1)]
     return 4.0 * b * h * sq * sk * dh * (1 - sq / (2 * sk) if sq <= sk else 0.5) * share
 
 
@@ -260,8 +266,9 @@ def _io_bytes(instr: _Instr, operand_types: list[str]) -> float:
         return 0.0
     if instr.op in _SLICING:
         return 2 * _nbytes(instr.type)
-    if instr.op == "dynamic-update-slice":
-        return 2 * _nbytes(operand_types[1]) if len(operand_types) > 1 else 0.0
+    if instr.op in _IN_PLACE:  # reads the update (and indices), writes it in place
+        return sum(_nbytes(t) for t in operand_types[1:]) + _nbytes(operand_types[_IN_PLACE[instr.op]]) \
+            if len(operand_types) > _IN_PLACE[instr.op] else 0.0
     return sum(_nbytes(t) for t in operand_types) + _nbytes(instr.type)
 
 

@@ -62,7 +62,7 @@ def format_plan(plan: Plan, budget: int | None = None) -> str:
         lines.append(f"  {name:12s} {fmt(peak)}  {peak / budget:6.1%}  {'ok  ' if peak <= budget else 'OVER'} {guess}")
     if refused:
         oom = [name for name, error in refused.items() if "RESOURCE_EXHAUSTED" in error]
-        failed = [name for name in refused if name not in oom]
+        failed = [name for name in refused if name not in oom]  # e.g. a Pallas kernel Mosaic cannot lower
         verdict = "DOES NOT FIT (" + "; ".join(
             ([f"{', '.join(oom)}: out of device memory in the compiler"] if oom else [])
             + ([f"{', '.join(failed)}: the compiler cannot build it"] if failed else [])) + ")"
@@ -70,7 +70,8 @@ def format_plan(plan: Plan, budget: int | None = None) -> str:
         verdict = f"{'FITS' if plan.fits(budget) else 'DOES NOT FIT'} (peak {fmt(plan.peak).strip()} of " \
                   f"{fmt(budget).strip()} per device)"
     lines += ["", f"verdict: {verdict}"]
-    phases = {name: budget + 1 if name in refused else peak for name, peak in plan.phases.items()}
+    oom = {name for name, error in refused.items() if "RESOURCE_EXHAUSTED" in error}
+    phases = {name: budget + 1 if name in oom else 0 if name in refused else peak for name, peak in plan.phases.items()}
     lines += [f"  knob: {k}" for k in plan_estimate.knobs(plan.knob_shapes, phases, budget)]
     lines += roofline_lines(plan)
     lines += ["note: XLA's cost analysis counts a loop body once (layer scans, decode loop; the roofline's walk "
@@ -86,7 +87,8 @@ def roofline_lines(plan: Plan) -> list[str]:
     chip = plan.chip
     lines = ["", f"roofline on {chip.name} ({chip.peak_flops / 1e12:.0f} TFLOP/s bf16, "
                  f"{chip.hbm_bandwidth / 1e9:.0f} GB/s HBM per chip; loops x trips, decode to the length limit)",
-             f"  {'program':12s} {'runs/step':>9s} {'GFLOP':>10s} {'kernels':>10s} {'HBM GB':>9s} {'time/run':>10s}  bound"]
+             f"  {'program':12s} {'runs/step':>9s} {'GFLOP':>10s} {'kernels':>10s} {'HBM GB':>9s} "
+             f"{'time/run':>10s}  bound"]
     for p in plan.programs.values():
         t = line.phases[p.name]
         lines.append(f"  {p.name:12s} {t.runs:9d} {p.cost.flops / 1e9:10.1f} {p.cost.kernel_flops / 1e9:10.1f} "
