@@ -232,14 +232,18 @@ class _Module:
         read = sum(self.read_bytes(fused, params[k], _nbytes(t)) if k in params else _nbytes(t)
                    for k, t in enumerate(operand_types))
         instrs, types = self.comps[fused], self.types[fused]
+        by_name = {i.name: i for i in instrs}
+
+        def written(name: str) -> float:  # an output through bitcasts: its update when updated in place
+            out = by_name.get(name)
+            while out is not None and out.op == "bitcast" and out.operands:
+                out = by_name.get(out.operands[0])
+            if out is not None and out.op in _IN_PLACE:
+                return _nbytes(types.get(out.operands[_IN_PLACE[out.op]], ""))
+            return _nbytes(types.get(name, ""))
+
         root = instrs[-1]
-        updates = [i for i in instrs if i.op in _IN_PLACE]
-        if root.op in _IN_PLACE or (updates and root.op == "tuple"):
-            written = sum(_nbytes(types.get(u.operands[_IN_PLACE[u.op]], "")) for u in updates)
-            others = [n for n in root.operands if types.get(n) and n not in {u.name for u in updates}]
-            written += sum(_nbytes(types[n]) for n in others) if root.op == "tuple" else 0.0
-            return read + written
-        return read + _nbytes(instr.type)
+        return read + (sum(written(n) for n in root.operands) if root.op == "tuple" else written(root.name))
 
 
 def _while_cond(instr: _Instr) -> str:
