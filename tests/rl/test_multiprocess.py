@@ -122,6 +122,7 @@ def test_two_processes_killed_and_resumed_equal_one_process(tmp_path, one_proces
     assert {step for _, step, _ in scalars} == set(range(STEPS + 1))
 
 
+@pytest.mark.slow  # ~3 min on the 2-core VM: in `pytest -m slow`, out of CI's 25 minutes
 def test_two_processes_sigtermed_stop_at_one_step_and_resume_equal_one_process(tmp_path, one_process):
     """A scheduler's SIGTERM to both processes: each finishes the step in flight, both save the same step (one
     checkpoint: periodic ones are off) and exit 75 with the same line; the same command resumes."""
@@ -148,6 +149,7 @@ def test_two_processes_sigtermed_stop_at_one_step_and_resume_equal_one_process(t
     _assert_equal_metrics(one, two)
 
 
+@pytest.mark.slow  # ~3 min on the 2-core VM: in `pytest -m slow`, out of CI's 25 minutes
 def test_a_dead_process_is_named_by_the_survivor(tmp_path, xla_cache):
     """Process 1 SIGKILLed mid-run: process 0, blocked in the next collective, says what happened and how to resume
     (exit 69) before JAX's coordination service would abort it (heartbeat timeout 10 s here, the watch at 8 s)."""
