@@ -65,6 +65,24 @@ def test_boxed_example_text_and_verify():
     assert task.verify("\\boxed{32", ex) == 0.0  # truncated
 
 
+def test_equation_example_puts_the_answer_first():
+    task = ArithmeticTask(fmt="equation")
+    ex = task.make_example(binary("+", leaf(13), leaf(9)))
+    assert (ex.prompt, ex.info["response_prefix"], ex.answer) == ("What is 13 + 9?", "13 + 9 =", "22")
+    assert task.verify(ex.solution, ex) == 1.0
+    for right in (" 22", " 22.", " 22, because", "22\n\nThe answer", " 22<|im_end|>"):
+        assert task.verify(right, ex) == 1.0, right
+    for wrong in (" 21", " 22.5", " 225", " twenty-two", "", " = 22", " 2,2"):
+        assert task.verify(wrong, ex) == 0.0, wrong
+    assert task.extract_answer(" 21 is wrong") == "21"
+
+
+def test_max_operand_bounds_the_operands():
+    task = ArithmeticTask(digits=2, max_operand=20, min_ops=1, max_ops=1, ops="+", fmt="equation")
+    operands = {int(v) for ex in task.generate(300, seed=1) for v in ex.info["expression"].split("+")}
+    assert operands == set(range(1, 21))  # 300 draws of 2 operands cover all 20 values
+
+
 def test_unevaluated_expression_does_not_count():
     ex = Example(prompt="14+33=", answer="47", solution="47", info={"format": "compact"})
     task = ArithmeticTask()
@@ -103,7 +121,8 @@ def test_helpers():
     assert extract_last_boxed("nothing") is None
 
 
-@pytest.mark.parametrize("bad", [dict(fmt="latex"), dict(digits=0), dict(min_ops=3, max_ops=2), dict(ops="/")])
+@pytest.mark.parametrize("bad", [dict(fmt="latex"), dict(digits=0), dict(min_ops=3, max_ops=2), dict(ops="/"),
+                                 dict(max_operand=-1)])
 def test_bad_options_raise(bad):
     with pytest.raises(ValueError):
         ArithmeticTask(**bad)

@@ -96,13 +96,20 @@ def stop_token_ids(tokenizer, cfg: ModelConfig) -> tuple[int, ...]:
 
 
 def prompt_texts(config, tokenizer, examples: list[Example], template: str | None = None) -> list[str]:
-    """The prompt text of each example: ``data.template`` (or ``template``), in the chat template if any."""
+    """The prompt text of each example: ``data.template`` (or ``template``), in the chat template if any.
+
+    An example whose ``info`` has a ``response_prefix`` (e.g. arithmetic's ``equation`` format) gets it appended:
+    the start of the assistant's turn, which the model continues.
+    """
     chat = {"auto": "auto", "true": True, "false": False}.get(str(config.data.chat_template).lower())
     if chat is None:
         raise ValueError(f"config data.chat_template={config.data.chat_template!r} is not one of auto/true/false")
-    questions = [ex.prompt if isinstance(ex, Example) else ex for ex in examples]
-    return [format_prompt(tokenizer, q, template=template or config.data.template, use_chat_template=chat)
-            for q in questions]
+    texts = []
+    for ex in examples:
+        question, prefix = (ex.prompt, ex.info.get("response_prefix", "")) if isinstance(ex, Example) else (ex, "")
+        texts.append(format_prompt(tokenizer, question, template=template or config.data.template,
+                                   use_chat_template=chat) + prefix)
+    return texts
 
 
 def encode_prompts(config, tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:

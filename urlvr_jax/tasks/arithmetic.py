@@ -1,11 +1,15 @@
 """Multi-step integer arithmetic with a worked solution and an exact integer verifier.
 
-Two surface formats:
+Three surface formats:
 
 * ``compact`` (for tiny character-level models): prompt ``7+5*3=``, solution ``7+15=22``, answer ``22``.
   The response's answer is the text after its last ``=``.
 * ``boxed`` (math style): prompt ``Compute 7 + 5 * 3.``, a worked solution whose last line is
   ``The answer is \\boxed{22}.``; the response's answer is the content of its last ``\\boxed{}``.
+* ``equation`` (answer first, for small chat models on a short budget): prompt ``What is 7 + 5 * 3?``, and the
+  assistant's turn begins with ``7 + 5 * 3 =`` (``info["response_prefix"]``, appended to the formatted prompt),
+  so the first tokens the model writes are its answer; the response's answer is the integer it starts with
+  (`` 22.`` and `` 22, because`` give ``22``; `` 22.5`` and `` twenty`` give none).
 
 Either way the answer must be a plain integer literal equal to the true value: an unevaluated
 expression such as ``14+33`` does not count as ``47``.
@@ -20,12 +24,14 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 from typing import ClassVar
 
 from urlvr_jax.tasks.base import Example, extract_last_boxed, parse_int_literal, register_task
 from urlvr_jax.tasks.expr import Node, evaluate, flat_tree, random_tree, reduction_steps, render
 
-FORMATS = ("compact", "boxed")
+FORMATS = ("compact", "boxed", "equation")
+_LEADING_INT = re.compile(r"\s*([+-]?[0-9]+)(?![0-9]|[.,][0-9])")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +44,7 @@ class ArithmeticTask:
 
     name: ClassVar[str] = "arithmetic"
     digits: int = 1
+    max_operand: int = 0  # > 0: operands drawn from [1, max_operand] instead of [1, 10**digits - 1]
     min_ops: int = 2
     max_ops: int = 4
     ops: str = "+-*"
@@ -52,6 +59,8 @@ class ArithmeticTask:
             raise ValueError(f"arithmetic fmt must be one of {FORMATS}, got {self.fmt!r}")
         if not 1 <= self.digits <= 6:
             raise ValueError(f"arithmetic digits must be in 1..6, got {self.digits}")
+        if self.max_operand < 0:
+            raise ValueError(f"arithmetic max_operand must be 0 (use digits) or a positive bound, got {self.max_operand}")
         if not 1 <= self.min_ops <= self.max_ops:
             raise ValueError(f"need 1 <= min_ops <= max_ops, got {self.min_ops}, {self.max_ops}")
         if self.ops_weights is not None and (len(self.ops_weights) != self.max_ops - self.min_ops + 1
@@ -67,7 +76,7 @@ class ArithmeticTask:
         counts = range(self.min_ops, self.max_ops + 1)
         n_ops = rng.choices(counts, weights=self.ops_weights)[0] if self.ops_weights else rng.randint(
             self.min_ops, self.max_ops)
-        values = [rng.randint(1, 10**self.digits - 1) for _ in range(n_ops + 1)]
+        values = [rng.randint(1, self.max_operand or 10**self.digits - 1) for _ in range(n_ops + 1)]
         if self.parens:
             return random_tree(rng, values, self.ops)
         return flat_tree(values, [rng.choice(self.ops) for _ in range(n_ops)])
@@ -85,6 +94,11 @@ class ArithmeticTask:
             solution = "=".join(render(s) for s in steps) if self.show_steps else answer
             listed = f"({'|'.join(options)})" if options else ""
             return Example(prompt=listed + render(tree) + "=", answer=answer, solution=solution, info=info)
+        if self.fmt == "equation":
+            spaced = render(tree, spaced=True)
+            info["response_prefix"] = f"{spaced} ="
+            listed = f" Options: {', '.join(options)}." if options else ""
+            return Example(prompt=f"What is {spaced}?{listed}", answer=answer, solution=f" {answer}", info=info)
         lines = [render(tree, spaced=True)] + [f"= {render(s, spaced=True)}" for s in steps]
         worked = "\n".join(lines) + "\n" if self.show_steps else ""
         solution = f"{worked}The answer is \\boxed{{{answer}}}."
@@ -112,6 +126,9 @@ class ArithmeticTask:
         if fmt == "compact":
             text = response_text.rsplit("=", 1)[-1].strip()
             return text or None
+        if fmt == "equation":
+            match = _LEADING_INT.match(response_text)
+            return match.group(1) if match else None
         return extract_last_boxed(response_text)
 
     def verify(self, response_text: str, example: Example) -> float:
