@@ -32,7 +32,7 @@ def get_config():
     c.rollout.update(prompts_per_step=8, n=8, temperature=1.0, top_p=1.0, max_new_tokens=5, max_prompt_len=64)
     c.reward.name = "majority_vote"
     c.algo.update(kl_coef=0.0, mini_batch_prompts=8, micro_batch_rollouts=0, report_ref_kl=False)
-    c.optim.update(lr=1e-5, schedule="constant", weight_decay=0.0, grad_clip=1.0)
-    c.train.update(steps=150, checkpoint_every=10, keep_checkpoints=2)
-    c.val.update(every=10, k=4, temperature=0.6, top_p=0.95, max_new_tokens=0)
+    c.optim.update(lr=3e-5, schedule="constant", weight_decay=0.0, grad_clip=1.0)
+    c.train.update(steps=40, checkpoint_every=10, keep_checkpoints=2)
+    c.val.update(every=5, k=4, temperature=0.6, top_p=0.95, max_new_tokens=0)
     return c
