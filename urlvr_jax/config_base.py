@@ -92,6 +92,9 @@ def get_config() -> ml_collections.ConfigDict:
         # is rolled back and counted in train/rolled_back_updates (0: no norm bound)
         max_param_norm=1e6,
         logprob_chunk=0, export_hf=False, progress=True,
+        # where metrics go, comma-separated: jsonl (run_dir/metrics.jsonl, always written) | tensorboard (run_dir/tb)
+        # | wandb (Weights & Biases: pip install 'urlvr_jax[wandb]'; WANDB_PROJECT, WANDB_MODE=offline, WANDB_DIR)
+        loggers="tensorboard,jsonl",
         # unroll the layer loop in the train step and the samplers' decode (per-layer weights and KV caches):
         # faster on CPU at small sizes (benchmarks/grpo_bench.py --no-unroll compares); compile time grows with depth
         unroll_layers=False,

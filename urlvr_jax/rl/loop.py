@@ -39,7 +39,7 @@ from urlvr_jax.utils.goodput import Goodput, lost_steps
 from urlvr_jax.utils.preemption import Preempted, PreemptionWatch
 from urlvr_jax.utils.run_lock import hold as hold_run_dir
 from urlvr_jax.utils.run_storage import RunStorage
-from urlvr_jax.utils.metrics_log import MetricsLogger, read_metrics
+from urlvr_jax.utils.metrics_log import MetricsLogger, parse_loggers, read_metrics
 from urlvr_jax.utils.plots import plot_curves
 
 # What the hosts read of a training rollout (gathered from every process): decoding, rewards, metrics.
@@ -223,8 +223,10 @@ class URLVRRun:
             info.update({k: data_state[k] for k in info if k in data_state})
         lost = lost_steps(run_dir, start) if multihost.is_primary() else None  # logged after it by a killed run
         clock.resumed(restored[1].get("goodput") if restored else None, lost)
+        loggers = parse_loggers(c.train.loggers)
         logger = multihost.primary_only(lambda: MetricsLogger(
-            run_dir, progress_total=c.train.steps, progress_keys=PROGRESS_KEYS, resume_step=start if restored else -1,
+            run_dir, use_tensorboard="tensorboard" in loggers, wandb_config=c.to_dict() if "wandb" in loggers else None,
+            progress_total=c.train.steps, progress_keys=PROGRESS_KEYS, resume_step=start if restored else -1,
             show_progress=c.train.progress))
         metrics, step, preempted = {}, start, False
         try:

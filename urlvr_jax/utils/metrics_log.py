@@ -1,4 +1,9 @@
-"""Metric logging: JSONL (the source of truth), TensorBoard scalars and a tqdm progress bar.
+"""Metric logging: JSONL (the source of truth), TensorBoard scalars, Weights & Biases and a tqdm progress bar.
+
+``train.loggers`` names where a run's metrics go (:func:`parse_loggers`): ``jsonl`` (always written),
+``tensorboard`` (default) and ``wandb`` (:mod:`urlvr_jax.utils.wandb_logger`: the same records, step for step, the
+config attached, one W&B run per run_dir across resumes). Only process 0 builds a logger (the loop makes it with
+:func:`urlvr_jax.utils.multihost.primary_only`).
 
 ``run_dir/metrics.jsonl`` holds one JSON object per ``log`` call: ``{"step": 12, "train/loss": 0.31, ...}``.
 Lines are flushed as they are written. Non-finite floats are written as the strings ``"NaN"``,
@@ -11,7 +16,8 @@ Resuming: log a step's metrics and :meth:`~MetricsLogger.flush` *before* saving 
 the restored checkpoint step as ``resume_step`` (-1 when nothing was restored; or call ``truncate_after``): lines
 with a larger step are moved to ``metrics.dropped.jsonl`` so the resumed run does not duplicate them, and the
 TensorBoard events are rewritten from the lines kept, so TensorBoard shows each step once, whatever a killed run
-had or had not written. A failed write raises an OSError naming the file.
+had or had not written (W&B keeps its own history: see :mod:`~urlvr_jax.utils.wandb_logger`). A failed write raises
+an OSError naming the file.
 """
 
 from __future__ import annotations
@@ -30,7 +36,25 @@ from tqdm.auto import tqdm
 
 METRICS_FILE = "metrics.jsonl"
 DROPPED_FILE = "metrics.dropped.jsonl"
+LOGGERS = ("jsonl", "tensorboard", "wandb")
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def parse_loggers(spec: str) -> frozenset[str]:
+    """The loggers of ``train.loggers`` (``"tensorboard,jsonl,wandb"``), jsonl always among them; a UserError names
+    an unknown one, or wandb asked for and not installed."""
+    from urlvr_jax.utils.config import UserError
+
+    names = frozenset(name.strip() for name in str(spec).split(",") if name.strip())
+    unknown = sorted(names - set(LOGGERS))
+    if unknown:
+        raise UserError(f"config train.loggers={spec!r}: unknown logger {', '.join(unknown)}; "
+                        f"the loggers are {', '.join(LOGGERS)} (comma-separated; jsonl is always written)")
+    if "wandb" in names:
+        from urlvr_jax.utils.wandb_logger import require_wandb
+
+        require_wandb()
+    return names | {"jsonl"}
 
 
 def _to_number(key: str, value: Any) -> int | float | bool:
@@ -143,11 +167,12 @@ def read_tensorboard(directory: str | os.PathLike) -> list[tuple[str, int, float
 
 
 class MetricsLogger:
-    """Writes metrics to ``run_dir/metrics.jsonl``, TensorBoard (``run_dir/tb``) and a tqdm bar.
+    """Writes metrics to ``run_dir/metrics.jsonl``, TensorBoard (``run_dir/tb``), W&B and a tqdm bar.
 
     Args:
       run_dir: the run directory (created if missing).
       use_tensorboard: also write TensorBoard event files.
+      wandb_config: if given, also log to a W&B run with this config attached (the run's config as a dict).
       progress_total: total steps for the progress bar (None: no total).
       progress_keys: metric keys shown in the bar's postfix, full (``train/loss``) or bare (``loss``).
       resume_step: if given, drop logged entries with ``step > resume_step`` first (see module doc).
@@ -158,6 +183,7 @@ class MetricsLogger:
         self,
         run_dir: str | os.PathLike,
         use_tensorboard: bool = True,
+        wandb_config: Mapping[str, Any] | None = None,
         progress_total: int | None = None,
         progress_keys: Iterable[str] = ("train/loss", "train/reward_mean"),
         resume_step: int | None = None,
@@ -180,6 +206,11 @@ class MetricsLogger:
                 for record in _parse_lines(self.path)[0]:
                     self._add_scalars(record)
                 self._writer.flush()
+        self._wandb = None
+        if wandb_config is not None:
+            from urlvr_jax.utils.wandb_logger import WandbRun
+
+            self._wandb = WandbRun(self.run_dir, wandb_config)
         self.progress_keys = tuple(progress_keys)
         self._postfix: dict[str, str] = {}
         self._bar = tqdm(
@@ -209,6 +240,8 @@ class MetricsLogger:
         except OSError as err:
             raise OSError(err.errno, f"cannot write {self.path}: {err.strerror or err}") from err
         self._add_scalars(record)
+        if self._wandb is not None:
+            self._wandb.log(record)
         self._update_bar(step, record)
         return record
 
@@ -262,12 +295,15 @@ class MetricsLogger:
         return len(dropped)
 
     def close(self) -> None:
-        """Flush and close the file, the TensorBoard writer and the bar (idempotent)."""
+        """Flush and close the file, the TensorBoard writer, the W&B run and the bar (idempotent)."""
         if not self._file.closed:
             self._file.close()
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self._wandb is not None:
+            self._wandb.close()
+            self._wandb = None
         self._bar.close()
 
     def __enter__(self) -> "MetricsLogger":
