@@ -2,8 +2,9 @@
 
 A config file is a Python module with ``get_config(arg=None) -> ml_collections.ConfigDict``. It is
 selected by path (``configs/cpu_default.py``) or by bare name (``cpu_default``, looked up in the repo's
-``configs/`` folder); ``name:arg`` passes ``arg`` to ``get_config``. Configs come back locked, so a new
-(misspelt) field can neither be added by an override nor by code.
+``configs/`` folder, or in the copy an installed wheel ships as ``urlvr_jax/configs``); ``name:arg`` passes ``arg``
+to ``get_config``. Configs come back locked, so a new (misspelt) field can neither be added by an override nor by
+code.
 
 Override values are parsed as Python literals (``ast.literal_eval``, else the raw string) and coerced to
 the type of the field they replace: int -> float is fine; bools accept true/false/yes/no/1/0; a None
@@ -28,7 +29,8 @@ import ml_collections
 from urlvr_jax.model.config import ATTENTIONS, KV_LAYOUTS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFIGS_DIR = REPO_ROOT / "configs"
+_PACKAGED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"  # the copy a wheel ships (setup.py)
+CONFIGS_DIR = _PACKAGED_CONFIGS if _PACKAGED_CONFIGS.is_dir() else REPO_ROOT / "configs"
 
 _TRUE = {"true", "yes", "on", "1"}
 
@@ -334,6 +336,11 @@ def validate_config(cfg: ml_collections.ConfigDict) -> None:
     clip = _lookup(cfg, "algo.dual_clip_c")
     if clip is not _MISSING and clip and clip <= 1:
         raise UserError(f"config algo.dual_clip_c={clip!r} must be 0 (off) or > 1")
+    loggers = _lookup(cfg, "train.loggers")
+    if loggers is not _MISSING:
+        from urlvr_jax.utils.metrics_log import parse_loggers
+
+        parse_loggers(loggers)  # an unknown name, or wandb not installed: one line before the run builds anything
     run_dir = _lookup(cfg, "run_dir")
     if isinstance(run_dir, str) and os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise UserError(f"config run_dir={run_dir!r} is a file, not a directory; choose another run_dir")
