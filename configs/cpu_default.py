@@ -1,9 +1,9 @@
 """The CPU default: a tiny transformer warm-started to an imperfect prior, then majority-vote URLVR beside
 ground-truth RL on single-digit arithmetic. Shows the paper's rise-then-fall and a Model Collapse Step in
-minutes on a 2-core CPU: ``python -m urlvr_jax.experiments.cpu_default``.
+minutes on a 2-core CPU: ``python -m urlvr_jax.studies run cpu_default``.
 
 What makes the phenomenon appear (the theory module's coupled toy was the guide):
-* The prior (``urlvr_jax.experiments.warm_start``): supervision on every single-operation problem, with 25% of
+* The prior (``urlvr_jax.toy.warm_start``): supervision on every single-operation problem, with 25% of
   targets replaced by other problems' answers (soft, but correct-plurality priors: *aligned* prompts) and 8% by
   one shared default answer "10" (the shared attractor).
 * RL streams prompts from a larger space than was supervised: 30% are fresh two-operation problems on which
@@ -21,7 +21,7 @@ Why (issue 21): with 70% of the single-operation problems supervised, 40% noise 
 the prompts were aligned, and ground truth pulled ahead of majority voting from the first steps (0.127 above it
 at the majority-vote peak, 5 seeds). Supervising every single-operation problem with less noise makes nearly
 all of them aligned, so the two rewards agree on them while the clueless two-operation prompts still feed the
-fall. ``python -m urlvr_jax.experiments.prior_kinds`` measures a prior's aligned / misaligned / clueless shares;
+fall. ``python -m urlvr_jax.toy.prior_kinds`` measures a prior's aligned / misaligned / clueless shares;
 ``docs/results.md`` has both settings' numbers and every variant tried.
 """
 

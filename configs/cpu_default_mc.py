@@ -2,7 +2,7 @@
 and the answer is the right one's value (``urlvr_jax.tasks.arithmetic``, ``choices``). Everything else, the warm
 start included, is the prior ranking's base (``configs/toy_studies``); prompts are longer. Used by the prior
 ranking's multiple-choice variant:
-``python -m urlvr_jax.experiments.prior_ranking run --config cpu_default_mc --out runs/prior_ranking_mc``.
+``python -m urlvr_jax.studies run prior_ranking --config cpu_default_mc --out runs/prior_ranking_mc``.
 """
 
 from urlvr_jax.utils.config import load_config

@@ -3,7 +3,7 @@
 prompts two-operation problems). Majority-vote label accuracy is near one half, so majority voting rises less
 than ground-truth RL before it collapses.
 
-``python -m urlvr_jax.experiments.studies`` (toy scale) and ``python -m urlvr_jax.experiments.prior_ranking`` start
+``python -m urlvr_jax.studies`` (toy scale) and ``python -m urlvr_jax.studies run prior_ranking`` start
 from it, so the pages in ``docs/studies/`` and ``docs/prior_ranking.md`` stay reproducible by their commands;
 ``configs/cpu_default.py`` says what changed and why.
 """

@@ -41,13 +41,13 @@ def section(path, name):
     ("md", """
 ## 1. The CPU default over seeds: majority voting rises with ground truth, then collapses
 
-`python -m urlvr_jax.experiments.seeds --seeds 0,1,2,3,4` — each seed warm-starts its own prior, then trains
+`python -m urlvr_jax.studies run seeds --seeds 0,1,2,3,4` — each seed warm-starts its own prior, then trains
 majority-vote URLVR and ground-truth RL from it (300 steps each). Bands are 95% t-intervals over seeds. The claims
 table says what holds on the committed seeds, including what does not (the paired gap to ground truth over seeds,
 small but just below 0; see docs/results.md).
 """),
     ("code", """
-from urlvr_jax.experiments import seeds
+from urlvr_jax.studies import seeds
 
 if QUICK:
     out = tempfile.mkdtemp()
@@ -69,14 +69,14 @@ if not QUICK:  # the claims of the README, on the committed 5 seeds
     ("md", """
 ### Where majority voting parts from ground truth during the rise
 
-`python -m urlvr_jax.experiments.gap_by_kind --seeds 0,1,2,3,4` replays both arms of every seed from its prior and
+`python -m urlvr_jax.studies run gap_by_kind --seeds 0,1,2,3,4` replays both arms of every seed from its prior and
 samples each validation problem 64 times at steps 10-60, sorted by the problem's kind in the prior (aligned: right
 majority; misaligned: wrong majority, right answer with mass; clueless). The gap is the sum of the kinds' terms; it
 sits on the problems that were aligned in the prior, which the vote turns into wrong-majority ones (last column).
 In quick mode it runs on the quick seeds' priors.
 """),
     ("code", """
-from urlvr_jax.experiments import gap_by_kind
+from urlvr_jax.studies import gap_by_kind
 
 if QUICK:
     gap_by_kind.main(["--seeds", "0,1", "--steps", "4", "--k", "4", "--out", f"{out}/gap_by_kind.json",
@@ -94,7 +94,7 @@ if not QUICK:  # what docs/results.md says, on the committed 5 seeds
     ("md", """
 ## 2. Does the Model Collapse Step rank transformer priors by their RL trainability?
 
-`python -m urlvr_jax.experiments.prior_ranking run --seeds 0,1,2,3,4` then `... report`: 8 warm-started priors that
+`python -m urlvr_jax.studies run prior_ranking --seeds 0,1,2,3,4` then `... report`: 8 warm-started priors that
 differ in pre-training budget, data mixture, width/depth, a planted shared bias and base vs tuned; MCS under both
 protocols and GT-RL to its peak, 5 RL seeds each (hours of one core, so this section reads the committed results
 in both modes; [docs/prior_ranking.md](../docs/prior_ranking.md) has the findings). On these priors the MCS follows

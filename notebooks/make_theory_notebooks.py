@@ -176,7 +176,7 @@ plt.show()
     ("md", """
 **What it means.** How long intrinsic URLVR survives before its reward stops tracking correctness is a property of
 the prior, and it orders priors the way labelled RL would, without labels. The MCS tool
-(`python -m urlvr_jax.experiments.collapse_step`) applies the same measurement to real models.
+(`python -m urlvr_jax.collapse_step`) applies the same measurement to real models.
 """),
 ]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "api.md"
-LAYERS = ("model", "sampling", "rewards", "rl", "experiments")  # every export of these must be documented
+LAYERS = ("model", "sampling", "rewards", "rl", "studies", "toy")  # every export of these must be documented
 HEADING = re.compile(r"^#{3} (.+)$", re.MULTILINE)
 NAME = re.compile(r"`(urlvr_jax(?:\.\w+)+)`")
 EXAMPLE = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)

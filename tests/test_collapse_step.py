@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from urlvr_jax.experiments import collapse_step as cs
+from urlvr_jax import collapse_step as cs
 from urlvr_jax.rl.loop import RunResult
 from urlvr_jax.utils.config import load_config
 

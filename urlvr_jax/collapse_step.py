@@ -1,6 +1,6 @@
 """Model Collapse Step (MCS) tool: rank priors by how long majority-vote URLVR runs before it collapses.
 
-    python -m urlvr_jax.experiments.collapse_step --priors A,B,C,D [--config cpu_default]
+    python -m urlvr_jax.collapse_step --priors A,B,C,D [--config cpu_default]
         [--protocols default,aggressive] [--budget 200] [--gt-steps N] [--labels auto|none]
         [--out runs/mcs] [--toy] [--toy-seeds 2] [--toy-pool 1024] [key=value overrides]
 
@@ -259,7 +259,7 @@ def prepare_prior(config, spec: PriorSpec, out: str) -> str:
     """The HF directory of a transformer prior, warm-starting (and caching) ``warm:`` priors."""
     if spec.kind == "hf":
         return spec.path
-    from urlvr_jax.experiments.warm_start import make_prior
+    from urlvr_jax.toy.warm_start import make_prior
 
     cfg = apply_overrides(config, spec.overrides)
     key = json.dumps([config_to_dict(cfg)[k] for k in ("warm_start", "model", "data", "tokenizer")], sort_keys=True)
@@ -268,8 +268,8 @@ def prepare_prior(config, spec: PriorSpec, out: str) -> str:
 
 
 def _fresh_run(config, prior_dir: str, reward: str, run_dir: str, overrides: list[str]):
-    from urlvr_jax.experiments.cpu_default import arm_config
     from urlvr_jax.rl.loop import train
+    from urlvr_jax.toy.warm_start import arm_config
 
     if os.path.isdir(run_dir):
         shutil.rmtree(run_dir)  # a stale checkpoint of another budget would be resumed
@@ -345,7 +345,7 @@ def run_study(config, specs: list[PriorSpec], protocols: list[str], out: str, bu
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m urlvr_jax.experiments.collapse_step", allow_abbrev=False,
+    ap = argparse.ArgumentParser(prog="python -m urlvr_jax.collapse_step", allow_abbrev=False,
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--priors", default="", help="comma-separated: " + " | ".join(PRIOR_FORMS))
     ap.add_argument("--toy", action="store_true", help=f"shortcut for --priors {TOY_PRIORS}")

@@ -131,9 +131,8 @@ def test_ground_truth_grpo_raises_validation_accuracy(tmp_path):
     0.05 above its start at the end. The exact curve moves with float rounding (a change of matmul form, or of how
     the sampler normalises probabilities): after one such change 30 steps rose by only 0.0996, while 40 steps rose by
     ~0.17 both before and after it."""
-    from urlvr_jax.experiments.cpu_default import arm_config
-    from urlvr_jax.experiments.warm_start import make_prior
     from urlvr_jax.rl.loop import train
+    from urlvr_jax.toy.warm_start import arm_config, make_prior
     from urlvr_jax.utils.config import apply_overrides, load_config
 
     config = apply_overrides(load_config("cpu_default"), [

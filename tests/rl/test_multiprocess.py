@@ -184,8 +184,8 @@ def test_cpu_default_runs_in_two_processes(tmp_path):
         env.update(XLA_FLAGS="--xla_force_host_platform_device_count=4", URLVR_DISTRIBUTED="1",
                    URLVR_COORDINATOR=f"localhost:{port}", URLVR_NUM_PROCESSES="2", URLVR_PROCESS_ID=str(i))
         log = open(f"{run_dir}.{i}.log", "w")
-        procs.append(subprocess.Popen([sys.executable, "-m", "urlvr_jax.experiments.cpu_default", *tiny], cwd=REPO,
-                                      env=env, stdout=log, stderr=subprocess.STDOUT))
+        procs.append(subprocess.Popen([sys.executable, "-m", "urlvr_jax.studies", "run", "cpu_default", *tiny],
+                                      cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT))
     _wait(procs, run_dir, timeout=1200)
     out = [open(f"{run_dir}.{i}.log").read() for i in range(2)]
     assert "Model Collapse Step (majority vote" in out[0] and "Model Collapse Step" not in out[1]

@@ -9,7 +9,8 @@ import jax
 import numpy as np
 import pytest
 
-from urlvr_jax.experiments import gap_by_kind as G
+from urlvr_jax.studies import cli
+from urlvr_jax.studies import gap_by_kind as G
 
 
 def measured(accuracies: list[float]) -> list[dict]:
@@ -38,8 +39,8 @@ TINY = ["data.val_size=8", "warm_start.steps=3", "warm_start.pool_size=20", "tra
 
 @pytest.fixture
 def seed_prior(tmp_path):
-    from urlvr_jax.experiments.seeds import seed_config, seed_dir
-    from urlvr_jax.experiments.warm_start import make_prior
+    from urlvr_jax.studies.seeds import seed_config, seed_dir
+    from urlvr_jax.toy.warm_start import make_prior
     from urlvr_jax.utils.config import apply_overrides, load_config
 
     config = apply_overrides(load_config("cpu_default"), [f"run_dir={tmp_path / 'run'}", *TINY])
@@ -66,11 +67,15 @@ def test_cli_splits_the_gap_of_a_seed(seed_prior, tmp_path, capsys):
     config, _, _ = seed_prior
     out = tmp_path / "gap.json"
     argv = ["--seeds", "0", "--steps", "1,2", "--k", "4", "--out", str(out), f"run_dir={config.run_dir}", *TINY]
-    assert G.main(argv) == 0
+    assert cli.main(["run", "gap_by_kind", *argv]) == 0
     saved = json.loads(out.read_text())
     split = saved["per_seed"]["0"]["2"]
     assert saved["steps"] == [1, 2] and sum(split[k]["share"] for k in ("aligned", "misaligned", "clueless")) == 1.0
-    assert "1 seeds, 4 samples per problem" in capsys.readouterr().out
+    assert saved["command"].startswith("python -m urlvr_jax.studies run gap_by_kind --seeds 0")
+    table = capsys.readouterr().out
+    assert "1 seeds, 4 samples per problem" in table
+    assert cli.main(["report", "gap_by_kind", "--out", str(out)]) == 0  # the same table again, from the JSON
+    assert capsys.readouterr().out.endswith(table[table.index("1 seeds"):])
     with pytest.raises(SystemExit, match="seed 1: no prior at .*seeds --seeds 1"):
         G.main(["--seeds", "1", f"run_dir={config.run_dir}", *TINY])
 

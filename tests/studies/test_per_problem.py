@@ -1,10 +1,11 @@
-"""The per-problem / out-of-distribution views through their CLI on tiny settings: run, resume, report, bad input."""
+"""The per-problem / out-of-distribution views through their CLI (``python -m urlvr_jax.studies run|report
+per_problem``) on tiny settings: run, resume, report, bad input."""
 
 from __future__ import annotations
 
 import json
 
-from urlvr_jax.experiments import per_problem, per_problem_report
+from urlvr_jax.studies import cli, per_problem_report
 
 TINY = ["warm_start.steps=4", "warm_start.batch_size=8", "warm_start.pool_size=16", "rollout.n=2", "val.k=2",
         "val.every=1", "data.val_size=8", "per_problem.k=8", "per_problem.right=0", "per_problem.wrong=2",
@@ -14,11 +15,11 @@ TINY = ["warm_start.steps=4", "warm_start.batch_size=8", "warm_start.pool_size=1
 
 
 def _argv(command: str, root, *extra: str) -> list[str]:
-    return [command, "--root", str(root), *extra, *[a for item in TINY for a in ("--set", item)]]
+    return [command, "per_problem", "--root", str(root), *extra, *[a for item in TINY for a in ("--set", item)]]
 
 
 def test_run_resume_report(tmp_path, capsys):
-    assert per_problem.main(_argv("run", tmp_path, "--seeds", "0")) == 0
+    assert cli.main(_argv("run", tmp_path, "--seeds", "0")) == 0
     out = tmp_path / "per_problem" / "toy"
     prior = json.loads((out / "prior.json").read_text())
     assert len(prior["candidates"]) == 8 and len(prior["pool"]) == 8 and len(prior["picked"]) == 2
@@ -33,14 +34,14 @@ def test_run_resume_report(tmp_path, capsys):
     assert sum(seed[c] for c in per_problem_report.CATEGORIES) == 2 and seed["flipped"] <= 2
     assert report["ood"]["wrong_2"]["label_accuracy"]["steps"] == [0, 1, 2]
     capsys.readouterr()
-    assert per_problem.main(_argv("run", tmp_path, "--seeds", "0")) == 0  # finished: nothing reruns
+    assert cli.main(_argv("run", tmp_path, "--seeds", "0")) == 0  # finished: nothing reruns
     assert "[single" not in capsys.readouterr().out
     assert len((out / "single" / "seed_0" / "results.jsonl").read_text().splitlines()) == 2
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "per_problem_toy.md").write_text("# Per-problem\n\nHand-written findings.\n")
     for _ in range(2):
-        assert per_problem.main(["report", "--root", str(tmp_path), "--out", str(docs)]) == 0
+        assert cli.main(["report", "per_problem", "--root", str(tmp_path), "--out", str(docs)]) == 0
     page = (docs / "per_problem_toy.md").read_text()
     assert page.count("Hand-written findings.") == 1 and page.count("## Results (toy scale, generated)") == 1
     assert "| amplified failure |" in page and "| 2 wrong-majority problems |" in page and "![per_problem](per_problem_toy.png)" in page
@@ -48,11 +49,11 @@ def test_run_resume_report(tmp_path, capsys):
 
 
 def test_bad_input_is_one_line(tmp_path, capsys):
-    assert per_problem.main(["report", "--root", str(tmp_path)]) == 2
-    assert "run `python -m urlvr_jax.experiments.per_problem run` first" in capsys.readouterr().err
-    assert per_problem.main(_argv("run", tmp_path, "--seeds", "x")) == 2
+    assert cli.main(["report", "per_problem", "--root", str(tmp_path)]) == 2
+    assert "run `python -m urlvr_jax.studies run per_problem` first" in capsys.readouterr().err
+    assert cli.main(_argv("run", tmp_path, "--seeds", "x")) == 2
     assert "--seeds 'x'" in capsys.readouterr().err
-    assert per_problem.main(_argv("run", tmp_path) + ["--set", "per_problem.ood_arms=wrong:0"]) == 2
+    assert cli.main(_argv("run", tmp_path) + ["--set", "per_problem.ood_arms=wrong:0"]) == 2
     assert "'wrong:0' is not wrong, right, wrong:N or right:N" in capsys.readouterr().err
     assert not (tmp_path / "per_problem").exists()  # refused before anything ran
 

@@ -1,7 +1,7 @@
 """The committed per-problem / out-of-distribution results (docs/studies/per_problem_toy.json, written by
-`python -m urlvr_jax.experiments.per_problem report`) support what docs/studies/per_problem_toy.md says.
+`python -m urlvr_jax.studies report per_problem`) support what docs/studies/per_problem_toy.md says.
 
-Slow only because they are read as results, not rerun: `python -m pytest -m slow tests/experiments/test_per_problem_results.py`.
+Slow only because they are read as results, not rerun: `python -m pytest -m slow tests/studies/test_per_problem_results.py`.
 Bounds are set from the spread over seeds the page quotes (95% t-intervals over 5 seeds).
 """
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def report() -> dict:
     if not PATH.exists():
-        pytest.fail(f"{PATH} is missing: run `python -m urlvr_jax.experiments.per_problem report`")
+        pytest.fail(f"{PATH} is missing: run `python -m urlvr_jax.studies report per_problem`")
     report = json.loads(PATH.read_text())
     assert len(report["single"]["seeds"]) >= 3 and all(len(o["seeds"]) >= 3 for o in report["ood"].values())
     return report

@@ -1,4 +1,4 @@
-"""Prior ranking (urlvr_jax.experiments.prior_ranking): the CLI end to end on fake runs (fast), bad input, and the
+"""Prior ranking (urlvr_jax.studies.prior_ranking): the CLI end to end on fake runs (fast), bad input, and the
 committed results' claims (slow: docs/prior_ranking.json, written by `prior_ranking report`)."""
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from urlvr_jax.experiments import collapse_step as cs
-from urlvr_jax.experiments import prior_ranking as pr
-from urlvr_jax.experiments import prior_ranking_report as prr
+from urlvr_jax import collapse_step as cs
+from urlvr_jax.studies import cli
+from urlvr_jax.studies import prior_ranking as pr
+from urlvr_jax.studies import prior_ranking_report as prr
 from urlvr_jax.rl.loop import RunResult
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -63,9 +64,9 @@ def test_cli_run_resume_report(tmp_path, monkeypatch, capsys):
     calls = _fake_training(monkeypatch)
     out, docs = tmp_path / "study", tmp_path / "docs"
     priors = "warm:weak=steps=2,warm:mid=steps=4;model.num_layers=1,warm:tuned=from=mid;noise_fraction=0"
-    argv = ["run", "--priors", priors, "--seeds", "0,1", "--budget", "10", "--aggressive-budget", "8",
+    argv = ["run", "prior_ranking", "--priors", priors, "--seeds", "0,1", "--budget", "10", "--aggressive-budget", "8",
             "--gt-steps", "6", "--gt-every", "2", "--probe-k", "4", "--out", str(out)]
-    assert pr.main(argv) == 0
+    assert cli.main(argv) == 0
     runs = [c for c in calls if c[0] == "run"]
     assert len(runs) == 3 * (1 + 2 * 3)  # a probe per prior, then 3 runs per prior and seed
     mid = next(c for c in calls if c[:2] == ("prior", "mid"))
@@ -73,17 +74,17 @@ def test_cli_run_resume_report(tmp_path, monkeypatch, capsys):
     tuned = next(c for c in calls if c[:2] == ("prior", "tuned"))
     assert "model.source=hf" in tuned[2] and f"model.path={out}/priors/mid" in tuned[2]
     assert not any("from=" in o for o in tuned[2])
-    assert pr.main(argv) == 0 and len([c for c in calls if c[0] == "run"]) == len(runs)  # resumed: nothing rerun
+    assert cli.main(argv) == 0 and len([c for c in calls if c[0] == "run"]) == len(runs)  # resumed: nothing rerun
 
     (docs).mkdir()
     (docs / "prior_ranking.md").write_text("# Title\n\nHand-written finding.\n")
-    assert pr.main(["report", "--out", str(out), "--docs", str(docs), "--bootstrap", "50"]) == 0
-    assert pr.main(["report", "--out", str(out), "--docs", str(docs), "--bootstrap", "50"]) == 0
+    assert cli.main(["report", "prior_ranking", "--out", str(out), "--docs", str(docs), "--bootstrap", "50"]) == 0
+    assert cli.main(["report", "prior_ranking", "--out", str(out), "--docs", str(docs), "--bootstrap", "50"]) == 0
     md = (docs / "prior_ranking.md").read_text()
     assert "Hand-written finding." in md and md.count(prr.markers("prior_ranking")[0]) == 1 and "| tuned |" in md
     assert (docs / "prior_ranking.png").stat().st_size > 0
     data = json.loads((docs / "prior_ranking.json").read_text())
-    assert data["command"].startswith("python -m urlvr_jax.experiments.prior_ranking report")
+    assert data["command"].startswith("python -m urlvr_jax.studies report prior_ranking")
     assert data["study"]["seeds_used"] == [0, 1]
     rows = data["summary"]["priors"]
     assert list(rows) == ["weak", "mid", "tuned"]
@@ -103,18 +104,19 @@ def test_cli_run_resume_report(tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize("args, cause", [
     (["--priors", "warm:a=steps=2,warm:t=from=nope;steps=1"], "from=nope must name a prior listed before it"),
     (["--priors", "toy:1,toy:2,toy:3"], "needs warm:<name>=<k=v;...> priors"),
-    (["--seeds", "0,x"], "--seeds '0,x': expected comma-separated integers"),
+    (["--seeds", "0,x"], "--seeds '0,x': give distinct non-negative integers"),
     (["--gt-steps", "0"], "--gt-steps must be >= 1"),
     (["--only", "base,huge"], "--only names unknown priors ['huge']"),
 ])
 def test_bad_input_names_the_cause(args, cause, tmp_path):
-    with pytest.raises(SystemExit, match=cause.replace("+", r"\+").replace("[", r"\[").replace("]", r"\]")):
-        pr.main(["run", "--out", str(tmp_path), *args])
+    pattern = cause.replace("+", r"\+").replace("[", r"\[").replace("]", r"\]")
+    with pytest.raises((SystemExit, ValueError), match=pattern):
+        cli.main(["run", "prior_ranking", "--out", str(tmp_path), *args])
 
 
 def test_report_before_run_names_the_missing_study(tmp_path):
     with pytest.raises(SystemExit, match="study.json is missing"):
-        pr.main(["report", "--out", str(tmp_path / "none"), "--docs", str(tmp_path)])
+        cli.main(["report", "prior_ranking", "--out", str(tmp_path / "none"), "--docs", str(tmp_path)])
 
 
 # ------------------------------------------------------------------ the committed results (slow)
@@ -123,7 +125,7 @@ def test_report_before_run_names_the_missing_study(tmp_path):
 def _committed(name: str = "prior_ranking") -> dict:
     path = DOCS / f"{name}.json"
     if not path.exists():
-        pytest.fail(f"{path} is missing: run `python -m urlvr_jax.experiments.prior_ranking report` (see the page)")
+        pytest.fail(f"{path} is missing: run `python -m urlvr_jax.studies report prior_ranking` (see the page)")
     return json.loads(path.read_text())
 
 

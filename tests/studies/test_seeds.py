@@ -10,7 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from urlvr_jax.experiments import seeds as S
+from urlvr_jax.studies import cli
+from urlvr_jax.studies import seeds as S
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COMMITTED = os.path.join(ROOT, "docs", "cpu_default_seeds.json")
@@ -112,11 +113,11 @@ def test_outputs_keep_the_rest_of_the_results_page(tmp_path):
     summary = S.aggregate(records, 512, threshold=0.01)
     page = tmp_path / "results.md"
     page.write_text("# Results\n\n## Prior ranking\n\nother helper's table\n")
-    S.write_outputs(summary, records, str(tmp_path), "python -m urlvr_jax.experiments.seeds --seeds 0,1,2,3",
+    S.write_outputs(summary, records, str(tmp_path), "python -m urlvr_jax.studies run seeds --seeds 0,1,2,3",
                     requested=[0, 1, 2, 3])
     text = page.read_text()
     assert "other helper's table" in text and "**Partial: 3 of 4 seeds finished** (0, 1, 2)" in text
-    assert "`python -m urlvr_jax.experiments.seeds --seeds 0,1,2,3`" in text
+    assert "`python -m urlvr_jax.studies run seeds --seeds 0,1,2,3`" in text
     assert "| 2 | 0.310 | 0.330 (20) | 0.300 |" in text
     S.write_outputs(summary, records, str(tmp_path), "cmd", requested=[0, 1, 2])  # the section is replaced
     text = page.read_text()
@@ -127,9 +128,9 @@ def test_outputs_keep_the_rest_of_the_results_page(tmp_path):
 
 
 def test_bad_seeds_and_a_changed_config_are_refused(tmp_path):
-    with pytest.raises(SystemExit, match="--seeds '0,x'"):
+    with pytest.raises(ValueError, match="--seeds '0,x'"):
         S.parse_seeds("0,x")
-    with pytest.raises(SystemExit, match="distinct"):
+    with pytest.raises(ValueError, match="distinct"):
         S.parse_seeds("1,1")
     from urlvr_jax.utils.config import apply_overrides, load_config
 
@@ -170,11 +171,11 @@ def test_cli_no_train_summarises_the_finished_seeds(tmp_path, capsys):
     finished_layout(run_dir, {0: records[0], 2: records[2]}, steps=40)
     seed1 = os.path.join(run_dir, "seeds", "seed_1", "majority_vote", "checkpoints", "20")
     os.makedirs(seed1)  # seed 1 stopped half way: left out
-    argv = ["--seeds", "0,1,2", "--no-train", "--out", out, f"run_dir={run_dir}", "train.steps=40"]
-    assert S.main(argv) == 0
+    argv = ["--seeds", "0,1,2", "--out", out, f"run_dir={run_dir}", "train.steps=40"]
+    assert cli.main(["report", "seeds", *argv]) == 0  # = run seeds --no-train
     saved = json.loads(open(os.path.join(out, "cpu_default_seeds.json")).read())
     assert saved["seeds"] == [0, 2] and saved["requested_seeds"] == [0, 1, 2]
-    assert saved["command"] == f"python -m urlvr_jax.experiments.seeds --seeds 0,1,2 --out {out} " \
+    assert saved["command"] == f"python -m urlvr_jax.studies run seeds --seeds 0,1,2 --out {out} " \
                                f"run_dir={run_dir} train.steps=40"
     assert saved["per_seed"]["0"]["majority_vote"]["collapse_step"] == 25
     assert "**Partial: 2 of 3 seeds finished** (0, 2)" in open(os.path.join(out, "results.md")).read()
@@ -188,7 +189,7 @@ def test_cli_runs_two_tiny_seeds_then_skips_them(tmp_path):
     overrides = [f"run_dir={tmp_path / 'run'}", "train.steps=4", "val.every=1", "warm_start.steps=5",
                  "data.val_size=8", "rollout.prompts_per_step=4", "algo.mini_batch_prompts=4",
                  "train.checkpoint_every=2", "train.progress=false"]
-    cmd = [sys.executable, "-m", "urlvr_jax.experiments.seeds", "--seeds", "0,1", "--out", str(tmp_path / "docs"),
+    cmd = [sys.executable, "-m", "urlvr_jax.studies", "run", "seeds", "--seeds", "0,1", "--out", str(tmp_path / "docs"),
            *overrides]
     first = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-2000:]

@@ -8,7 +8,8 @@ import numpy as np
 
 import pytest
 
-from urlvr_jax.experiments import studies
+from urlvr_jax.studies import cli
+from urlvr_jax.studies import runner as studies
 from urlvr_jax.utils.config import load_config
 
 ALL_RUNS = [(study, scale, run) for study in studies.STUDIES for scale in studies.SCALES
@@ -117,10 +118,10 @@ def test_bad_args_list_the_valid_ones(arg, message):
 
 
 def test_list_and_dry_run(tmp_path, capsys):
-    assert studies.main(["list", "countdown", "--scale", "paper"]) == 0
+    assert cli.main(["list", "countdown", "--scale", "paper"]) == 0
     out = capsys.readouterr().out
     assert "countdown (paper): 4 arms x 3 seeds" in out and "study=countdown,arm=self_verify,scale=paper" in out
-    assert studies.main(["run", "sweep", "--only", "method=majority_vote", "--root", str(tmp_path), "--dry-run",
+    assert cli.main(["run", "sweep", "--only", "method=majority_vote", "--root", str(tmp_path), "--dry-run",
                          "--seeds", "0,4"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 24 and all(line.startswith("[dry-run ") and " sweep/toy/majority_vote-" in line
@@ -129,11 +130,11 @@ def test_list_and_dry_run(tmp_path, capsys):
                                                          "seed_0"))
     assert " seed 4 -> " in lines[12]  # seed by seed: every arm of seed 0 first
     assert not os.listdir(tmp_path)
-    assert studies.main(["run", "sweep", "--only", "knob=lr", "--dry-run"]) == 2
+    assert cli.main(["run", "sweep", "--only", "knob=lr", "--dry-run"]) == 2
     assert "valid values" in capsys.readouterr().err
-    assert studies.main(["run", "ttt", "--seeds", "a", "--dry-run"]) == 2
+    assert cli.main(["run", "ttt", "--seeds", "a", "--dry-run"]) == 2
     assert "--seeds 'a'" in capsys.readouterr().err
-    assert studies.main(["report", "ttt", "--root", str(tmp_path), "--out", str(tmp_path / "docs")]) == 2
+    assert cli.main(["report", "ttt", "--root", str(tmp_path), "--out", str(tmp_path / "docs")]) == 2
     assert "no finished run" in capsys.readouterr().err and not (tmp_path / "docs").exists()
 
 
@@ -145,7 +146,7 @@ def test_toy_run_end_to_end_two_seeds_then_report(tmp_path, capsys):
             "algo.old_logprobs=sampler", "algo.report_ref_kl=false"]
     sets = [arg for item in tiny for arg in ("--set", item)]
     argv = ["run", "ttt", "--only", "arm=test_split", "--seeds", "0,1", "--root", str(tmp_path), *sets]
-    assert studies.main(argv) == 0
+    assert cli.main(argv) == 0
     out_dir = tmp_path / "ttt" / "toy"
     assert (tmp_path / "prior" / "config.json").exists()
     for seed in (0, 1):
@@ -155,21 +156,21 @@ def test_toy_run_end_to_end_two_seeds_then_report(tmp_path, capsys):
     assert arm["seeds"] == [0, 1] and arm["steps"] == 2 and arm["over_seeds"]["val_start"]["n"] == 2
     assert arm["over_seeds"]["repetition final"]["mean"] is not None  # failure-mode metrics logged by the loop
     capsys.readouterr()
-    assert studies.main(argv) == 0
+    assert cli.main(argv) == 0
     assert capsys.readouterr().out.count("[done ") == 2
     docs = tmp_path / "docs"
     (docs).mkdir()
     (docs / "ttt_toy.md").write_text("# Study: ttt\n\nHand-written findings.\n")
-    assert studies.main(["report", "ttt", "--root", str(tmp_path), "--out", str(docs)]) == 0
+    assert cli.main(["report", "ttt", "--root", str(tmp_path), "--out", str(docs)]) == 0
     page = (docs / "ttt_toy.md").read_text()
     assert "Hand-written findings." in page and "| test_split | 2 |" in page and "![ttt](ttt_toy.png)" in page
     assert (docs / "ttt_toy.png").stat().st_size > 0 and json.loads((docs / "ttt_toy.json").read_text())["seeds"] == [0, 1]
-    assert studies.main(["report", "ttt", "--root", str(tmp_path), "--out", str(docs)]) == 0
+    assert cli.main(["report", "ttt", "--root", str(tmp_path), "--out", str(docs)]) == 0
     assert (docs / "ttt_toy.md").read_text() == page  # the generated section is replaced, not appended
 
 
 def test_report_numbers_by_hand():
-    from urlvr_jax.experiments import study_report as R
+    from urlvr_jax.studies import report as R
 
     assert R.fall_step({0: 0.3, 10: 0.5, 20: 0.35, 30: 0.2, 40: 0.1}) == 30
     assert R.fall_step({0: 0.3, 10: 0.5, 20: 0.4}) is None and R.fall_step({0: 0.3}) is None
@@ -190,7 +191,7 @@ def test_countdown_prior_is_taught_to_verify():
     """The toy Countdown prior's verification pairs: the self_verify reward's own prompts (compact, within the
     prompt budget), verdicts equal to the Countdown checker's, about half of them true, some on the default answer;
     solutions with a changed operator keep the numbers."""
-    from urlvr_jax.experiments.warm_start import WarmStartConfig, _change_operator, verification_pairs
+    from urlvr_jax.toy.warm_start import WarmStartConfig, _change_operator, verification_pairs
     from urlvr_jax.rewards.countdown import check_countdown, extract_countdown_answer
     from urlvr_jax.rl.data import make_task
 

@@ -1,6 +1,6 @@
 """The committed study results (docs/studies/*.json, written by `studies report`) support what their pages say.
 
-Slow only because they are read as results, not rerun: `python -m pytest -m slow tests/experiments/test_study_results.py`.
+Slow only because they are read as results, not rerun: `python -m pytest -m slow tests/studies/test_study_results.py`.
 Each claim is checked on the intervals over seeds the page quotes (95% t-intervals, at least 5 seeds: RL seeds 0-4).
 """
 
@@ -23,7 +23,7 @@ MIN_SEEDS = 5  # every arm of every page
 def _report(name: str) -> dict:
     path = DOCS / f"{name}.json"
     if not path.exists():
-        pytest.fail(f"{path} is missing: run `python -m urlvr_jax.experiments.studies report {name.rsplit('_', 1)[0]}`")
+        pytest.fail(f"{path} is missing: run `python -m urlvr_jax.studies report {name.rsplit('_', 1)[0]}`")
     report = json.loads(path.read_text())
     for arm, summary in report["arms"].items():
         assert len(summary["seeds"]) >= MIN_SEEDS, f"{name}: {arm} has {len(summary['seeds'])} seeds"

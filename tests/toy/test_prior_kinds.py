@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from urlvr_jax.experiments import prior_kinds as K
+from urlvr_jax.toy import prior_kinds as K
 
 
 def problem(accuracy: float, majority_correct: bool) -> dict:
@@ -32,7 +32,7 @@ def test_tally_splits_by_group_and_keeps_an_all_group():
 
 
 def test_cli_measures_a_warm_started_prior(tmp_path, capsys):
-    from urlvr_jax.experiments.warm_start import make_prior
+    from urlvr_jax.toy.warm_start import make_prior
     from urlvr_jax.utils.config import apply_overrides, load_config
 
     tiny = ["data.val_size=8", "warm_start.steps=3", "warm_start.pool_size=20"]

@@ -1,8 +1,9 @@
 """The README's main job: rise-then-fall and the Model Collapse Step on a 2-core CPU.
 
-    python -m urlvr_jax.experiments.cpu_default [key=value ...]
+    python -m urlvr_jax.studies run cpu_default [key=value ...]
+    python -m urlvr_jax.studies report cpu_default [key=value ...]    # the figure and summary again, from the runs
 
-1. Warm start a tiny transformer to an imperfect prior (``urlvr_jax.experiments.warm_start``).
+1. Warm start a tiny transformer to an imperfect prior (``urlvr_jax.toy.warm_start``).
 2. From that prior, run majority-vote URLVR and ground-truth RL with the same settings.
 3. Write ``runs/cpu_default/{curves.png, summary.json}`` and each arm's ``metrics.jsonl``, and print the
    Model Collapse Step and whether ground-truth accuracy rose and then fell under majority voting.
@@ -10,29 +11,22 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import time
+from types import SimpleNamespace
 
 import numpy as np
 
-from urlvr_jax.utils.config import apply_overrides, parse_cli
-from urlvr_jax.utils.metrics_log import read_metrics
+from urlvr_jax.studies.stats import collapse_step
+from urlvr_jax.toy.warm_start import arm_config, make_prior
 from urlvr_jax.utils import multihost
+from urlvr_jax.utils.config import parse_cli
+from urlvr_jax.utils.metrics_log import read_metrics
 from urlvr_jax.utils.plots import plot_curves
 
 LABELS = {"majority_vote": "majority vote", "ground_truth": "ground truth"}
-
-
-def from_prior(prior_dir: str) -> list[str]:
-    """The overrides that load model and tokenizer from a warm-started prior's Hugging Face directory."""
-    return ["model.source=hf", f"model.path={prior_dir}", "tokenizer.kind=hf", f"tokenizer.path={prior_dir}"]
-
-
-def arm_config(config, arm: str, prior_dir: str, steps: int = 0):
-    """The URLVR config of one arm, starting from the warm-started prior (``steps``: 0 keeps train.steps)."""
-    return apply_overrides(config, [f"reward.name={arm}", f"run_dir={os.path.join(config.run_dir, arm)}",
-                                    *from_prior(prior_dir), f"name={arm}", f"train.steps={steps or config.train.steps}"])
 
 
 def rise_then_fall(records: list[dict], key: str = "val/avg@k") -> dict:
@@ -48,11 +42,24 @@ def rise_then_fall(records: list[dict], key: str = "val/avg@k") -> dict:
             "rose_then_fell": bool(top >= start + margin and end <= top - margin)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    config, extra = parse_cli(argv, default_config="cpu_default")
+def arms_of(config) -> list[str]:
+    return [a.strip() for a in config.experiment.arms.split(",") if a.strip()]
+
+
+def parse(argv: list[str] | None, verb: str):
+    """The config of ``[--config NAME] [key=value ...]`` (``--help``: the usage)."""
+    parser = argparse.ArgumentParser(prog=f"python -m urlvr_jax.studies {verb} cpu_default",
+                                     description=__doc__.split("\n")[0], epilog="then key=value config overrides")
+    _, rest = parser.parse_known_args(argv)
+    config, extra = parse_cli(rest, default_config="cpu_default")
     if extra:
         raise SystemExit(f"unknown flags {extra}; overrides are written key=value")
-    from urlvr_jax.experiments.warm_start import make_prior
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``run cpu_default``: the prior, then every arm, then the report."""
+    config = parse(argv, "run")
     from urlvr_jax.rl.loop import train
 
     t0 = time.time()
@@ -60,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     prior = multihost.primary_first(lambda: make_prior(config, os.path.join(config.run_dir, "prior")))
     multihost.primary_only(lambda: print(f"prior ready in {time.time() - t0:.0f}s: {prior}"))
     results = {}
-    for arm in [a.strip() for a in config.experiment.arms.split(",") if a.strip()]:
+    for arm in arms_of(config):
         multihost.primary_only(lambda: print(f"--- {arm} ---"))
         steps = config.experiment.gt_steps if arm == "ground_truth" else 0
         results[arm] = train(arm_config(config, arm, prior, steps))
@@ -68,8 +75,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def report(config, results: dict, seconds: float) -> None:
-    """The figure and summary of the arms' runs (process 0 writes them)."""
+def report_main(argv: list[str] | None = None) -> int:
+    """``report cpu_default``: the figure and summary again from the arms' ``metrics.jsonl`` under ``run_dir``."""
+    config = parse(argv, "report")
+    results = {}
+    for arm in arms_of(config):
+        run_dir = os.path.join(config.run_dir, arm)
+        if not os.path.isfile(os.path.join(run_dir, "metrics.jsonl")):
+            raise SystemExit(f"no run of arm {arm} in {run_dir}: run `python -m urlvr_jax.studies run cpu_default` "
+                             "first (with the same overrides)")
+        collapse = collapse_step(read_metrics(run_dir), config.train.collapse_threshold)
+        results[arm] = SimpleNamespace(run_dir=run_dir, collapse_step=collapse)
+    report(config, results, None)
+    return 0
+
+
+def report(config, results: dict, seconds: float | None) -> None:
+    """The figure and summary of the arms' runs (process 0 writes them; ``seconds``: the run's, None from a report)."""
     records = {LABELS.get(arm, arm): read_metrics(os.path.join(result.run_dir, "metrics.jsonl"))
                for arm, result in results.items()}
     mv = results.get("majority_vote")
@@ -80,7 +102,7 @@ def report(config, results: dict, seconds: float) -> None:
     figure = plot_curves(None, os.path.join(config.run_dir, "curves.png"), panels, runs=records,
                          collapse_step={"majority vote": collapse} if collapse else None,
                          title="CPU default: majority-vote URLVR vs ground-truth RL")
-    summary = {"collapse_step": collapse, "seconds": round(seconds, 1), "figure": figure}
+    summary = {"collapse_step": collapse, "seconds": None if seconds is None else round(seconds, 1), "figure": figure}
     for arm, label in ((a, LABELS.get(a, a)) for a in results):
         summary[arm] = rise_then_fall(records[label])
         summary[arm]["final_proxy_reward"] = next((r["train/proxy_reward"] for r in reversed(records[label])
@@ -91,13 +113,7 @@ def report(config, results: dict, seconds: float) -> None:
     for arm, r in ((a, summary[a]) for a in results if "peak" in summary[a]):
         print(f"this run, {LABELS.get(arm, arm)}: validation avg@k {r['start']:.3f} at the start, peak {r['peak']:.3f} "
               f"(step {r['peak_step']}), {r['final']:.3f} at step {r['final_step']}")
-    print("(one seed; over seeds, with intervals: python -m urlvr_jax.experiments.seeds, docs/results.md)")
+    print("(one seed; over seeds, with intervals: python -m urlvr_jax.studies run seeds, docs/results.md)")
     if mv:
         print(f"Model Collapse Step (majority vote, reward accuracy < {config.train.collapse_threshold:.0%}): "
               f"{collapse if collapse is not None else 'not reached'}")
-
-
-if __name__ == "__main__":
-    from urlvr_jax.utils.entry import run_main
-
-    run_main(main)  # huge pages for XLA's buffers, the pod's processes (URLVR_DISTRIBUTED=1), then main

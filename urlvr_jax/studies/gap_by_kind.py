@@ -1,12 +1,13 @@
 """Where majority voting and ground-truth RL part during the rise: their accuracy gap split by the prior's kinds.
 
-    python -m urlvr_jax.experiments.gap_by_kind --seeds 0,1,2,3,4 [--steps 10,20,30,40,60] [--k 64]
+    python -m urlvr_jax.studies run gap_by_kind --seeds 0,1,2,3,4 [--steps 10,20,30,40,60] [--k 64]
         [--out docs/gap_by_kind.json] [--config cpu_default] [key=value ...]
+    python -m urlvr_jax.studies report gap_by_kind --out docs/gap_by_kind.json    # its table again, from the JSON
 
-For each seed of :mod:`urlvr_jax.experiments.seeds` (its prior must exist under ``<run_dir>/seeds/seed_<s>/prior``;
+For each seed of :mod:`urlvr_jax.studies.seeds` (its prior must exist under ``<run_dir>/seeds/seed_<s>/prior``;
 the seeds command makes it), both arms are replayed from the prior with their own configs for ``max(steps)``
 steps, the same updates as the seeds' runs, and at each of ``steps`` every validation problem is sampled ``k``
-times. The problems are sorted by the *prior's* kind (:mod:`urlvr_jax.experiments.prior_kinds`: aligned,
+times. The problems are sorted by the *prior's* kind (:mod:`urlvr_jax.toy.prior_kinds`: aligned,
 misaligned, clueless), and the gap in validation accuracy, MV − GT, is the sum over kinds of
 
     share(kind) x (accuracy_MV(kind) − accuracy_GT(kind)),
@@ -29,17 +30,17 @@ import sys
 
 import numpy as np
 
-from urlvr_jax.experiments.prior_kinds import KINDS, kind_of
-from urlvr_jax.experiments.stats import t_interval
+from urlvr_jax.studies.stats import parse_seeds, t_interval
+from urlvr_jax.toy.prior_kinds import KINDS, kind_of, measure
 
 MEASURE_KEY = 6_000_000  # + step: the measurements' sampling key, one for both arms; training keys are the run's
 
 
 def arm_run(config, arm: str, prior: str):
     """One arm of one seed as the seeds command builds it (same config, same keys), not yet trained."""
-    from urlvr_jax.experiments.cpu_default import arm_config
-    from urlvr_jax.experiments.seeds import arm_steps
     from urlvr_jax.rl.loop import URLVRRun
+    from urlvr_jax.studies.seeds import arm_steps
+    from urlvr_jax.toy.warm_start import arm_config
 
     return URLVRRun(arm_config(config, arm, prior, arm_steps(config, arm)))
 
@@ -48,7 +49,6 @@ def replay(config, arm: str, prior: str, steps: list[int], k: int, log=print) ->
     """``{step: per-problem measurements}`` of one arm replayed from ``prior`` (step 0, if asked: the prior)."""
     import jax
 
-    from urlvr_jax.experiments.per_problem import measure
 
     run, out = arm_run(config, arm, prior), {}
     for step in range(0, max(steps) + 1):
@@ -113,11 +113,17 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def print_summary(summary: dict, seeds: int, k: int) -> None:
+    print(f"{seeds} seeds, {k} samples per problem; mean [95% t-interval over seeds]")
+    print(table(summary))
+
+
 def main(argv: list[str] | None = None) -> int:
-    from urlvr_jax.experiments.seeds import parse_seeds, seed_config
+    """``run gap_by_kind``: replay both arms of every seed, split the gap, print it and write ``--out``."""
+    from urlvr_jax.studies.seeds import seed_config
     from urlvr_jax.utils.config import parse_cli
 
-    p = argparse.ArgumentParser(prog="python -m urlvr_jax.experiments.gap_by_kind", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m urlvr_jax.studies run gap_by_kind", description=__doc__.split("\n")[0])
     p.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds (their priors must exist)")
     p.add_argument("--steps", default="10,20,30,40,60", help="RL steps to measure at (default %(default)s)")
     p.add_argument("--k", type=int, default=64, help="samples per validation problem (default %(default)s)")
@@ -139,23 +145,30 @@ def main(argv: list[str] | None = None) -> int:
         prior = os.path.join(one.run_dir, "prior")
         if not os.path.isfile(os.path.join(prior, "config.json")):
             raise SystemExit(f"seed {seed}: no prior at {prior}; make it with "
-                             f"python -m urlvr_jax.experiments.seeds --seeds {seed}")
+                             f"python -m urlvr_jax.studies run seeds --seeds {seed}")
         print(f"--- seed {seed} ---")
         mv = replay(one, "majority_vote", prior, [0, *steps], args.k)  # step 0: the prior, whose kinds sort them
         gt = replay(one, "ground_truth", prior, steps, args.k)
         kinds = [kind_of(problem) for problem in mv[0]]
         per_seed[seed] = {step: split(kinds, mv[step], gt[step]) for step in steps}
     summary = over_seeds(per_seed)
-    print(f"{len(per_seed)} seeds, {args.k} samples per problem; mean [95% t-interval over seeds]")
-    print(table(summary))
+    print_summary(summary, len(per_seed), args.k)
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"command": shlex.join(["python", "-m", "urlvr_jax.experiments.gap_by_kind", *argv]),
+            json.dump({"command": shlex.join(["python", "-m", "urlvr_jax.studies", "run", "gap_by_kind", *argv]),
                        "k": args.k, "steps": steps, "per_seed": per_seed, "over_seeds": summary}, f, indent=1)
     return 0
 
 
-if __name__ == "__main__":
-    from urlvr_jax.utils.entry import run_main
-
-    run_main(main)
+def report_main(argv: list[str]) -> int:
+    """``report gap_by_kind --out FILE``: the table again from the JSON that ``run gap_by_kind --out FILE`` wrote."""
+    p = argparse.ArgumentParser(prog="python -m urlvr_jax.studies report gap_by_kind", description=report_main.__doc__)
+    p.add_argument("--out", required=True, help="the JSON written by run (e.g. docs/gap_by_kind_cpu_default.json)")
+    args = p.parse_args(argv)
+    if not os.path.isfile(args.out):
+        p.error(f"--out {args.out}: no such file; write it with python -m urlvr_jax.studies run gap_by_kind --out FILE")
+    with open(args.out) as f:
+        data = json.load(f)
+    print(f"command: {data['command']}")
+    print_summary(data["over_seeds"], len(data["per_seed"]), data["k"])
+    return 0

@@ -1,8 +1,8 @@
 """Per-problem and out-of-distribution views (paper section 5): what trajectory-entropy sharpening does to one
 problem trained alone, and to unseen problems when only wrong-majority problems are trained on.
 
-    python -m urlvr_jax.experiments.per_problem run [--seeds 0,1,2] [--root runs/studies] [--set key=value ...]
-    python -m urlvr_jax.experiments.per_problem report [--root runs/studies] [--out docs/studies]
+    python -m urlvr_jax.studies run per_problem [--seeds 0,1,2] [--root runs/studies] [--set key=value ...]
+    python -m urlvr_jax.studies report per_problem [--root runs/studies] [--out docs/studies]
 
 From the toy studies' prior (``<root>/prior``, ``configs/toy_studies``'s; warm-started if missing), reward
 ``trajectory_entropy``, every other setting ``configs/toy_studies``'s unless ``SETTINGS`` says otherwise.
@@ -24,7 +24,7 @@ Everything goes to
   label accuracy, val/avg@k accuracy), resumable from its checkpoints; ``final.json`` measures the unseen problems
   one by one at the end, as ``prior.json`` did.
 
-The report (:mod:`urlvr_jax.experiments.per_problem_report`) sorts and counts.
+The report (:mod:`urlvr_jax.studies.per_problem_report`) sorts and counts.
 """
 
 from __future__ import annotations
@@ -40,9 +40,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from urlvr_jax.experiments import studies
+from urlvr_jax.studies import per_problem_report, runner
+from urlvr_jax.studies.per_problem_report import STUDY, view_dir
+from urlvr_jax.studies.stats import parse_seeds
+from urlvr_jax.toy.prior_kinds import measure
 
-STUDY = "per_problem"
 SETTINGS = {"reward.name": "trajectory_entropy", "algo.report_ref_kl": False, "train.progress": False,
             "val.k": 32, "val.every": 10}
 VIEW = dict(k=64, right=15, wrong=15, select_seed=0, single_steps=60, single_prompts=4, measure_every=10,
@@ -51,19 +53,15 @@ PRIOR_KEYS = (1_234_567, 7_654_321)  # the prior's two independent measurements
 MEASURE_KEY = 5_000_000
 
 
-def view_dir(root: str) -> str:
-    return os.path.join(root, STUDY, "toy")
-
-
 def base_config(root: str, overrides: list[str] | None = None) -> ml_collections.ConfigDict:
     """The toy base with ``SETTINGS``, the view's knobs (``per_problem.*``) and ``overrides``, on the studies' prior."""
     from urlvr_jax.utils.config import apply_overrides
 
-    c = studies.toy_base()
+    c = runner.toy_base()
     for key, value in SETTINGS.items():
-        studies._set(c, key, value)
+        runner._set(c, key, value)
     c.per_problem = ml_collections.ConfigDict(VIEW)
-    prior = studies.prior_dir(root, STUDY)
+    prior = runner.prior_dir(root, STUDY)
     c.study = ml_collections.ConfigDict(dict(name=STUDY, run="", scale="toy", labels="{}", prior_dir=prior))
     c.model.update(source="hf", path=prior)
     c.tokenizer.update(kind="hf", path=prior)
@@ -85,32 +83,6 @@ def phase_config(base: ml_collections.ConfigDict, phase: str, seed: int, run_dir
 
 
 # ---------------------------------------------------------------------------------------------- measuring
-
-def measure(run, params, examples, k: int, key) -> list[dict]:
-    """Per problem, from ``k`` samples at the validation settings: accuracy, majority answer and its share, and
-    whether the majority answer is right."""
-    from urlvr_jax import evaluation
-    from urlvr_jax.rewards import metrics as rmetrics
-    from urlvr_jax.rewards.ensemble import majority_labels
-    from urlvr_jax.rewards.registry import compute_rewards
-    from urlvr_jax.rl import setup
-
-    c, protocol, chunk, out = run.config, run.val_protocol, max(run.config.rollout.prompts_per_step, 1), []
-    for start in range(0, len(examples), chunk):
-        part = list(examples[start:start + chunk])
-        prompts = setup.prompt_texts(c, run.tokenizer, part, template=protocol.template)
-        _, host, texts = evaluation.sample_texts(c, run.tokenizer, run.val_sampler, params, prompts,
-                                                 jax.random.fold_in(key, start), k)
-        batch = evaluation.reward_batch(host, texts, part, k, protocol.extract)
-        correct = np.asarray(compute_rewards(protocol.gt_reward, batch), float)
-        labels, shares = majority_labels(batch)
-        right = rmetrics.label_accuracy([labels[g] for g in range(len(part))], [ex.answer for ex in part],
-                                        [ex.info.get("answer_type") for ex in part])
-        groups = np.asarray(batch.group_ids)
-        out += [dict(accuracy=float(correct[groups == g].mean()), majority=labels[g], share=float(shares[g]),
-                     majority_correct=bool(right[g])) for g in range(len(part))]
-    return out
-
 
 def _examples(problems: list[dict]):
     from urlvr_jax.tasks import Example
@@ -264,7 +236,7 @@ def run_all(root: str, seeds, overrides: list[str] | None = None, log=print) -> 
     for arm in arms:
         parse_arm(arm)  # a bad arm fails before anything runs
     out = view_dir(root)
-    studies.ensure_prior(base, log=log)
+    runner.ensure_prior(base, log=log)
     prior = measure_prior(base, out, log=log)
     _write_json(os.path.join(out, "settings.json"), dict(
         **base.per_problem.to_dict(), reward=base.reward.name, n=base.rollout.n, temperature=base.rollout.temperature,
@@ -276,32 +248,19 @@ def run_all(root: str, seeds, overrides: list[str] | None = None, log=print) -> 
     return prior
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m urlvr_jax.experiments.per_problem",
+def main(argv: list[str]) -> int:
+    """``run per_problem``: every seed's runs, then the report of what is finished beside them."""
+    parser = argparse.ArgumentParser(prog="python -m urlvr_jax.studies run per_problem",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=("run", "report"))
-    parser.add_argument("--seeds", default="0,1,2", help="RL seeds, e.g. 0,1,2 (run)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides (run)")
-    parser.add_argument("--root", default=studies.DEFAULT_ROOT)
-    parser.add_argument("--out", default=os.path.join("docs", "studies"), help="report: where the page goes")
+    parser.add_argument("--seeds", default="0,1,2", help="RL seeds, e.g. 0,1,2")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides")
+    parser.add_argument("--root", default=runner.DEFAULT_ROOT)
     args = parser.parse_args(argv)
-    from urlvr_jax.experiments import per_problem_report
-
     try:
-        if args.command == "run":  # the report of what is finished, beside the runs
-            run_all(args.root, studies.parse_seeds(args.seeds), args.set)
-            summary = per_problem_report.write_report(view_dir(args.root), view_dir(args.root), name="report")
-        else:
-            summary = per_problem_report.write_report(view_dir(args.root), args.out)
-            print(f"wrote {os.path.join(args.out, per_problem_report.PAGE)}.{{md,json,png}}")
-        print(per_problem_report.table(summary))
+        run_all(args.root, parse_seeds(args.seeds), args.set)
+        print(per_problem_report.table(per_problem_report.write_report(view_dir(args.root), view_dir(args.root),
+                                                                       name="report")))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
-
-
-if __name__ == "__main__":
-    from urlvr_jax.utils.entry import run_main
-
-    run_main(main)

@@ -1,8 +1,8 @@
 """The per-problem and out-of-distribution views' report: categories, counts over seeds, a figure and a docs page.
 
-    python -m urlvr_jax.experiments.per_problem report [--root runs/studies] [--out docs/studies]
+    python -m urlvr_jax.studies report per_problem [--root runs/studies] [--out docs/studies]
 
-Reads ``<root>/per_problem/toy`` (written by :mod:`urlvr_jax.experiments.per_problem`) and writes
+Reads ``<root>/per_problem/toy`` (written by :mod:`urlvr_jax.studies.per_problem`) and writes
 ``<out>/per_problem_toy.{json,png}`` and the generated section of ``.md`` (hand-written findings are kept).
 
 Per-problem view. A problem's majority is *right* when the most frequent answer of its ``k`` samples is the gold
@@ -22,17 +22,26 @@ in both).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import sys
 from collections import Counter
 
 import numpy as np
 
-from urlvr_jax.experiments.stats import band, replace_section, t_interval
+from urlvr_jax.studies.runner import DEFAULT_ROOT
+from urlvr_jax.studies.stats import band, replace_section, t_interval
 
 PAGE = "per_problem_toy"
+STUDY = "per_problem"
 CATEGORIES = ("amplified success", "amplified failure", "wrong -> correct", "correct -> wrong")
 BEGIN, END = "<!-- study:per_problem:toy:begin -->", "<!-- study:per_problem:toy:end -->"
+
+
+def view_dir(root: str) -> str:
+    """Where ``run per_problem`` writes: ``<root>/per_problem/toy``."""
+    return os.path.join(root, STUDY, "toy")
 
 
 def category(before: bool, after: bool) -> str:
@@ -149,7 +158,7 @@ def ood_summary(prior: dict, folder: str) -> dict:
 def summarize(src: str) -> dict:
     path = os.path.join(src, "prior.json")
     if not os.path.exists(path):
-        raise ValueError(f"no prior measurement at {path}: run `python -m urlvr_jax.experiments.per_problem run` first")
+        raise ValueError(f"no prior measurement at {path}: run `python -m urlvr_jax.studies run per_problem` first")
     with open(path) as f:
         prior = json.load(f)
     cand, pool = prior["candidates"], prior["pool"]
@@ -258,8 +267,8 @@ def markdown(summary: dict, figure: str) -> str:
     s = summary["settings"]
     return "\n".join([
         BEGIN, "## Results (toy scale, generated)", "",
-        "Commands: `python -m urlvr_jax.experiments.per_problem run --seeds "
-        f"{','.join(map(str, summary['single']['seeds']))}`, then `python -m urlvr_jax.experiments.per_problem report`.",
+        "Commands: `python -m urlvr_jax.studies run per_problem --seeds "
+        f"{','.join(map(str, summary['single']['seeds']))}`, then `python -m urlvr_jax.studies report per_problem`.",
         "", f"Settings: {json.dumps(s)}", "",
         f"Prior (k = {summary['prior']['k']} samples per problem): accuracy {summary['prior']['candidate_accuracy']:.3f}"
         f" and label accuracy {summary['prior']['candidate_label_accuracy']:.3f} on the {summary['prior']['candidates']}"
@@ -280,3 +289,20 @@ def write_report(src: str, out: str, name: str = PAGE) -> dict:
     replace_section(base + ".md", markdown(summary, os.path.basename(base) + ".png"), BEGIN, END,
                     "# Per-problem and out-of-distribution views (paper section 5)")
     return summary
+
+
+def main(argv: list[str]) -> int:
+    """``report per_problem``: the page, JSON and figure from the finished runs under ``--root``."""
+    parser = argparse.ArgumentParser(prog="python -m urlvr_jax.studies report per_problem",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--root", default=DEFAULT_ROOT)
+    parser.add_argument("--out", default=os.path.join("docs", "studies"), help="where the page goes")
+    args = parser.parse_args(argv)
+    try:
+        summary = write_report(view_dir(args.root), args.out)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {os.path.join(args.out, PAGE)}.{{md,json,png}}")
+    print(table(summary))
+    return 0

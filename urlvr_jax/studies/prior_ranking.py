@@ -1,10 +1,10 @@
 """Rank genuinely different transformer priors by their Model Collapse Step (MCS) against their GT-RL gain.
 
-    python -m urlvr_jax.experiments.prior_ranking run [--priors SPECS] [--only NAMES] [--seeds 0,1,2] [--budget 300]
+    python -m urlvr_jax.studies run prior_ranking [--priors SPECS] [--only NAMES] [--seeds 0,1,2] [--budget 300]
         [--aggressive-budget 300] [--gt-steps 200] [--gt-every 10] [--probe-k 64] [--out runs/prior_ranking]
         [key=value ...]
-    python -m urlvr_jax.experiments.prior_ranking report [--out runs/prior_ranking] [--docs docs]
-        [--bootstrap 2000] [--name prior_ranking]
+    python -m urlvr_jax.studies report prior_ranking [--out runs/prior_ranking] [--docs docs]
+        [--bootstrap 2000] [--name prior_ranking]    (:mod:`urlvr_jax.studies.prior_ranking_report`)
 
 The priors (:data:`PRIORS`, ``collapse_step``'s ``warm:`` specs on ``--config``, by default ``configs/toy_studies``,
 the CPU default's model and task with the studies' prior settings) differ the way the paper's
@@ -36,13 +36,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import sys
 
 import numpy as np
 
-from urlvr_jax.experiments import collapse_step as cs
-from urlvr_jax.experiments.seeds import parse_seeds
+from urlvr_jax import collapse_step as cs
+from urlvr_jax.studies.stats import parse_seeds
 from urlvr_jax.utils.config import parse_cli
 
 PRIORS = ",".join((
@@ -151,25 +150,18 @@ def run(config, args, log=print) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m urlvr_jax.experiments.prior_ranking", allow_abbrev=False,
-                                 description=__doc__.split("\n\n")[0])
-    sub = ap.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", allow_abbrev=False, help="warm-start the priors and run every seed (resumable)")
-    r.add_argument("--priors", default=PRIORS, help="comma-separated warm:<name>=<k=v;...> specs")
-    r.add_argument("--only", default="", help="comma-separated names: run just these of --priors")
-    r.add_argument("--seeds", default="0,1,2", help="comma-separated RL seeds")
-    r.add_argument("--budget", type=int, default=300, help="MCS step budget, default protocol")
-    r.add_argument("--aggressive-budget", type=int, default=300, help="MCS step budget, aggressive protocol")
-    r.add_argument("--gt-steps", type=int, default=200, help="ground-truth RL steps")
-    r.add_argument("--gt-every", type=int, default=10, help="validate the GT runs every this many steps")
-    r.add_argument("--probe-k", type=int, default=64, help="samples per problem for the prior's pass@k")
-    r.add_argument("--config", default="toy_studies")
-    r.add_argument("--out", default="runs/prior_ranking")
-    p = sub.add_parser("report", allow_abbrev=False, help="table, rho with bootstrap intervals, tokens, figure")
-    p.add_argument("--out", default="runs/prior_ranking", help="the study folder written by run")
-    p.add_argument("--docs", default="docs", help="where prior_ranking.{md,json,png} go")
-    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for rho's interval")
-    p.add_argument("--name", default="prior_ranking", help="basename of the json/png and the md section's name")
+    ap = argparse.ArgumentParser(prog="python -m urlvr_jax.studies run prior_ranking", allow_abbrev=False,
+                                 description="warm-start the priors and run every seed (resumable)")
+    ap.add_argument("--priors", default=PRIORS, help="comma-separated warm:<name>=<k=v;...> specs")
+    ap.add_argument("--only", default="", help="comma-separated names: run just these of --priors")
+    ap.add_argument("--seeds", default="0,1,2", help="comma-separated RL seeds")
+    ap.add_argument("--budget", type=int, default=300, help="MCS step budget, default protocol")
+    ap.add_argument("--aggressive-budget", type=int, default=300, help="MCS step budget, aggressive protocol")
+    ap.add_argument("--gt-steps", type=int, default=200, help="ground-truth RL steps")
+    ap.add_argument("--gt-every", type=int, default=10, help="validate the GT runs every this many steps")
+    ap.add_argument("--probe-k", type=int, default=64, help="samples per problem for the prior's pass@k")
+    ap.add_argument("--config", default="toy_studies")
+    ap.add_argument("--out", default="runs/prior_ranking")
     return ap
 
 
@@ -186,16 +178,6 @@ def only(priors: str, names: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args, rest = build_parser().parse_known_args(argv)
-    if args.command == "report":
-        if rest:
-            raise SystemExit(f"report takes no config overrides, got {rest}")
-        from urlvr_jax.experiments.prior_ranking_report import report
-
-        command = shlex.join(["python", "-m", "urlvr_jax.experiments.prior_ranking", *argv])
-        if not args.name.replace("_", "").isalnum():
-            raise SystemExit(f"--name must be letters, digits and underscores, got {args.name!r}")
-        report(args.out, args.docs, args.bootstrap, command, args.name)
-        return 0
     args.seeds = parse_seeds(args.seeds)
     for name in ("budget", "aggressive_budget", "gt_steps", "gt_every", "probe_k"):
         if getattr(args, name) < 1:
@@ -217,9 +199,3 @@ def main(argv: list[str] | None = None) -> int:
     json.dump({"argv": argv}, open(os.path.join(args.out, "run_command.json"), "w"))
     run(config, args)
     return 0
-
-
-if __name__ == "__main__":
-    from urlvr_jax.utils.entry import run_main
-
-    run_main(main)

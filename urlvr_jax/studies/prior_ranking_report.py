@@ -1,20 +1,22 @@
-"""The prior ranking's report (``python -m urlvr_jax.experiments.prior_ranking report``): read the study's runs,
+"""The prior ranking's report (``python -m urlvr_jax.studies report prior_ranking``): read the study's runs,
 summarise them over seeds, correlate, and write ``<docs>/prior_ranking.{json,png}`` and the md section.
 
 Statistics work on the per-seed data saved in the json (:func:`summarise`, :func:`bootstrap_rho`), so the
-committed file can be re-checked without the runs (tests/experiments/test_prior_ranking.py).
+committed file can be re-checked without the runs (tests/studies/test_prior_ranking.py).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import shlex
 
 import numpy as np
 
-from urlvr_jax.experiments import collapse_step as cs
-from urlvr_jax.experiments.prior_ranking import KINDS, VAL, parse_specs, run_dir
-from urlvr_jax.experiments.stats import replace_section, series, t_interval
+from urlvr_jax import collapse_step as cs
+from urlvr_jax.studies.prior_ranking import KINDS, VAL, parse_specs, run_dir
+from urlvr_jax.studies.stats import replace_section, series, t_interval
 from urlvr_jax.utils.metrics_log import read_metrics
 
 PROTOCOLS = tuple(k.removeprefix("mcs_") for k in KINDS if k.startswith("mcs_"))
@@ -43,7 +45,7 @@ def load_study(out: str) -> dict:
     and its cumulative rollout tokens; the probe's pass@k and pass@1. Only seeds finished for every prior."""
     path = os.path.join(out, "study.json")
     if not os.path.exists(path):
-        raise SystemExit(f"{path} is missing: run `python -m urlvr_jax.experiments.prior_ranking run --out {out}` first")
+        raise SystemExit(f"{path} is missing: run `python -m urlvr_jax.studies run prior_ranking --out {out}` first")
     study = json.load(open(path))
     specs, parents = parse_specs(study["priors"])
     names = [s.name for s in specs]
@@ -261,3 +263,21 @@ def report(out: str, docs: str, resamples: int, command: str, name: str = "prior
                     "# Ranking transformer priors by their Model Collapse Step")
     log(section)
     return payload
+
+
+def main(argv: list[str]) -> int:
+    """``report prior_ranking``: table, rho with bootstrap intervals, tokens, figure."""
+    ap = argparse.ArgumentParser(prog="python -m urlvr_jax.studies report prior_ranking", allow_abbrev=False,
+                                 description="table, rho with bootstrap intervals, tokens, figure")
+    ap.add_argument("--out", default="runs/prior_ranking", help="the study folder written by run")
+    ap.add_argument("--docs", default="docs", help="where prior_ranking.{md,json,png} go")
+    ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for rho's interval")
+    ap.add_argument("--name", default="prior_ranking", help="basename of the json/png and the md section's name")
+    args, rest = ap.parse_known_args(argv)
+    if rest:
+        raise SystemExit(f"report takes no config overrides, got {rest}")
+    if not args.name.replace("_", "").isalnum():
+        raise SystemExit(f"--name must be letters, digits and underscores, got {args.name!r}")
+    report(args.out, args.docs, args.bootstrap, shlex.join(["python", "-m", "urlvr_jax.studies", "report",
+                                                              "prior_ranking", *argv]), args.name)
+    return 0

@@ -1,6 +1,6 @@
 """A study's report: every arm's numbers over its seeds with 95% t-intervals, a table, a figure and a docs page.
 
-    python -m urlvr_jax.experiments.studies report STUDY [--scale toy] [--root runs/studies] [--out docs/studies]
+    python -m urlvr_jax.studies report STUDY [--scale toy] [--root runs/studies] [--out docs/studies]
 
 Reads the finished runs (``study_done.json``) under ``<root>/<study>/<scale>/<arm>/seed_<s>/metrics.jsonl`` and
 writes ``<out>/<study>_<scale>.json`` (every number), ``.png`` (mean curves with 95% bands, one column per group
@@ -26,7 +26,8 @@ from typing import Mapping
 
 import numpy as np
 
-from urlvr_jax.experiments.stats import Records, band, collapse_step, replace_section, series, t_interval
+from urlvr_jax.studies.stats import Records, band, collapse_step, replace_section, series, t_interval
+from urlvr_jax.studies.tables import study_runs
 
 VAL, REWARD_ACCURACY = "val/avg@k", "train/reward_accuracy"
 FAILURE_KEYS = {"response length": "train/response_length", "repetition": "train/repetition",
@@ -57,7 +58,6 @@ def arm_reward(root: str, study: str, scale: str, arm: str, seed: int) -> str:
 
 def finished_runs(root: str, study: str, scale: str) -> dict[str, dict[int, list[dict]]]:
     """``{arm: {seed: metrics records}}`` of the study's finished runs, arms in the study table's order."""
-    from urlvr_jax.experiments.studies import study_runs
     from urlvr_jax.utils.metrics_log import read_metrics
 
     out: dict[str, dict[int, list[dict]]] = {}
@@ -211,8 +211,8 @@ def markdown(summary: dict, figure: str) -> str:
     begin, end = _markers(study, scale)
     return "\n".join([
         begin, f"## Results ({scale} scale, generated)", "",
-        f"Commands: `python -m urlvr_jax.experiments.studies run {study} --scale {scale} --seeds "
-        f"{','.join(map(str, summary['seeds']))}`, then `python -m urlvr_jax.experiments.studies report {study} "
+        f"Commands: `python -m urlvr_jax.studies run {study} --scale {scale} --seeds "
+        f"{','.join(map(str, summary['seeds']))}`, then `python -m urlvr_jax.studies report {study} "
         f"--scale {scale}`.", "",
         f"![{study}]({figure})", "",
         "Means over seeds with 95% t-intervals in brackets (none with one seed). *val*: validation avg@k; *at peak*: "
@@ -225,13 +225,12 @@ def markdown(summary: dict, figure: str) -> str:
 
 def write_report(study: str, scale: str, root: str, out: str, name: str | None = None) -> dict:
     """Summarises the finished runs of ``study`` and writes ``<out>/<name>.{json,png,md}`` (name: study_scale)."""
-    from urlvr_jax.experiments.studies import study_runs
 
     labels = {r.name: r.labels for r in study_runs(study, scale)}
     runs = finished_runs(root, study, scale)
     if not runs:
         raise ValueError(f"study {study!r} ({scale}): no finished run under {os.path.join(root, study, scale)}; "
-                         f"run `python -m urlvr_jax.experiments.studies run {study} --scale {scale}` first")
+                         f"run `python -m urlvr_jax.studies run {study} --scale {scale}` first")
     summary = {"study": study, "scale": scale, "root": root, "collapse_threshold": THRESHOLD,
                "seeds": sorted({s for seeds in runs.values() for s in seeds}),
                "arms": {arm: arm_summary(seeds, labels[arm], arm_reward(root, study, scale, arm, min(seeds)))

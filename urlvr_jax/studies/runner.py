@@ -1,15 +1,15 @@
 """The paper's studies as data: each run is a base config (toy or paper scale) plus a table of overrides.
 
-    python -m urlvr_jax.experiments.studies list [STUDY] [--scale toy|paper]
-    python -m urlvr_jax.experiments.studies run STUDY [--scale toy|paper] [--seeds 0,1,2] [--only k=v ...]
-                                               [--dry-run] [--root runs/studies] [--set key=value ...]
-    python -m urlvr_jax.experiments.studies report STUDY [--scale toy|paper] [--root runs/studies] [--out docs/studies]
+    python -m urlvr_jax.studies list [STUDY] [--scale toy|paper]
+    python -m urlvr_jax.studies run STUDY [--scale toy|paper] [--seeds 0,1,2] [--only k=v ...]
+                                    [--dry-run] [--root runs/studies] [--set key=value ...]
+    python -m urlvr_jax.studies report STUDY [--scale toy|paper] [--root runs/studies] [--out docs/studies]
     python -m urlvr_jax.train --config study:study=sweep,method=majority_vote,knob=temperature,value=0.6,seed=1
 
 ``run`` trains every selected arm on every seed, seed by seed (all arms of seed 0 first, so a partial study is a
 complete one on fewer seeds), each in ``<root>/<study>/<scale>/<arm>/seed_<s>``: a finished run is skipped, an
 unfinished one resumes from its last checkpoint. ``report`` writes ``<out>/<study>_<scale>.{md,json,png}`` from the
-finished runs (:mod:`urlvr_jax.experiments.study_report`). The seed is the RL seed (sampling, the prompt stream and,
+finished runs (:mod:`urlvr_jax.studies.report`). The seed is the RL seed (sampling, the prompt stream and,
 where a study draws one, the data pool); every seed of a toy study starts from the same warm-started prior.
 
 Studies (paper digest sections 3, 5, 6):
@@ -46,11 +46,11 @@ Temperatures, rollout counts and the KL coefficient are not scaled.
 Toy Countdown: a tiny model warm-started on solutions of 3-number Countdown (numbers 1-9, targets <= 30) in a
 compact prompt (``"3 5 7>22:"``, answers in ``<answer>`` tags) and, on half of its supervised pairs, on verifying
 candidate solutions (``TOY_VERIFY_TEMPLATE``, verdict ``true``/``false`` from the Countdown checker;
-:func:`~urlvr_jax.experiments.warm_start.verification_pairs`): verifying takes one evaluation, solving a search,
+:func:`~urlvr_jax.toy.warm_start.verification_pairs`): verifying takes one evaluation, solving a search,
 so the prior can check better than it can solve, as in the paper. Arms: self-verification, trajectory entropy,
 majority vote and the oracle (Countdown checker).
 
-The tables of runs and the study-wide overrides are in :mod:`urlvr_jax.experiments.study_tables`; this module turns
+The tables of runs and the study-wide overrides are in :mod:`urlvr_jax.studies.tables`; this module turns
 them into configs and runs them.
 """
 
@@ -66,7 +66,8 @@ from typing import Any
 
 import ml_collections
 
-from urlvr_jax.experiments.study_tables import SCALES, SEEDS, STUDIES, STUDY_OVERRIDES, Run
+from urlvr_jax.studies.stats import parse_seeds
+from urlvr_jax.studies.tables import SCALES, SEEDS, STUDIES, STUDY_OVERRIDES, Run, study_runs
 
 DEFAULT_ROOT = os.path.join("runs", "studies")
 # The toy's verification prompt (the self_verify reward's template): numbers, target, the candidate response.
@@ -162,19 +163,11 @@ def ensure_prior(config: ml_collections.ConfigDict, log=print) -> str | None:
     ``warm_start`` settings). Paper-scale configs need none."""
     if not config.study.prior_dir:
         return None
-    from urlvr_jax.experiments.warm_start import make_prior
+    from urlvr_jax.toy.warm_start import make_prior
 
     base = toy_base(study_task(config.study.name))
     base.warm_start = copy.deepcopy(config.warm_start)
     return make_prior(base, config.study.prior_dir, log=log)
-
-
-def study_runs(study: str, scale: str = "toy") -> list[Run]:
-    if study not in STUDIES:
-        raise ValueError(f"unknown study {study!r}; valid studies: {', '.join(STUDIES)}")
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; valid scales: {', '.join(SCALES)}")
-    return STUDIES[study](scale)
 
 
 def _same(a: str, b: str) -> bool:
@@ -235,7 +228,7 @@ def config_from_arg(arg: str) -> ml_collections.ConfigDict:
     if len(names) != 1:
         keys = sorted({k for r in runs for k in r.labels})
         raise ValueError(f"study {study!r}: {items or 'no labels'} match {len(names)} runs; give {', '.join(keys)} "
-                         f"(see `python -m urlvr_jax.experiments.studies list {study}`)")
+                         f"(see `python -m urlvr_jax.studies list {study}`)")
     config = build_config(runs[0], scale, root, int(seed))
     if warm == "auto":
         ensure_prior(config)
@@ -249,22 +242,12 @@ def _finished(config) -> bool:
     return os.path.exists(os.path.join(config.run_dir, "study_done.json"))
 
 
-def parse_seeds(text: str) -> tuple[int, ...]:
-    try:
-        seeds = tuple(dict.fromkeys(int(part) for part in text.split(",") if part.strip()))
-    except ValueError:
-        seeds = ()
-    if not seeds or min(seeds) < 0:
-        raise ValueError(f"--seeds {text!r}: give non-negative integers separated by commas, e.g. 0,1,2")
-    return seeds
-
-
 def run_study(study: str, scale: str = "toy", only: dict[str, str] | None = None, root: str = DEFAULT_ROOT,
               overrides: list[str] | None = None, dry_run: bool = False, seeds: tuple[int, ...] = SEEDS,
               log=print) -> dict:
     """Runs (sequentially, seed by seed) the selected arms of ``study``; finished runs are skipped, unfinished
     ones resume. Returns the study's report over the finished runs (``<root>/<study>/<scale>/report.*``)."""
-    from urlvr_jax.experiments import study_report
+    from urlvr_jax.studies import report
     from urlvr_jax.utils.config import apply_overrides
 
     runs = list({r.name: r for r in select(study_runs(study, scale), only or {})}.values())
@@ -284,8 +267,8 @@ def run_study(study: str, scale: str = "toy", only: dict[str, str] | None = None
                        "rollout_tokens": result.rollout_tokens}, f)
     if dry_run:
         return {"study": study, "scale": scale, "runs": [r.name for r in runs], "seeds": list(seeds)}
-    summary = study_report.write_report(study, scale, root, os.path.join(root, study, scale), name="report")
-    log(study_report.table(summary))
+    summary = report.write_report(study, scale, root, os.path.join(root, study, scale), name="report")
+    log(report.table(summary))
     return summary
 
 
@@ -302,7 +285,7 @@ def list_runs(study: str | None, scale: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m urlvr_jax.experiments.studies", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m urlvr_jax.studies", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=("list", "run", "report"))
     parser.add_argument("study", nargs="?", help=f"one of {', '.join(STUDIES)}")
     parser.add_argument("--scale", default="toy", choices=SCALES)
@@ -321,11 +304,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{args.command} needs a study: {', '.join(STUDIES)}")
         study_runs(args.study, args.scale)  # an unknown study or scale: one clear line
         if args.command == "report":
-            from urlvr_jax.experiments import study_report
+            from urlvr_jax.studies import report
 
-            summary = study_report.write_report(args.study, args.scale, args.root, args.out)
-            print(study_report.table(summary))
-            print(f"wrote {os.path.join(args.out, study_report.page_name(args.study, args.scale))}.{{md,json,png}}")
+            summary = report.write_report(args.study, args.scale, args.root, args.out)
+            print(report.table(summary))
+            print(f"wrote {os.path.join(args.out, report.page_name(args.study, args.scale))}.{{md,json,png}}")
             return 0
         only = parse_arg(",".join(args.only))
         run_study(args.study, args.scale, only, args.root, args.set, args.dry_run, parse_seeds(args.seeds))
@@ -333,9 +316,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
-
-
-if __name__ == "__main__":
-    from urlvr_jax.utils.entry import run_main
-
-    run_main(main)  # huge pages for XLA's buffers, the pod's processes (URLVR_DISTRIBUTED=1), then main

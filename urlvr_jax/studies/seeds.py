@@ -1,8 +1,9 @@
 """The CPU default on several seeds: mean curves with 95% intervals, and the rise/fall claims per seed.
 
-    python -m urlvr_jax.experiments.seeds --seeds 0,1,2,3,4 [--out docs] [--no-train] [--config NAME] [key=value ...]
+    python -m urlvr_jax.studies run seeds --seeds 0,1,2,3,4 [--out docs] [--no-train] [--config NAME] [key=value ...]
+    python -m urlvr_jax.studies report seeds --seeds 0,1,2,3,4 [--out docs] [...]    # = run seeds --no-train
 
-Each seed runs the CPU default (``urlvr_jax.experiments.cpu_default``): a warm-started prior, then a
+Each seed runs the CPU default (``urlvr_jax.studies.cpu_default``): a warm-started prior, then a
 majority-vote arm and a ground-truth arm. Seed ``s`` sets both the RL seed (``seed``: sampling and the prompt
 stream) and the warm start's seed (``warm_start.seed``: the supervised pool split, the label noise, the initial
 weights), so every seed has its own prior: the prior is part of the experiment's randomness. Runs go to
@@ -28,13 +29,16 @@ import json
 import math
 import os
 import shlex
+import sys
 import time
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from urlvr_jax.experiments.cpu_default import arm_config, rise_then_fall
-from urlvr_jax.experiments.stats import band, binomial_se, collapse_step, replace_section, series, t_interval
+from urlvr_jax.studies.cpu_default import arms_of, rise_then_fall
+from urlvr_jax.studies.stats import band, binomial_se, collapse_step, parse_seeds, replace_section, series, t_interval
+from urlvr_jax.toy.warm_start import arm_config, make_prior
+from urlvr_jax.utils import multihost
 from urlvr_jax.utils.config import apply_overrides, config_to_dict, parse_cli
 from urlvr_jax.utils.metrics_log import read_metrics
 
@@ -171,10 +175,6 @@ def arm_steps(config, arm: str) -> int:
     return int(config.experiment.gt_steps or config.train.steps) if arm == "ground_truth" else int(config.train.steps)
 
 
-def arms_of(config) -> list[str]:
-    return [a.strip() for a in config.experiment.arms.split(",") if a.strip()]
-
-
 def arm_finished(config, arm: str) -> bool:
     """True when the arm's run_dir holds a checkpoint of its last step."""
     ckpt_dir = os.path.join(config.run_dir, arm, "checkpoints")
@@ -184,9 +184,6 @@ def arm_finished(config, arm: str) -> bool:
 
 def run_seed(config, log=print) -> dict[str, list[dict]]:
     """Trains (or resumes) every unfinished arm of one seed's config; returns each arm's metrics records."""
-    from urlvr_jax.experiments.warm_start import make_prior
-    from urlvr_jax.utils import multihost
-
     prior = None
     for arm in arms_of(config):
         if arm_finished(config, arm):
@@ -202,8 +199,6 @@ def run_seed(config, log=print) -> dict[str, list[dict]]:
 
 def check_same_experiment(config, root: str) -> None:
     """Writes the experiment's config to ``root/config.json`` once; later calls must match it (common keys)."""
-    from urlvr_jax.utils import multihost
-
     path = os.path.join(root, "config.json")
     now = _flat(json.loads(json.dumps(config_to_dict(config))))
     if os.path.exists(path):
@@ -354,23 +349,9 @@ def write_outputs(summary: dict, records_by_seed, out: str, command: str, reques
 
 # ------------------------------------------------------------------ CLI
 
-def parse_seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise SystemExit(f"--seeds {text!r}: expected comma-separated integers like 0,1,2,3,4") from None
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise SystemExit(f"--seeds {text!r}: expected distinct comma-separated integers like 0,1,2,3,4")
-    return seeds
-
-
 def main(argv: list[str] | None = None) -> int:
-    import sys
-
-    from urlvr_jax.utils import multihost
-
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m urlvr_jax.experiments.seeds", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m urlvr_jax.studies run seeds", description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds")
     parser.add_argument("--out", default="docs", help="folder of the figure, JSON and results.md")
     parser.add_argument("--no-train", action="store_true",
@@ -383,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"experiment.arms={config.experiment.arms!r} must include majority_vote")
     requested = parse_seeds(args.seeds)
     # the command that makes the results (--no-train only re-reads them)
-    command = shlex.join(["python", "-m", "urlvr_jax.experiments.seeds", *(a for a in argv if a != "--no-train")])
+    command = shlex.join(["python", "-m", "urlvr_jax.studies", "run", "seeds", *(a for a in argv if a != "--no-train")])
     check_same_experiment(config, os.path.join(config.run_dir, "seeds"))
     n_val = int(config.data.val_size * config.val.k)
     say = print if multihost.is_primary() else (lambda *args: None)
@@ -405,7 +386,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    from urlvr_jax.utils.entry import run_main
-
-    run_main(main)
+def report_main(argv: list[str]) -> int:
+    """``report seeds``: the figure, JSON and results.md section again from the finished seeds, training nothing."""
+    return main([*argv, "--no-train"])

@@ -1,7 +1,8 @@
-"""Statistics over seeds: t-intervals of means, binomial standard errors, per-step bands, the collapse step.
+"""Statistics over seeds: t-intervals of means, binomial standard errors, per-step bands, the collapse step,
+and the ``--seeds`` list every study takes.
 
-Shared by the CPU default's seed study (:mod:`urlvr_jax.experiments.seeds`) and the paper's studies
-(:mod:`urlvr_jax.experiments.study_report`).
+Shared by the CPU default's seed study (:mod:`urlvr_jax.studies.seeds`) and the paper's studies
+(:mod:`urlvr_jax.studies.report`).
 """
 
 from __future__ import annotations
@@ -68,3 +69,14 @@ def replace_section(path: str, section: str, begin: str, end: str, heading: str)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         f.write(text)
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``--seeds 0,1,2`` -> (0, 1, 2); not distinct non-negative integers: ValueError naming the flag."""
+    try:
+        seeds = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        seeds = ()
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds {text!r}: give distinct non-negative integers separated by commas, e.g. 0,1,2")
+    return seeds

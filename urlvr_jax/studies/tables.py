@@ -1,6 +1,6 @@
 """The studies' tables: the runs of each study (labels + overrides) and the study-wide overrides per scale.
 
-See :mod:`urlvr_jax.experiments.studies` for what each study measures, the scale mapping, and the runner.
+See :mod:`urlvr_jax.studies.runner` for what each study measures, the scale mapping, and the runner.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def _sweep(scale: str) -> list[Run]:
 
 def _dataset_size(scale: str) -> list[Run]:
     """One arm per size; each seed trains on its own pool (toy: make_pool's draw; paper: a slice of DAPO-17k,
-    set per seed in :func:`urlvr_jax.experiments.studies.build_config`)."""
+    set per seed in :func:`urlvr_jax.studies.runner.build_config`)."""
     data = (lambda size: {}) if scale == "paper" else (lambda size: {"data.pool_size": size // TOY_DATA_FACTOR})
     return [Run("dataset_size", f"size={size}", dict(size=str(size)), data(size)) for size in SIZES]
 
@@ -159,3 +159,11 @@ STUDY_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
 
 STUDIES: dict[str, Callable[[str], list[Run]]] = {
     "methods": _methods, "failure_modes": _failure_modes, "mixed": _mixed, "sweep": _sweep, "dataset_size": _dataset_size, "ttt": _ttt, "countdown": _countdown}
+
+
+def study_runs(study: str, scale: str = "toy") -> list[Run]:
+    if study not in STUDIES:
+        raise ValueError(f"unknown study {study!r}; valid studies: {', '.join(STUDIES)}")
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; valid scales: {', '.join(SCALES)}")
+    return STUDIES[study](scale)

@@ -1,7 +1,7 @@
 """What kinds of prompts a warm-started prior holds: where majority voting can only agree with ground truth, and
 where the two rewards part.
 
-    python -m urlvr_jax.experiments.prior_kinds --priors runs/cpu_default/seeds/seed_*/prior [--config cpu_default]
+    python -m urlvr_jax.toy.prior_kinds --priors runs/cpu_default/seeds/seed_*/prior [--config cpu_default]
         [--k 64] [--out prior_kinds.json] [key=value ...]
 
 Each validation problem of ``--config`` (its task, ``data.val_size``, ``data.val_seed``) is sampled ``k`` times at
@@ -26,12 +26,15 @@ import json
 import os
 from types import SimpleNamespace
 
+import jax
+import numpy as np
+
 MASS = 0.05
 KINDS = ("aligned", "misaligned", "clueless")
 
 
 def kind_of(problem: dict) -> str:
-    """One measured problem (``per_problem.measure``'s dict) -> its kind."""
+    """One measured problem (:func:`measure`'s dict) -> its kind."""
     if problem["majority_correct"]:
         return "aligned"
     return "misaligned" if problem["accuracy"] >= MASS else "clueless"
@@ -55,13 +58,36 @@ def tally(problems: list[dict], groups: list) -> dict:
     return out
 
 
+def measure(run, params, examples, k: int, key) -> list[dict]:
+    """Per problem, from ``k`` samples at the validation settings: accuracy, majority answer and its share, and
+    whether the majority answer is right."""
+    from urlvr_jax import evaluation
+    from urlvr_jax.rewards import metrics as rmetrics
+    from urlvr_jax.rewards.ensemble import majority_labels
+    from urlvr_jax.rewards.registry import compute_rewards
+    from urlvr_jax.rl import setup
+
+    c, protocol, chunk, out = run.config, run.val_protocol, max(run.config.rollout.prompts_per_step, 1), []
+    for start in range(0, len(examples), chunk):
+        part = list(examples[start:start + chunk])
+        prompts = setup.prompt_texts(c, run.tokenizer, part, template=protocol.template)
+        _, host, texts = evaluation.sample_texts(c, run.tokenizer, run.val_sampler, params, prompts,
+                                                 jax.random.fold_in(key, start), k)
+        batch = evaluation.reward_batch(host, texts, part, k, protocol.extract)
+        correct = np.asarray(compute_rewards(protocol.gt_reward, batch), float)
+        labels, shares = majority_labels(batch)
+        right = rmetrics.label_accuracy([labels[g] for g in range(len(part))], [ex.answer for ex in part],
+                                        [ex.info.get("answer_type") for ex in part])
+        groups = np.asarray(batch.group_ids)
+        out += [dict(accuracy=float(correct[groups == g].mean()), majority=labels[g], share=float(shares[g]),
+                     majority_correct=bool(right[g])) for g in range(len(part))]
+    return out
+
+
 def measure_prior(config, prior_dir: str, k: int, seed: int = 0) -> dict:
     """Samples ``k`` answers per validation problem from the prior at ``prior_dir`` and tallies the kinds."""
-    import jax
-
     from urlvr_jax import evaluation
-    from urlvr_jax.experiments.cpu_default import from_prior
-    from urlvr_jax.experiments.per_problem import measure
+    from urlvr_jax.toy.warm_start import from_prior
     from urlvr_jax.rl import setup
     from urlvr_jax.rl.data import validation_examples, validation_protocol
     from urlvr_jax.utils.config import apply_overrides
@@ -79,7 +105,7 @@ def measure_prior(config, prior_dir: str, k: int, seed: int = 0) -> dict:
 
 def over_priors(results: dict[str, dict]) -> dict:
     """Mean and 95% t-interval over priors of every share and accuracy."""
-    from urlvr_jax.experiments.stats import t_interval
+    from urlvr_jax.studies.stats import t_interval
 
     first = next(iter(results.values()))
     return {group: {kind: {field: t_interval([r[group][kind][field] for r in results.values()
@@ -102,7 +128,7 @@ def table(summary: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     from urlvr_jax.utils.config import parse_cli
 
-    p = argparse.ArgumentParser(prog="python -m urlvr_jax.experiments.prior_kinds",
+    p = argparse.ArgumentParser(prog="python -m urlvr_jax.toy.prior_kinds",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--priors", nargs="+", required=True, help="Hugging Face directories of warm-started priors")
     p.add_argument("--k", type=int, default=64, help="samples per problem (default %(default)s)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +21,7 @@ from urlvr_jax.model.config import ModelConfig
 from urlvr_jax.model.transformer import Params
 from urlvr_jax.sampling.logprobs import completion_logprobs
 from urlvr_jax.tasks import Example
+from urlvr_jax.utils.config import apply_overrides
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,8 +131,6 @@ def supervised_finetune(cfg: ModelConfig, params: Params, tokenizer, pairs: list
 def make_prior(config, out_dir: str, log=print) -> str:
     """Warm-starts ``config.model`` (source=init) on ``config.data``'s task per ``config.warm_start`` and writes
     the result as a Hugging Face directory (weights + tokenizer) at ``out_dir``; reused if it exists."""
-    import os
-
     from urlvr_jax.model import hf_io
     from urlvr_jax.rl import setup
     from urlvr_jax.rl.data import make_task
@@ -163,3 +163,15 @@ def make_prior(config, out_dir: str, log=print) -> str:
     tokenizer.save_pretrained(tmp)
     os.replace(tmp, out_dir)
     return out_dir
+
+
+def from_prior(prior_dir: str) -> list[str]:
+    """The overrides that load model and tokenizer from a warm-started prior's Hugging Face directory."""
+    return ["model.source=hf", f"model.path={prior_dir}", "tokenizer.kind=hf", f"tokenizer.path={prior_dir}"]
+
+
+def arm_config(config, arm: str, prior_dir: str, steps: int = 0):
+    """The URLVR config of one arm, starting from the warm-started prior (``steps``: 0 keeps train.steps)."""
+    overrides = [f"reward.name={arm}", f"run_dir={os.path.join(config.run_dir, arm)}", *from_prior(prior_dir),
+                 f"name={arm}", f"train.steps={steps or config.train.steps}"]
+    return apply_overrides(config, overrides)
