@@ -10,8 +10,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "urlvr_jax"
 MAX_LINES = 400
 OVER: dict[str, str] = {}  # module -> why it may be longer (none today: the longest, studies/seeds.py, has 391)
 # (importer, imported) edges left out of the cycle check, each with its reason. config.py's lazy import of
-# metrics_log.parse_loggers (the loggers of issue 33 item 3, in progress beside this layout) closes
-# config -> metrics_log -> config; it is reported there, to be removed by moving parse_loggers or UserError.
+# metrics_log.parse_loggers (the loggers of issue 33 item 3, commit 3cfdd3e) closes config -> metrics_log ->
+# config (metrics_log imports config's UserError); reported, to be removed by moving parse_loggers or UserError.
 EXEMPT_EDGES = {("urlvr_jax.utils.config", "urlvr_jax.utils.metrics_log")}
 
 
