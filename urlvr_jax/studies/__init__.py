@@ -6,8 +6,9 @@ The machinery, once: :mod:`~urlvr_jax.studies.runner` (a table study's arms as c
 (a table study's page, JSON and figure), :mod:`~urlvr_jax.studies.stats` (intervals over seeds, ``--seeds``).
 The module studies, each defining its arms and its findings: :mod:`~urlvr_jax.studies.cpu_default` (the README's
 main job), :mod:`~urlvr_jax.studies.seeds` (it over seeds), :mod:`~urlvr_jax.studies.gap_by_kind`,
-:mod:`~urlvr_jax.studies.prior_ranking` (findings: ``prior_ranking_report``) and
-:mod:`~urlvr_jax.studies.per_problem` (findings: ``per_problem_report``). Names are imported lazily (docs/api.md).
+:mod:`~urlvr_jax.studies.prior_ranking` (findings: ``prior_ranking_report``),
+:mod:`~urlvr_jax.studies.per_problem` (findings: ``per_problem_report``) and, on a real pretrained model,
+:mod:`~urlvr_jax.studies.real_model` (findings: ``real_model_report``). Names are imported lazily (docs/api.md).
 """
 
 from urlvr_jax._exports import lazy_exports

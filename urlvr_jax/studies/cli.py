@@ -22,6 +22,8 @@ MODULE_STUDIES = {
                       "prior_ranking:main", "prior_ranking_report:main"),
     "per_problem": ("per-problem and out-of-distribution views (paper section 5)",
                     "per_problem:main", "per_problem_report:main"),
+    "real_model": ("SmolLM2-135M-Instruct on a CPU: majority vote against ground truth, per problem",
+                   "real_model:main", "real_model_report:main"),
 }
 VERBS = ("run", "report")
 USAGE = """\

@@ -223,18 +223,23 @@ def _flat(d: Mapping, prefix: str = "") -> dict:
 
 # ------------------------------------------------------------------ outputs
 
-def plot_bands(summary: dict, records_by_seed: Mapping[int, Mapping[str, Records]], out_png: str) -> str:
-    """Three panels: validation avg@k of both arms, MV reward accuracy, MV majority ratio; mean, 95% band, seeds."""
+PANELS = (("ground-truth accuracy (validation avg@k)", ["MV val avg@k", "GT val avg@k"]),
+          ("MV reward accuracy", ["MV reward accuracy"]), ("MV majority ratio", ["MV majority ratio"]))
+
+
+def plot_bands(summary: dict, records_by_seed: Mapping[int, Mapping[str, Records]], out_png: str, *,
+               panels=PANELS, where: Mapping[str, tuple[str, str]] | None = None, title: str = "CPU default") -> str:
+    """One panel per ``(title, curve labels)`` of ``panels`` (default: validation avg@k of both arms, MV reward
+    accuracy, MV majority ratio): each curve's mean, 95% band and seeds; ``where`` maps a label to its
+    (arm, metric key) (default: :data:`CURVES`)."""
     import matplotlib.pyplot as plt
 
     from urlvr_jax.utils.plots import save_figure  # (importing it selects the Agg backend)
 
-    panels = [("ground-truth accuracy (validation avg@k)", ["MV val avg@k", "GT val avg@k"]),
-              ("MV reward accuracy", ["MV reward accuracy"]), ("MV majority ratio", ["MV majority ratio"])]
-    where = {label: (arm, key) for arm, key, label in CURVES}
+    where = where or {label: (arm, key) for arm, key, label in CURVES}
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
     collapse = summary["over_seeds"]["MV collapse step"]
-    for ax, (title, labels) in zip(axes[0], panels):
+    for ax, (heading, labels) in zip(axes[0], panels):
         for i, label in enumerate(l for l in labels if l in summary["curves"]):
             c, color = summary["curves"][label], f"C{i}"
             for s in summary["seeds"]:
@@ -250,11 +255,11 @@ def plot_bands(summary: dict, records_by_seed: Mapping[int, Mapping[str, Records
                        label=f"collapse step {collapse['mean']:.0f} (mean of {collapse['n']})")
             if collapse["lo"] is not None:
                 ax.axvspan(collapse["lo"], collapse["hi"], color="C3", alpha=0.08, linewidth=0)
-        ax.set_title(title)
+        ax.set_title(heading)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"CPU default over {len(summary['seeds'])} seeds: mean, 95% t-interval (band), each seed (thin)")
+    fig.suptitle(f"{title} over {len(summary['seeds'])} seeds: mean, 95% t-interval (band), each seed (thin)")
     return save_figure(fig, out_png, dpi=110)
 
 
@@ -278,15 +283,18 @@ def _yes(claim: dict) -> str:
     return "yes" if claim["holds"] else "**no**"
 
 
-def markdown(summary: dict, command: str, requested: Sequence[int], figure: str) -> str:
-    """The results section: command, figure, per-seed table and the means with 95% intervals."""
+def markdown(summary: dict, command: str, requested: Sequence[int], figure: str, *, title: str = "CPU default",
+             about: str = "Each seed has its own warm-started prior and RL seed.",
+             section: tuple[str, str] = (SECTION_BEGIN, SECTION_END)) -> str:
+    """The results section (between the ``section`` markers): command, figure, per-seed table and the means with
+    95% intervals."""
     seeds = summary["seeds"]
-    lines = [SECTION_BEGIN, "## CPU default over seeds", "",
+    lines = [section[0], f"## {title} over seeds", "",
              f"Command: `{command}`", ""]
     if len(seeds) < len(requested):
         lines += [f"**Partial: {len(seeds)} of {len(requested)} seeds finished** ({', '.join(map(str, seeds))}).", ""]
-    lines += [f"![CPU default over seeds]({figure})", "",
-              f"Each seed has its own warm-started prior and RL seed. Validation: {summary['n_val_samples']} samples "
+    lines += [f"![{title} over seeds]({figure})", "",
+              f"{about} Validation: {summary['n_val_samples']} samples "
               f"(val_size × k); SE = sqrt(p(1-p)/{summary['n_val_samples']}). Rise = (peak − start) / SE(start); "
               f"'rose then fell': rise ≥ {RISE_SE:g} SE and final ≤ peak − {RISE_SE:g} SE(peak). "
               f"Collapse step: first step with MV reward accuracy < {summary['collapse_threshold']:g}. "
@@ -332,7 +340,7 @@ def markdown(summary: dict, command: str, requested: Sequence[int], figure: str)
     lines += [f"| every seed collapses | {c['collapse']['seeds']} of {len(seeds)} | {_yes(c['collapse'])} |",
               f"| rose ≥ {RISE_SE:g} SE then fell on ≥ 80% of seeds | {c['rose_then_fell_per_seed']['seeds']} of "
               f"{len(seeds)} | {_yes(c['rose_then_fell_per_seed'])} |"]
-    return "\n".join(lines + ["", SECTION_END])
+    return "\n".join(lines + ["", section[1]])
 
 
 def write_section(path: str, section: str) -> None:
