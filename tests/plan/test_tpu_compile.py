@@ -20,10 +20,8 @@ import pytest
 from urlvr_jax.plan import build, hlo_cost, report, topology
 from urlvr_jax.utils.config import apply_overrides, load_config
 
-# prompt 16 + 496 = 512 tokens; train.matmul_precision=default: under the config default "highest", splash's bf16
-# matmuls ask Mosaic for an fp32 contraction, which it refuses ("Bad lhs type": the attention kernels' to fix)
-LONG = ["rollout.max_new_tokens=496", "model.dtype=bfloat16", "model.param_dtype=float32",
-        "train.matmul_precision=default"]
+# prompt 16 + 496 = 512 tokens, under the config's train.matmul_precision ("highest")
+LONG = ["rollout.max_new_tokens=496", "model.dtype=bfloat16", "model.param_dtype=float32"]
 BUDGET_MIB = 160  # train step peak measured: reference attention 206.7 MiB, splash 102.7 MiB (at 256: 23.4 vs 26.2)
 
 
@@ -49,6 +47,37 @@ def test_every_program_of_a_step_compiles_for_v5e(v5e_plan):
     assert re.search(r"splash_mha_dkv", plan.programs["train_step"].hlo)
     assert plan.programs["train_step"].cost.kernel_flops > 0 and plan.programs["logprobs"].cost.kernel_flops > 0
     assert plan.programs["rollout"].cost.kernel_flops == 0  # the cached decode keeps the reference attention
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_grad_through_splash_compiles_under_highest_precision(dtype):
+    """jax_default_matmul_precision=highest (train.matmul_precision's default, set for the whole process): the
+    gradient through splash, per shard on v5e:2x2, compiles, and the float32 matmul around it stays HIGHEST. Before
+    the kernels' dots were traced at DEFAULT in their forward and backward, Mosaic refused the bf16 ones ("Bad lhs
+    type": HIGHEST asks for an fp32 contraction). Measured: about 2 s a dtype."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    from urlvr_jax.model import attention_kernels
+
+    mesh = jax.sharding.Mesh(np.array(topology.compile_devices("v5e:2x2")[0]), ("data",))
+    B, S, H, Dh = 4, 128, 2, 128
+    arg = lambda shape, dt: jax.ShapeDtypeStruct(shape, dt, sharding=NamedSharding(mesh, PartitionSpec("data")))
+    q, k, v = arg((B, S, H, Dh), dtype), arg((B, 1, Dh, S), dtype), arg((B, 1, S, Dh), dtype)  # GQA: 2 on 1
+
+    def loss(q, k, v, key_mask, w):
+        out = attention_kernels.kernel_attention(q, k, v, attention_kernels.KeyMask(key_mask, "splash"))
+        return jnp.sum((out.astype(jnp.float32) @ w) ** 2)
+
+    grad = jax.jit(attention_kernels.traced_under(jax.grad(loss, argnums=(0, 1, 2)), mesh))
+    with jax.default_matmul_precision("highest"):
+        lowered = grad.lower(q, k, v, arg((B, S), jnp.bool_), arg((Dh, Dh), jnp.float32))
+    f32_dots = re.findall(r"dot_general .*precision = \[(\w+), \w+\] : \(tensor<\S+xf32>, tensor<128x128xf32>\)",
+                          lowered.as_text())
+    assert f32_dots == ["HIGHEST"] * 2, f32_dots  # the readout's forward and its gradient
+    lowered.compile()
 
 
 def test_hlo_walk_counts_loops_by_their_trips(v5e_plan):

@@ -5,7 +5,9 @@
 * ``reference``: :func:`urlvr_jax.model.attention.attend` over a dense [B, S, K] mask (query chunks with
   ``attention_chunk``): the path tuned for XLA:CPU.
 * ``splash``: Pallas splash attention (``jax.experimental.pallas.ops.tpu.splash_attention``), TPU's flash kernel:
-  no S x K scores in memory. Off TPU it runs in Pallas interpret mode (for tests).
+  no S x K scores in memory. Off TPU it runs in Pallas interpret mode (for tests). Its bf16 kernels trace their
+  dots at ``DEFAULT`` precision whatever ``train.matmul_precision`` says (Mosaic takes ``HIGHEST`` for float32
+  operands only); float32 kernels and every matmul around them keep the process's precision.
 * ``cudnn``: ``jax.nn.dot_product_attention`` with cuDNN's fused kernel on a GPU for bf16/f16 inputs, its XLA
   implementation otherwise.
 * ``auto``: splash on TPU, cudnn on GPU, reference elsewhere, by the platform of the mesh in the trace context
@@ -164,8 +166,44 @@ def _splash(q, k, v, segments, interpret: bool):
     kernel = splash.make_splash_mha(splash.MultiHeadMask([causal] * H), block_sizes=sizes, head_shards=1,
                                     q_seq_shards=1, interpret=interpret)
     ids = splash.SegmentIds(q=segments[:, -queries:], kv=segments)
-    out = jax.vmap(kernel)(qh, kh, vh, ids)  # [B, H, S', Dh]; GQA: query head h reads kv-head h // (H / Hkv)
+    run = _batched if q.dtype == jnp.float32 else _at_default_precision  # Mosaic takes HIGHEST for f32 only
+    out = run(kernel, qh, kh, vh, ids)  # [B, H, S', Dh]; GQA: query head h reads kv-head h // (H / Hkv)
     return out[:, :, :S].transpose(0, 2, 1, 3).astype(q.dtype)
+
+
+def _batched(kernel, *args):
+    """A splash kernel over a leading batch axis of its arguments."""
+    return jax.vmap(kernel)(*args)
+
+
+@jax.custom_vjp
+def _at_default_precision(kernel, *args):
+    """:func:`_batched` with the dots of splash's forward and backward kernels traced at ``DEFAULT`` precision,
+    whatever ``jax_default_matmul_precision`` the process runs under; the matmuls around it keep that.
+
+    A dot takes its precision from that setting when it is traced, and Mosaic refuses ``HIGHEST`` (an fp32
+    contraction, ``train.matmul_precision``'s default) for bf16 operands ("Bad lhs type"), whose products
+    ``DEFAULT`` makes exactly (the forward's probabilities x values, f32 in the kernel, take one bf16 pass, as
+    splash does by default). The backward kernels are traced when the gradient is transposed, outside any
+    context around the forward's call: this VJP enters the context in its backward rule too. ``kernel`` (a
+    pytree whose mask infos are arrays made while tracing) is an argument, never a closure of a rule, so no rule
+    reaches into a finished trace.
+    """
+    with jax.default_matmul_precision("default"):
+        return _batched(kernel, *args)
+
+
+def _at_default_precision_fwd(kernel, *args):
+    with jax.default_matmul_precision("default"):
+        return jax.vjp(_batched, kernel, *args)  # the residuals: the pullback's leaves
+
+
+def _at_default_precision_bwd(pullback, cotangent):
+    with jax.default_matmul_precision("default"):
+        return pullback(cotangent)
+
+
+_at_default_precision.defvjp(_at_default_precision_fwd, _at_default_precision_bwd)
 
 
 def traced_under(fn, mesh: jax.sharding.Mesh | None):
