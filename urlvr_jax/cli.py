@@ -23,7 +23,6 @@ COMMANDS = {
     "plan": ("urlvr_jax.plan", "does a config fit the accelerators: compiled memory and time, without running it"),
     "mcs": ("urlvr_jax.collapse_step", "Model Collapse Step: rank priors by how long majority-vote URLVR lasts"),
     "study": ("urlvr_jax.studies", "list, run and report the paper's studies"),
-    "warm-start": ("urlvr_jax.toy.warm_start", "the toy task's supervised warm start (a partial prior)"),
 }
 
 
