@@ -87,9 +87,16 @@ def measure_all(root: str, overrides: list[str], seeds: list[int], k: int, log=p
     """``<root>/answers.json``: the initial model's answers, and each finished arm's (measured once, then read)."""
     path = os.path.join(root, "answers.json")
     data = json.load(open(path)) if os.path.exists(path) else {"k": k}
+
+    def save():  # after each measurement, so an interrupted call keeps what it measured
+        with open(path + ".tmp", "w") as f:
+            json.dump(data, f)
+        os.replace(path + ".tmp", path)
+
     if "initial" not in data:
         t0 = time.time()
         data["initial"] = measure_answers(arm_config(overrides, "mv", 0, root), None, k)
+        save()
         log(f"answers of the initial model measured ({time.time() - t0:.0f}s)")
     for seed in seeds:
         for arm in ARMS:
@@ -98,10 +105,8 @@ def measure_all(root: str, overrides: list[str], seeds: list[int], k: int, log=p
                 continue
             t0 = time.time()
             data[name] = measure_answers(config, config.run_dir, k)
+            save()
             log(f"answers of {name} measured ({time.time() - t0:.0f}s)")
-    with open(path + ".tmp", "w") as f:
-        json.dump(data, f)
-    os.replace(path + ".tmp", path)
     return data
 
 
