@@ -13,6 +13,17 @@ from urlvr_jax.plan.build import GiB, make_plan, model_config
 from urlvr_jax.plan.report import format_plan
 from urlvr_jax.plan.topology import compile_devices
 
+USAGE = """\
+python -m urlvr_jax.plan [--config NAME[:PRESET]] [--devices N | --topology NAME] [--device-memory SIZE] [--suggest]
+                         [key=value ...]
+  --devices N          N fake CPU devices, the XLA:CPU compiler's memory figures
+  --topology NAME      a slice's compiler without the hardware: v4, v5e, v5p, v6e (e.g. v5e:8x8) or a GPU
+                       target (h100:8, h100:2x8, h200:8, a100:8)
+  --device-memory SIZE the budget per device (e.g. 80GB; default: the chip's memory, else 16 GiB)
+  --suggest            search the knobs for a configuration that fits
+  key=value            config overrides (mesh=fsdp:16,tensor:4, rollout.max_rows_per_chunk=64, ...)"""
+
+
 def set_fake_devices(n: int) -> None:
     """Asks for ``n`` fake CPU devices; must run before jax creates its backends."""
     flags = os.environ.get("XLA_FLAGS", "")
@@ -78,6 +89,9 @@ def suggest(config, budget_gb: float, attention_chunk: int = 1024, devices=None)
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in args or "--help" in args:
+        print(USAGE)
+        return 0
     devices = _pop_flag(args, "--devices")
     topology = _pop_flag(args, "--topology")
     size = _pop_flag(args, "--device-memory")
