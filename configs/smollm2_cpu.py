@@ -16,23 +16,20 @@ end), float32, lr from the screen in docs/real_model.md. Majority voting is the 
 ``reward.name=ground_truth`` is the labelled arm from the same start.
 """
 
-from urlvr_jax.config_base import get_config as base
+from urlvr_jax.utils.config import load_config
 
 
 def get_config():
-    c = base()
+    c = load_config("smollm2_arithmetic")  # the model, tokenizer, chat template and paper settings; sized down here
     c.name = "smollm2_cpu"
     c.run_dir = "runs/smollm2_cpu"
-    c.model.update(source="smollm2", path="", dtype="float32", param_dtype="float32")
-    c.tokenizer.update(kind="hf", path="")  # the converted SmolLM2 directory
-    c.data.update(task="arithmetic", dataset="", template="raw", chat_template="true", pool_size=0,
-                  val_size=64, val_seed=10_000)
+    c.model.dtype = "float32"
+    c.data.update(template="raw", val_size=64)
     c.data.task_options = dict(fmt="equation", digits=2, max_operand=20, min_ops=1, max_ops=1, ops="+",
                                show_steps=False)
-    c.rollout.update(prompts_per_step=8, n=8, temperature=1.0, top_p=1.0, max_new_tokens=5, max_prompt_len=64)
-    c.reward.name = "majority_vote"
-    c.algo.update(kl_coef=0.0, mini_batch_prompts=8, micro_batch_rollouts=0, report_ref_kl=False)
-    c.optim.update(lr=3e-5, schedule="constant", weight_decay=0.0, grad_clip=1.0)
-    c.train.update(steps=40, checkpoint_every=10, keep_checkpoints=2)
-    c.val.update(every=5, k=4, temperature=0.6, top_p=0.95, max_new_tokens=0)
+    c.rollout.update(prompts_per_step=8, max_new_tokens=5, max_prompt_len=64)
+    c.algo.update(mini_batch_prompts=8, report_ref_kl=False)
+    c.optim.update(lr=3e-5, weight_decay=0.0)
+    c.train.update(steps=40, checkpoint_every=10)
+    c.val.update(every=5, k=4)
     return c
