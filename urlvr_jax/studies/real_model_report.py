@@ -79,6 +79,7 @@ def problem_view(answers: Mapping, seeds: Sequence[int]) -> dict:
     start = [majority(p["samples"]) for p in initial]
     rows = [{"question": p["question"], "answer": p["answer"], "initial_majority": m, "initial_share": round(s, 3),
              "initial_greedy": p["greedy"], "final_greedy": {}} for p, (m, s) in zip(initial, start)]
+    right = [m == row["answer"] for (m, _), row in zip(start, rows)]  # the initial majority is right
     per_seed: dict[str, dict[str, list]] = {}
     for arm in ARMS:
         for seed in seeds:
@@ -88,7 +89,6 @@ def problem_view(answers: Mapping, seeds: Sequence[int]) -> dict:
             greedy = [p["greedy"] for p in final]
             for row, g in zip(rows, greedy):
                 row["final_greedy"][f"{arm}_s{seed}"] = g
-            right = [m == row["answer"] for (m, _), row in zip(start, rows)]
             same = [g is not None and g == m for g, (m, _) in zip(greedy, start)]
             top = collections.Counter(g for g in greedy if g is not None).most_common(1)
             stats = {
@@ -103,9 +103,8 @@ def problem_view(answers: Mapping, seeds: Sequence[int]) -> dict:
             }
             for key, value in stats.items():
                 per_seed.setdefault(arm, {}).setdefault(key, []).append(None if value is None else float(value))
-    initial_right = [m == row["answer"] for (m, _), row in zip(start, rows)]
     return {"k": answers.get("k"), "problems": len(rows),
-            "initial": {"majority_accuracy": float(np.mean(initial_right)),
+            "initial": {"majority_accuracy": float(np.mean(right)),
                         "greedy_accuracy": float(np.mean([p["greedy"] == p["answer"] for p in initial])),
                         "mean_majority_share": float(np.mean([s for _, s in start])),
                         "answer_rate": float(np.mean([a is not None for p in initial for a in p["samples"]]))},
@@ -147,14 +146,6 @@ PANELS = (seed_study.PANELS[0], ("MV reward accuracy, majority ratio", ["MV rewa
           ("response length (tokens)", [f"{arm} response length" for arm in ARMS.values()]))
 
 
-def _cell(stat: Mapping | None) -> str:
-    if not stat or stat.get("mean") is None:
-        return "—"
-    if stat.get("lo") is None:
-        return f"{stat['mean']:.3f}"
-    return f"{stat['mean']:.3f} [{stat['lo']:.3f}, {stat['hi']:.3f}]"
-
-
 def problems_markdown(view: Mapping) -> list[str]:
     """The per-problem findings: over seeds per arm, then one row per validation problem."""
     i = view["initial"]
@@ -168,7 +159,7 @@ def problems_markdown(view: Mapping) -> list[str]:
              "majority was right | ... where it was wrong | no answer | largest share of one greedy answer |",
              "|" + "---|" * 8]
     for arm, stats in view["over_seeds"].items():
-        lines.append(f"| {ARMS[arm]} | " + " | ".join(_cell(stats.get(k)) for k in (
+        lines.append(f"| {ARMS[arm]} | " + " | ".join(seed_study._interval(stats[k]) if k in stats else "—" for k in (
             "greedy_accuracy", "final_majority_accuracy", "greedy_is_initial_majority", "where_majority_right",
             "where_majority_wrong", "no_answer", "top_answer_share")) + " |")
     runs = sorted({name for row in view["rows"] for name in row["final_greedy"]})
@@ -228,11 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     records_by_seed = collect(args.root, files, requested)
     if not records_by_seed:
         raise SystemExit(f"no seed of {args.seeds} has both arms' metrics in {args.root} or {files}")
-    answers_path = os.path.join(args.root, "answers.json")
-    if os.path.exists(answers_path):
-        shutil.copyfile(answers_path, os.path.join(files, "answers.json"))
-    answers = json.load(open(os.path.join(files, "answers.json"))) if os.path.exists(
-        os.path.join(files, "answers.json")) else None
+    source, kept = os.path.join(args.root, "answers.json"), os.path.join(files, "answers.json")
+    if os.path.exists(source):
+        shutil.copyfile(source, kept)
+    answers = json.load(open(kept)) if os.path.exists(kept) else None
     config = parse_cli(["--config", CONFIG])[0]  # the study's validation size and collapse threshold
     n_val = int(config.data.val_size * config.val.k)
     toy_path = os.path.join(args.out, "cpu_default_seeds.json")
