@@ -9,10 +9,6 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "urlvr_jax"
 MAX_LINES = 400
 OVER: dict[str, str] = {}  # module -> why it may be longer (none today: the longest, studies/seeds.py, has 391)
-# (importer, imported) edges left out of the cycle check, each with its reason. config.py's lazy import of
-# metrics_log.parse_loggers (the loggers of issue 33 item 3, commit 3cfdd3e) closes config -> metrics_log ->
-# config (metrics_log imports config's UserError); reported, to be removed by moving parse_loggers or UserError.
-EXEMPT_EDGES = {("urlvr_jax.utils.config", "urlvr_jax.utils.metrics_log")}
 
 
 def modules() -> dict[str, Path]:
@@ -40,7 +36,7 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
 
 def test_no_import_cycle():
     known = modules()
-    graph = {name: {dep for dep in imports(name, path, set(known)) if (name, dep) not in EXEMPT_EDGES}
+    graph = {name: imports(name, path, set(known))
              for name, path in known.items()}
     state: dict[str, int] = {}  # 1: on the current path, 2: done
 

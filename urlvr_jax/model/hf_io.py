@@ -12,6 +12,7 @@ transformers as [out, in] and by us as [in, out] (with heads split out).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -24,6 +25,7 @@ from urlvr_jax.model import safetensors_io
 from urlvr_jax.model.config import ModelConfig
 from urlvr_jax.model.transformer import Params, abstract_params, param_shapes
 from urlvr_jax.sharding import param_shardings
+from urlvr_jax.utils.errors import UserError
 
 _L = "model.layers.{i}."
 # (our path, HF name, transform, HF shape from (V, D, H*Dh, Hkv*Dh, Dh, F))
@@ -164,14 +166,25 @@ def load_hf(path: str, *, mesh=None, gguf_file: str | None = None, **config_over
     return cfg, params
 
 
+def require_gguf_extra(path: str) -> None:
+    """A :class:`UserError` naming the packages of the ``gguf`` extra that are missing (transformers dequantises
+    GGUF weights with torch and gguf, which urlvr_jax itself does not need)."""
+    missing = [name for name in ("torch", "gguf") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UserError(f"{path}: reading a GGUF model needs {' and '.join(missing)}, which "
+                        f"{'is' if len(missing) == 1 else 'are'} not installed: pip install 'urlvr_jax[gguf]' "
+                        f"(the CPU torch of requirements.txt first)")
+
+
 def _load_gguf(directory: str, gguf_file: str, mesh, overrides) -> tuple[ModelConfig, Params]:
     """GGUF through transformers' dequantisation (to float32), then the same name table."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
     full = os.path.join(directory, gguf_file)
     if not os.path.exists(full):
         raise FileNotFoundError(f"GGUF file {full} does not exist")
+    require_gguf_extra(full)
+    import torch
+    from transformers import AutoModelForCausalLM
+
     model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=gguf_file, dtype=torch.float32)
     cfg = ModelConfig.from_hf(model.config.to_dict(), **overrides)
     tensors = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}

@@ -16,6 +16,10 @@ def load_tokenizer(path: str, gguf_file: str | None = None):
 
     if path.endswith(".gguf") and gguf_file is None:
         path, gguf_file = os.path.dirname(path) or ".", os.path.basename(path)
+    if gguf_file:
+        from urlvr_jax.model.hf_io import require_gguf_extra
+
+        require_gguf_extra(os.path.join(path, gguf_file))  # (before reading it: the weights come next)
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
     tokenizer.padding_side = "left"

@@ -27,6 +27,8 @@ from typing import Any, Sequence
 import ml_collections
 
 from urlvr_jax.model.config import ATTENTIONS, KV_LAYOUTS
+from urlvr_jax.utils.errors import UserError  # (defined there; importable from here as always)
+from urlvr_jax.utils.metrics_log import parse_loggers
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _PACKAGED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"  # the copy a wheel ships (setup.py)
@@ -35,8 +37,6 @@ CONFIGS_DIR = _PACKAGED_CONFIGS if _PACKAGED_CONFIGS.is_dir() else REPO_ROOT / "
 _TRUE = {"true", "yes", "on", "1"}
 
 
-class UserError(ValueError):
-    """Bad input from the user (a config value, a path, a busy run_dir): the CLI prints its message alone."""
 _FALSE = {"false", "no", "off", "0"}
 
 
@@ -338,8 +338,6 @@ def validate_config(cfg: ml_collections.ConfigDict) -> None:
         raise UserError(f"config algo.dual_clip_c={clip!r} must be 0 (off) or > 1")
     loggers = _lookup(cfg, "train.loggers")
     if loggers is not _MISSING:
-        from urlvr_jax.utils.metrics_log import parse_loggers
-
         parse_loggers(loggers)  # an unknown name, or wandb not installed: one line before the run builds anything
     run_dir = _lookup(cfg, "run_dir")
     if isinstance(run_dir, str) and os.path.exists(run_dir) and not os.path.isdir(run_dir):

@@ -29,6 +29,9 @@ def run_main(main: Callable[[], int | None]) -> NoReturn:
     interpreter shutdown, so no background thread (TensorBoard's
     writer, orbax's) prints its own traceback after the message.
     """
+    # transformers' advice "PyTorch was not found. Models won't be available ..." on every start of an install
+    # without torch, which urlvr_jax's JAX models never need (GGUF weights, which do, name the extra themselves)
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     use_huge_pages()
     try:
         maybe_initialize()

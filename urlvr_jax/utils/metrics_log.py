@@ -34,6 +34,8 @@ from typing import Any, Iterable, Mapping
 
 from tqdm.auto import tqdm
 
+from urlvr_jax.utils.errors import UserError
+
 METRICS_FILE = "metrics.jsonl"
 DROPPED_FILE = "metrics.dropped.jsonl"
 LOGGERS = ("jsonl", "tensorboard", "wandb")
@@ -43,8 +45,6 @@ _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 def parse_loggers(spec: str) -> frozenset[str]:
     """The loggers of ``train.loggers`` (``"tensorboard,jsonl,wandb"``), jsonl always among them; a UserError names
     an unknown one, or wandb asked for and not installed."""
-    from urlvr_jax.utils.config import UserError
-
     names = frozenset(name.strip() for name in str(spec).split(",") if name.strip())
     unknown = sorted(names - set(LOGGERS))
     if unknown:

@@ -20,7 +20,7 @@ from typing import Iterator
 import numpy as np
 
 from urlvr_jax.utils import multihost
-from urlvr_jax.utils.config import UserError
+from urlvr_jax.utils.errors import UserError
 
 LOCK_FILE = "run.lock"
 

@@ -19,17 +19,17 @@ import secrets
 import string
 from typing import Any, Mapping
 
+from urlvr_jax.utils.errors import UserError
+
 RUN_ID_FILE = "wandb_run_id"
 MISSING = "train.loggers=wandb needs the wandb package: pip install 'urlvr_jax[wandb]'"
 
 
 def require_wandb() -> Any:
-    """The ``wandb`` module, or a :class:`~urlvr_jax.utils.config.UserError` with the install line."""
+    """The ``wandb`` module, or a :class:`~urlvr_jax.utils.errors.UserError` with the install line."""
     try:
         import wandb
     except ImportError:
-        from urlvr_jax.utils.config import UserError
-
         raise UserError(MISSING) from None
     return wandb
 
