@@ -87,12 +87,12 @@ def roofline_lines(plan: Plan) -> list[str]:
     chip = plan.chip
     lines = ["", f"roofline on {chip.name} ({chip.peak_flops / 1e12:.0f} TFLOP/s bf16, "
                  f"{chip.hbm_bandwidth / 1e9:.0f} GB/s HBM per chip; loops x trips, decode to the length limit)",
-             f"  {'program':12s} {'runs/step':>9s} {'GFLOP':>10s} {'kernels':>10s} {'HBM GB':>9s} "
+             f"  {'program':12s} {'runs/step':>9s} {'GFLOP':>10s} {'XLA dots':>10s} {'kernels':>10s} {'HBM GB':>9s} "
              f"{'time/run':>10s}  bound"]
     for p in plan.programs.values():
-        t = line.phases[p.name]
-        lines.append(f"  {p.name:12s} {t.runs:9d} {p.cost.flops / 1e9:10.1f} {p.cost.kernel_flops / 1e9:10.1f} "
-                     f"{p.cost.bytes / 1e9:9.2f} {_seconds(t.seconds):>10s}  {t.bound}")
+        t, c = line.phases[p.name], p.cost
+        lines.append(f"  {p.name:12s} {t.runs:9d} {c.total_flops / 1e9:10.1f} {c.flops / 1e9:10.1f} "
+                     f"{c.kernel_flops / 1e9:10.1f} {c.bytes / 1e9:9.2f} {_seconds(t.seconds):>10s}  {t.bound}")
     parts = " + ".join(f"{name} {_seconds(t.seconds * t.runs)}" for name, t in line.phases.items() if t.runs)
     lines += [f"step time >= {_seconds(line.step_seconds)} ({parts}; validation not included)",
               f"tokens/s per chip <= {line.generated_per_chip_s:,.0f} generated, {line.trained_per_chip_s:,.0f} "
