@@ -1,4 +1,5 @@
-"""Configs, metric logs and plots, checkpoints, multi-host helpers. Names are imported lazily (see docs/api.md)."""
+"""Configs, metric logs and plots, checkpoints, multi-host helpers, the entry points' start and their one-line
+``UserError``. Names are imported lazily (see docs/api.md)."""
 
 from urlvr_jax._exports import lazy_exports
 
