@@ -39,6 +39,23 @@ def test_problem_view_compares_final_greedy_answers_with_the_initial_majority():
     assert view["rows"][1]["final_greedy"] == {"mv_s0": 5, "gt_s0": 4}
 
 
+
+def test_new_arms_are_measured_with_the_k_of_the_answers_already_saved(tmp_path, monkeypatch):
+    """Seeds added later (``run real_model --seeds 0,1,2,3``) get the same number of samples per problem as the
+    arms already in answers.json, whatever --k says, so that their shares compare."""
+    from urlvr_jax.studies import real_model
+
+    (tmp_path / "answers.json").write_text(json.dumps({"k": 16, "initial": [], "mv_s0": [], "gt_s0": []}))
+    measured = []
+    monkeypatch.setattr(real_model, "finished", lambda run_dir, steps: True)
+    monkeypatch.setattr(real_model, "measure_answers", lambda config, run_dir, k: measured.append(
+        (os.path.basename(run_dir), k)) or [])
+    logged = []
+    data = real_model.measure_all(str(tmp_path), [], [0, 1], k=32, log=logged.append)
+    assert measured == [("mv_s1", 16), ("gt_s1", 16)] and data["k"] == 16
+    assert "k=16" in logged[0] and set(json.loads((tmp_path / "answers.json").read_text())) == {
+        "k", "initial", "mv_s0", "gt_s0", "mv_s1", "gt_s1"}
+
 @pytest.mark.slow
 def test_the_page_is_recomputed_from_the_committed_files(tmp_path):
     """docs/real_model.json (its claims, per-seed numbers and per-problem findings) follows from the committed

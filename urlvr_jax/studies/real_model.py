@@ -87,6 +87,9 @@ def measure_all(root: str, overrides: list[str], seeds: list[int], k: int, log=p
     """``<root>/answers.json``: the initial model's answers, and each finished arm's (measured once, then read)."""
     path = os.path.join(root, "answers.json")
     data = json.load(open(path)) if os.path.exists(path) else {"k": k}
+    if data["k"] != k:  # one k for every arm of the file, or their shares are not comparable
+        log(f"{path} holds answers of k={data['k']} samples: the new arms are measured with k={data['k']} too")
+        k = data["k"]
 
     def save():  # after each measurement, so an interrupted call keeps what it measured
         with open(path + ".tmp", "w") as f:
