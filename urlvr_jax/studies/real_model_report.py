@@ -1,6 +1,6 @@
 """The findings of the real-model study (:mod:`urlvr_jax.studies.real_model`), from its committed files.
 
-    python -m urlvr_jax.studies report real_model [--root runs/real_model] [--out docs] [--seeds 0,1,2]
+    python -m urlvr_jax.studies report real_model [--root runs/real_model] [--out docs] [--seeds 0,1,2,3,4]
 
 Reads the per-step metrics of every finished arm (copied first from ``<root>``, where the runs are, to
 ``<out>/real_model/<arm>_s<seed>.jsonl``, which are committed) and the answers per validation problem
@@ -194,7 +194,8 @@ def markdown(summary: Mapping, command: str, requested: Sequence[int], figure: s
     begin, end = SECTION
     text = seed_study.markdown(summary, command, requested, figure, title=TITLE, about=ABOUT, section=SECTION)
     body = text[len(begin):-len(end)].rstrip("\n").split("\n")
-    cost = ["", "Seconds per step (median [range] over every step of every seed, 3 runs sharing the 2-core VM):", "",
+    cost = ["", "Seconds per step (median [range] over every step of every seed; 2-3 runs at a time shared the "
+            "2-core VM):", "",
             "| arm | rollout | update |", "|---|---|---|"]
     for arm, c in summary["seconds_per_step"].items():
         cells = [f"{c[k][0]:.1f} [{c[k][1]:.1f}, {c[k][2]:.1f}]" if k in c else "—"
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m urlvr_jax.studies report real_model",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated RL seeds (default %(default)s)")
+    parser.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated RL seeds (default %(default)s)")
     parser.add_argument("--root", default="runs/real_model", help="the runs' folder (default %(default)s)")
     parser.add_argument("--out", default="docs", help="folder of real_model.md and its files (default %(default)s)")
     args = parser.parse_args(argv)
