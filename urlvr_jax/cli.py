@@ -23,6 +23,7 @@ COMMANDS = {
     "plan": ("urlvr_jax.plan", "does a config fit the accelerators: compiled memory and time, without running it"),
     "mcs": ("urlvr_jax.collapse_step", "Model Collapse Step: rank priors by how long majority-vote URLVR lasts"),
     "study": ("urlvr_jax.studies", "list, run and report the paper's studies"),
+    "warm-start": ("urlvr_jax.toy.warm_start", "warm-start a tiny transformer to the toy task's imperfect prior"),
 }
 
 

@@ -7,14 +7,14 @@ def test_help_lists_every_command_with_one_line(capsys):
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
     listed = [line.split()[0] for line in out.split("commands:\n", 1)[1].splitlines()]
-    assert listed == list(cli.COMMANDS) == ["train", "evaluate", "plan", "mcs", "study"]
+    assert listed == list(cli.COMMANDS) == ["train", "evaluate", "plan", "mcs", "study", "warm-start"]
 
 
 def test_unknown_command_is_one_line(capsys):
     assert cli.main(["trian"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: unknown command 'trian'; the commands are train, evaluate, plan, mcs, study "
-                   "(urlvr --help)"]
+    assert err == ["error: unknown command 'trian'; the commands are train, evaluate, plan, mcs, study, "
+                   "warm-start (urlvr --help)"]
 
 
 def test_a_module_missing_from_the_installation_is_one_line(capsys, monkeypatch):

@@ -1,5 +1,8 @@
 """Supervised warm start: teach a tiny transformer a synthetic task up to a partial, imperfect prior.
 
+    python -m urlvr_jax.toy.warm_start --out runs/prior [--config cpu_default] [warm_start.steps=1500 ...]
+    urlvr warm-start --out runs/prior                        # the same; then train from it with the overrides it prints
+
 The prior's imperfection is controlled the way the theory module's coupled toy controls it: a share
 ``noise_fraction`` of the supervised targets is replaced by one shared *default answer*, which every
 prompt then leans towards (a shared attractor). Prompts the model learned well keep a correct majority
@@ -8,6 +11,7 @@ prompt then leans towards (a shared attractor). Prompts the model learned well k
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import functools
 import os
@@ -175,3 +179,27 @@ def arm_config(config, arm: str, prior_dir: str, steps: int = 0):
     overrides = [f"reward.name={arm}", f"run_dir={os.path.join(config.run_dir, arm)}", *from_prior(prior_dir),
                  f"name={arm}", f"train.steps={steps or config.train.steps}"]
     return apply_overrides(config, overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from urlvr_jax.utils.config import parse_cli
+    from urlvr_jax.utils.errors import UserError
+
+    p = argparse.ArgumentParser(prog="python -m urlvr_jax.toy.warm_start", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, help="the prior's Hugging Face directory (reused if it has config.json)")
+    args, rest = p.parse_known_args(argv)
+    config, extra = parse_cli(rest, default_config="cpu_default")
+    if extra:
+        p.error(f"unknown flags {extra}")
+    if "warm_start" not in config:
+        raise UserError("the config has no warm_start section (a toy config such as cpu_default or toy_studies has)")
+    reused = os.path.isfile(os.path.join(args.out, "config.json"))
+    make_prior(config, args.out)
+    print(f"prior {'reused' if reused else 'written'}: {args.out}; train from it with: {' '.join(from_prior(args.out))}")
+    return 0
+
+
+if __name__ == "__main__":
+    from urlvr_jax.utils.entry import run_main
+
+    run_main(main)
