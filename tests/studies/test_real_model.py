@@ -39,7 +39,6 @@ def test_problem_view_compares_final_greedy_answers_with_the_initial_majority():
     assert view["rows"][1]["final_greedy"] == {"mv_s0": 5, "gt_s0": 4}
 
 
-
 def test_new_arms_are_measured_with_the_k_of_the_answers_already_saved(tmp_path, monkeypatch):
     """Seeds added later (``run real_model --seeds 0,1,2,3``) get the same number of samples per problem as the
     arms already in answers.json, whatever --k says, so that their shares compare."""
@@ -55,6 +54,7 @@ def test_new_arms_are_measured_with_the_k_of_the_answers_already_saved(tmp_path,
     assert measured == [("mv_s1", 16), ("gt_s1", 16)] and data["k"] == 16
     assert "k=16" in logged[0] and set(json.loads((tmp_path / "answers.json").read_text())) == {
         "k", "initial", "mv_s0", "gt_s0", "mv_s1", "gt_s1"}
+
 
 @pytest.mark.slow
 def test_the_page_is_recomputed_from_the_committed_files(tmp_path):

@@ -139,11 +139,13 @@ def main(argv: list[str] | None = None) -> int:
         steps = []
     if not steps or steps[0] < 1:
         p.error(f"--steps {args.steps!r}: expected positive comma-separated steps like 10,20,30,40,60")
+    from urlvr_jax.toy.warm_start import is_prior
+
     per_seed = {}
     for seed in parse_seeds(args.seeds):
         one = seed_config(config, seed)
         prior = os.path.join(one.run_dir, "prior")
-        if not os.path.isfile(os.path.join(prior, "config.json")):
+        if not is_prior(prior):
             raise SystemExit(f"seed {seed}: no prior at {prior}; make it with "
                              f"python -m urlvr_jax.studies run seeds --seeds {seed}")
         print(f"--- seed {seed} ---")

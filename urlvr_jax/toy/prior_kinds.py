@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 from types import SimpleNamespace
 
 import jax
@@ -137,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     config, extra = parse_cli(rest, default_config="cpu_default")
     if extra:
         p.error(f"unknown flags {extra}")
-    missing = [d for d in args.priors if not os.path.isfile(os.path.join(d, "config.json"))]
+    from urlvr_jax.toy.warm_start import is_prior
+
+    missing = [d for d in args.priors if not is_prior(d)]
     if missing:
         p.error(f"--priors {' '.join(missing)}: no prior there (a Hugging Face directory with config.json, as the "
                 f"seeds command writes to <run_dir>/seeds/seed_<s>/prior)")

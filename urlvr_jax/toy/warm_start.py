@@ -132,6 +132,11 @@ def supervised_finetune(cfg: ModelConfig, params: Params, tokenizer, pairs: list
     return params
 
 
+def is_prior(directory: str) -> bool:
+    """Whether ``directory`` holds a finished prior (:func:`make_prior` writes config.json last, by a rename)."""
+    return os.path.isfile(os.path.join(directory, "config.json"))
+
+
 def make_prior(config, out_dir: str, log=print) -> str:
     """Warm-starts ``config.model`` (source=init) on ``config.data``'s task per ``config.warm_start`` and writes
     the result as a Hugging Face directory (weights + tokenizer) at ``out_dir``; reused if it exists."""
@@ -140,7 +145,7 @@ def make_prior(config, out_dir: str, log=print) -> str:
     from urlvr_jax.rl.data import make_task
     from urlvr_jax.tasks import make_pool
 
-    if os.path.exists(os.path.join(out_dir, "config.json")):
+    if is_prior(out_dir):
         return out_dir
     w = config.warm_start
     ws = WarmStartConfig(**{f.name: w.get(f.name, f.default) for f in dataclasses.fields(WarmStartConfig)})
@@ -193,9 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown flags {extra}")
     if "warm_start" not in config:
         raise UserError("the config has no warm_start section (a toy config such as cpu_default or toy_studies has)")
-    reused = os.path.isfile(os.path.join(args.out, "config.json"))
+    reused = is_prior(args.out)
     make_prior(config, args.out)
-    print(f"prior {'reused' if reused else 'written'}: {args.out}; train from it with: {' '.join(from_prior(args.out))}")
+    print(f"prior {'reused' if reused else 'written'}: {args.out}; "
+          f"train from it with: {' '.join(from_prior(args.out))}")
     return 0
 
 
